@@ -1,0 +1,5 @@
+"""``python -m sqlgate`` runs the command line."""
+
+from sqlgate.cli import main
+
+main()

@@ -1,0 +1,389 @@
+"""Settings: one YAML file plus environment overrides, as one typed model.
+
+The file is named by ``-c/--config`` or ``SQLGATE_CONFIG``. Any option can be
+overridden from the environment as ``SQLGATE_<KEY>``, nested keys joined by a
+double underscore (``SQLGATE_LISTEN__HTTP=0.0.0.0:8480``). Relative paths in the
+file are resolved against the file's own directory. Secrets are never inline:
+the database admin password comes from a file or an environment variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from sqlgate.errors import ConfigError
+from sqlgate.yamlfile import load_model
+
+CONFIG_ENV = "SQLGATE_CONFIG"
+DEFAULT_CONFIG_NAME = "sqlgate.yaml"
+
+_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
+
+
+def parse_duration(value: object) -> timedelta:
+    """``90``, ``"30s"``, ``"15m"``, ``"1h30m"``, ``"2d"`` -> timedelta (plain numbers are seconds)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if value.strip() and match and any(match.groups()):
+            days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+            return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    raise ValueError(f"not a duration: {value!r} (write e.g. 30s, 15m, 1h30m or 2d)")
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest ``1h30m``-style spelling of a duration."""
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    Field(json_schema_extra={"type": "string", "examples": ["30s", "15m", "1h"]}),
+    AfterValidator(_positive),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:6543)")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:6543"`` -> ``("127.0.0.1", 6543)``; ``[::1]:6543`` is understood."""
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Listen(_Section):
+    """Where the gateway listens."""
+
+    postgres: HostPort = Field("127.0.0.1:6543", description="PostgreSQL wire protocol listener, host:port.")
+    http: HostPort = Field("127.0.0.1:8480", description="HTTP API, MCP and metrics listener, host:port.")
+
+
+Algorithm = Literal["RS256", "PS256", "ES256", "EdDSA"]
+ALGORITHMS: tuple[Algorithm, ...] = ("RS256", "PS256", "ES256", "EdDSA")
+
+
+class IssuerConfig(_Section):
+    """One trusted OpenID Connect issuer (people or workloads)."""
+
+    issuer: str = Field(
+        description="The `iss` value tokens carry; discovery is read from its /.well-known/openid-configuration."
+    )
+    audience: str | list[str] = Field("sqlgate", description="Accepted `aud` value(s).")
+    groups_claim: str = Field(
+        "groups", description="Dotted path of the groups claim, e.g. `groups`, `realm_access.roles`, `cognito:groups`."
+    )
+    name_claim: str = Field(
+        "name", description="Claim used as the display name (falls back to `preferred_username`, then `sub`)."
+    )
+    email_claim: str = Field("email", description="Claim holding the e-mail address.")
+    algorithms: list[Algorithm] = Field(
+        default_factory=lambda: list(ALGORITHMS),
+        description="Signature algorithms accepted from this issuer; `none` and HMAC are never accepted.",
+        min_length=1,
+    )
+    jwks_uri: str | None = Field(None, description="Override the JWKS URL instead of using discovery.")
+    leeway: Duration = Field(timedelta(seconds=30), description="Clock skew tolerated on exp, nbf and iat.")
+    max_token_age: Duration | None = Field(None, description="Reject tokens whose `iat` is older than this.")
+    required_claims: list[str] = Field(default_factory=list, description="Claims that must be present.")
+    jwks_grace: Duration = Field(
+        timedelta(hours=1),
+        description="How long cached keys stay usable while the issuer is unreachable; then verification fails closed.",
+    )
+    client_id: str | None = Field(None, description="Public client id used by `sqlgate login` (device flow / PKCE).")
+
+
+class AwsIamConfig(_Section):
+    """AWS IAM authentication with presigned sts:GetCallerIdentity requests."""
+
+    enabled: bool = Field(default=False, description="Accept AWS IAM presigned requests as tokens.")
+    sts_endpoint: str = Field(
+        "https://sts.amazonaws.com", description="STS endpoint the presigned request is forwarded to."
+    )
+    server_id: str = Field(
+        "sqlgate", description="Value of the signed X-Sqlgate-Server-Id header a request must carry."
+    )
+    region: str = Field("us-east-1", description="Region for the STS signature.")
+    allowed_accounts: list[str] = Field(default_factory=list, description="AWS account ids accepted (empty: any).")
+
+
+class IdentityConfig(_Section):
+    """How callers prove who they are."""
+
+    dev_issuer: bool = Field(default=False, description="Run the built-in dev issuer (demos and tests only).")
+    dev_issuer_url: str | None = Field(
+        None, description="Issuer URL of the built-in dev issuer (default: the HTTP listener's /dev-issuer)."
+    )
+    issuers: list[IssuerConfig] = Field(default_factory=list, description="Trusted OIDC issuers.")
+    aws: AwsIamConfig = Field(default_factory=AwsIamConfig, description="AWS IAM authentication.")
+    principal_cache_size: int = Field(10_000, ge=0, description="Verified tokens kept in memory until they expire.")
+
+
+def _identifier(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", value):
+        raise ValueError(f"{value!r} is not a plain SQL identifier (letters, digits, _ and $)")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+
+
+class DatabaseConfig(_Section):
+    """One target database, reached by its alias."""
+
+    engine: Literal["postgres", "mysql", "cloudsql"] = Field("postgres", description="postgres | mysql | cloudsql.")
+    host: str = Field("127.0.0.1", description="Host name or address of the database server.")
+    port: int = Field(5432, ge=1, le=65535, description="Port of the database server.")
+    dbname: str = Field(description="Database name on the server.")
+    admin_user: str = Field(description="Login used to mint and revoke short-lived logins.")
+    admin_password_file: Path | None = Field(
+        None, description="File holding the admin password (kept mode 0600; rewritten by `sqlgate rotate-admin`)."
+    )
+    admin_password_env: str | None = Field(None, description="Environment variable holding the admin password.")
+    admin_password: SecretStr | None = Field(
+        None,
+        description="Never accepted: use admin_password_file or admin_password_env.",
+        json_schema_extra={"deprecated": True},
+        exclude=True,
+    )
+    roles: dict[str, Identifier] = Field(
+        default_factory=dict, description="Privilege level (read, write, admin, custom) -> database group role."
+    )
+    owner_role: Identifier | None = Field(
+        None, description="Role that inherits objects owned by a revoked login (default: admin_user)."
+    )
+    login_prefix: Identifier = Field("sg", description="Prefix of minted login names.")
+    connection_limit: int = Field(10, ge=1, description="CONNECTION LIMIT of each minted login.")
+    tls: Literal["disable", "prefer", "require", "verify-full"] = Field(
+        "prefer", description="TLS to the database server."
+    )
+    tls_ca_file: Path | None = Field(None, description="CA bundle for verify-full.")
+    instance_connection_name: str | None = Field(
+        None, description="Cloud SQL instance, project:region:instance (engine cloudsql)."
+    )
+    sqladmin_api_endpoint: str | None = Field(
+        None, description="Cloud SQL Admin API endpoint override (tests, private endpoints)."
+    )
+
+    @field_validator("admin_password")
+    @classmethod
+    def _refuse_inline_password(cls, value: SecretStr | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "inline passwords are refused: put the secret in a file and set "
+                "admin_password_file, or export it and set admin_password_env to the variable's name"
+            )
+
+    @model_validator(mode="after")
+    def _needs_secret_source(self) -> DatabaseConfig:
+        if self.engine != "cloudsql" and not (self.admin_password_file or self.admin_password_env):
+            raise ValueError("set admin_password_file or admin_password_env (inline passwords are refused)")
+        if self.engine == "cloudsql" and not self.instance_connection_name:
+            raise ValueError("engine cloudsql needs instance_connection_name (project:region:instance)")
+        return self
+
+    def admin_password_value(self) -> str:
+        """Read the admin secret now (files are re-read so rotation needs no restart)."""
+        if self.admin_password_file is not None:
+            try:
+                return self.admin_password_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read admin_password_file {self.admin_password_file}: {exc.strerror}"
+                ) from exc
+        if self.admin_password_env is not None:
+            value = os.environ.get(self.admin_password_env)
+            if value is None:
+                raise ConfigError(f"environment variable {self.admin_password_env} (admin_password_env) is not set")
+            return value
+        return ""
+
+
+class ProxyConfig(_Section):
+    """The PostgreSQL wire protocol listener."""
+
+    require_tls: bool | None = Field(
+        None, description="Refuse clients without TLS; default: required unless listening on loopback."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="Server certificate (PEM); a self-signed one is generated into data_dir when unset."
+    )
+    tls_key_file: Path | None = Field(None, description="Private key of tls_cert_file (PEM).")
+
+
+class AuditConfig(_Section):
+    """The audit log."""
+
+    checkpoint_every: int = Field(1000, ge=1, description="Sign a checkpoint after this many records.")
+    checkpoint_interval: Duration = Field(
+        timedelta(seconds=60), description="...or after this long, whichever comes first."
+    )
+    signing_key_file: Path | None = Field(
+        None, description="Ed25519 private key (PEM); generated into data_dir when unset."
+    )
+    jsonl_file: Path | None = Field(None, description="Also write records to this rotating JSONL file.")
+    stdout: bool = Field(default=False, description="Also write records to stdout as JSON lines, for log shippers.")
+    queue_size: int = Field(10_000, ge=1, description="Statement records waiting for a batch write.")
+    on_full: Literal["block", "drop"] = Field(
+        "block", description="When the queue is full: block (backpressure) or drop (counted and logged)."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything sqlgate reads at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SQLGATE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(Path(".sqlgate"), description="State database, keys and certificates.")
+    state: str = Field(
+        "sqlite", description="`sqlite` (a file in data_dir) or a postgresql:// URL shared by several replicas."
+    )
+    listen: Listen = Field(default_factory=Listen, description="Listening addresses.")
+    identity: IdentityConfig = Field(default_factory=IdentityConfig, description="Identity sources.")
+    databases: dict[Identifier, DatabaseConfig] = Field(default_factory=dict, description="Target databases by alias.")
+    policy_file: Path | None = Field(None, description="The policy file (rules, guardrails, masking).")
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="PostgreSQL wire listener options.")
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="Audit log options.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        if value == "sqlite" or value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            return value
+        raise ValueError("must be `sqlite`, a sqlite:///path URL or a postgresql:// URL")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment overrides the file."""
+        del settings_cls, dotenv_settings, file_secret_settings
+        return env_settings, init_settings
+
+    def state_url(self) -> str:
+        """SQLAlchemy URL of the state database."""
+        if self.state == "sqlite":
+            return f"sqlite:///{self.data_dir / 'state.db'}"
+        if self.state.startswith("postgres://"):
+            return "postgresql://" + self.state.removeprefix("postgres://")
+        return self.state
+
+    def database(self, alias: str) -> DatabaseConfig:
+        """The database named ``alias``, or a ConfigError listing the known ones."""
+        try:
+            return self.databases[alias]
+        except KeyError:
+            known = ", ".join(sorted(self.databases)) or "none configured"
+            raise ConfigError(f"unknown database {alias!r} (known: {known})") from None
+
+
+def config_path(explicit: Path | None = None) -> Path | None:
+    """The settings file in use: ``-c``, else $SQLGATE_CONFIG, else ./sqlgate.yaml if present."""
+    if explicit is not None:
+        return explicit
+    if env := os.environ.get(CONFIG_ENV):
+        return Path(env)
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.exists() else None
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Load and validate settings; raises ConfigError listing every mistake."""
+    path = config_path(path)
+    if path is None:
+        try:
+            return Settings()
+        except ValidationError as exc:
+            raise ConfigError("invalid settings from the environment", problems=[str(exc)]) from exc
+    settings = load_model(path, Settings)
+    return _resolve_paths(settings, path.resolve().parent)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    def fix(value: Path | None) -> Path | None:
+        return None if value is None or value.is_absolute() else base / value
+
+    databases = {
+        alias: db.model_copy(update={"admin_password_file": fix(db.admin_password_file) or db.admin_password_file})
+        for alias, db in settings.databases.items()
+    }
+    updates: dict[str, Any] = {
+        "data_dir": fix(settings.data_dir) or settings.data_dir,
+        "policy_file": fix(settings.policy_file) or settings.policy_file,
+        "databases": databases,
+    }
+    return settings.model_copy(update=updates)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the settings file, for editors and CI."""
+    schema = Settings.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "sqlgate settings"
+    return schema

@@ -1,0 +1,159 @@
+"""Settings: the YAML file, environment overrides, and errors that name path and line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from sqlgate.config import json_schema, load_settings, parse_duration
+from sqlgate.errors import ConfigError
+
+GOOD = """\
+data_dir: ./.sqlgate
+state: sqlite
+listen: {postgres: "127.0.0.1:6543", http: "127.0.0.1:8480"}
+identity:
+  dev_issuer: true
+  issuers: [{issuer: "https://idp.example.com", audience: "sqlgate", groups_claim: "groups"}]
+databases:
+  demo:
+    engine: postgres
+    host: 127.0.0.1
+    port: 5432
+    dbname: demo
+    admin_user: sqlgate_admin
+    admin_password_file: secrets/demo
+    roles: {read: demo_read, write: demo_write}
+policy_file: policy.yaml
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sqlgate.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_issue_example_loads_and_resolves_relative_paths(tmp_path):
+    settings = load_settings(write(tmp_path, GOOD))
+    assert settings.identity.dev_issuer is True
+    assert settings.identity.issuers[0].groups_claim == "groups"
+    demo = settings.databases["demo"]
+    assert demo.port == 5432
+    assert demo.roles == {"read": "demo_read", "write": "demo_write"}
+    assert demo.admin_password_file == tmp_path / "secrets/demo"
+    assert settings.data_dir == tmp_path / ".sqlgate"
+    assert settings.policy_file == tmp_path / "policy.yaml"
+    assert settings.state_url() == f"sqlite:///{tmp_path / '.sqlgate' / 'state.db'}"
+
+
+def test_three_mistakes_are_reported_with_paths_and_lines(tmp_path):
+    text = GOOD.replace("port: 5432", "port: twelve").replace("state: sqlite", "state: mongodb")
+    text += "colour: blue\n"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    problems = caught.value.problems
+    assert "databases.demo.port: not a valid integer (line 11)" in problems
+    assert any(p.startswith("state: ") and p.endswith("(line 2)") for p in problems)
+    assert "colour: unknown key (line 17)" in problems
+    assert len(problems) == 3
+
+
+def test_inline_password_is_refused_with_instructions(tmp_path):
+    text = GOOD.replace("admin_password_file: secrets/demo", "admin_password: hunter2")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    (problem,) = caught.value.problems
+    assert problem.startswith("databases.demo.admin_password: inline passwords are refused")
+    assert "admin_password_file" in problem
+    assert "admin_password_env" in problem
+    assert "hunter2" not in str(caught.value)
+
+
+def test_database_without_a_secret_source_is_refused(tmp_path):
+    text = GOOD.replace("    admin_password_file: secrets/demo\n", "")
+    with pytest.raises(ConfigError, match="admin_password_file or admin_password_env"):
+        load_settings(write(tmp_path, text))
+
+
+def test_environment_overrides_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SQLGATE_LISTEN__HTTP", "127.0.0.1:9999")
+    monkeypatch.setenv("SQLGATE_LOG_LEVEL", "debug")
+    settings = load_settings(write(tmp_path, GOOD))
+    assert settings.listen.http == "127.0.0.1:9999"
+    assert settings.listen.postgres == "127.0.0.1:6543"
+    assert settings.log_level == "debug"
+
+
+def test_sqlgate_config_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SQLGATE_CONFIG", str(write(tmp_path, GOOD)))
+    assert "demo" in load_settings().databases
+
+
+def test_admin_password_from_file_and_env(tmp_path, monkeypatch):
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets/demo").write_text("s3cret\n")
+    settings = load_settings(write(tmp_path, GOOD))
+    assert settings.databases["demo"].admin_password_value() == "s3cret"
+    env_text = GOOD.replace("admin_password_file: secrets/demo", "admin_password_env: DEMO_PW")
+    settings = load_settings(write(tmp_path, env_text))
+    with pytest.raises(ConfigError, match="DEMO_PW"):
+        settings.databases["demo"].admin_password_value()
+    monkeypatch.setenv("DEMO_PW", "from-env")
+    assert settings.databases["demo"].admin_password_value() == "from-env"
+
+
+def test_secrets_never_appear_in_dumps(tmp_path):
+    settings = load_settings(write(tmp_path, GOOD))
+    assert 'admin_password"' not in settings.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "just a string\n", "databases: [1, 2]\n", "listen: {postgres: 1}\n", "key: [unclosed\n"],
+)
+def test_malformed_files_raise_config_error(tmp_path, text):
+    if text == "":
+        assert load_settings(write(tmp_path, text)).databases == {}
+        return
+    with pytest.raises(ConfigError):
+        load_settings(write(tmp_path, text))
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("15m", timedelta(minutes=15)),
+        ("1h30m", timedelta(minutes=90)),
+        ("2d", timedelta(days=2)),
+        (90, timedelta(seconds=90)),
+    ],
+)
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "soon", "15x", "-5m", True])
+def test_bad_durations(text):
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_schema_documents_every_option():
+    schema = json_schema()
+    assert schema["properties"]["databases"]
+    undocumented = [
+        f"{name}.{field}"
+        for name, definition in [("Settings", schema), *schema["$defs"].items()]
+        for field, spec in definition.get("properties", {}).items()
+        if not spec.get("description")
+    ]
+    assert undocumented == []
