@@ -1,0 +1,1 @@
+"""api: the HTTP API, MCP server and metrics (FastAPI)."""

@@ -1,0 +1,88 @@
+"""The one schema of every audit record, and the interface that records them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sqlgate.identity.principal import Principal
+
+EventType = Literal[
+    "auth.success",
+    "auth.failure",
+    "policy.decision",
+    "lease.mint",
+    "lease.reuse",
+    "lease.renew",
+    "lease.revoke",
+    "lease.reap",
+    "admin.rotate",
+    "session.start",
+    "session.end",
+    "statement",
+    "request.create",
+    "request.approve",
+    "request.deny",
+    "request.expire",
+    "config.reload",
+    "audit.checkpoint",
+]
+
+# Events that must be durable before the action they record is acknowledged.
+SECURITY_PREFIXES = ("auth.", "lease.", "admin.", "request.", "config.")
+
+Outcome = Literal["success", "failure", "denied", "allowed", "error", "info"]
+
+
+class PrincipalRef(BaseModel):
+    """Who an event is about: enough to search by, nothing secret."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    issuer: str
+    groups: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, principal: Principal | None) -> PrincipalRef | None:
+        """The reference for ``principal`` (None stays None)."""
+        if principal is None:
+            return None
+        return cls(subject=principal.subject, issuer=principal.issuer, groups=list(principal.groups))
+
+
+class AuditEvent(BaseModel):
+    """One thing that happened. ``chain``, ``seq``, ``prev_hash`` and ``hash`` are set by the log."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: EventType
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    principal: PrincipalRef | None = None
+    source: str | None = None
+    database: str | None = None
+    db_login: str | None = None
+    session_id: str | None = None
+    trace_id: str | None = None
+    outcome: Outcome = "info"
+    reason: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def is_security(self) -> bool:
+        """True when the event must be committed before the action is acknowledged."""
+        return self.type.startswith(SECURITY_PREFIXES)
+
+
+class Auditor(Protocol):
+    """Where packages send events. Implemented by :mod:`sqlgate.audit`."""
+
+    async def record(self, event: AuditEvent) -> None:
+        """Record ``event``; security events are durable when this returns."""
+
+    def enqueue(self, event: AuditEvent) -> None:
+        """Queue a statement-level event for a batched write; never waits on disk."""

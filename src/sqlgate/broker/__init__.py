@@ -1,0 +1,1 @@
+"""Broker: short-lived database logins per identity, with renewal, revocation and reaping."""

@@ -1,0 +1,1 @@
+"""connector: a library for applications — pools whose short-lived credentials refresh themselves."""

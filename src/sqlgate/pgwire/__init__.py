@@ -1,0 +1,1 @@
+"""pgwire: the PostgreSQL wire protocol, sans-IO (bytes in, messages out, and back)."""

@@ -1,0 +1,1 @@
+"""proxy: the PostgreSQL wire listener, the only socket code for pgwire."""
