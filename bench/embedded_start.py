@@ -10,19 +10,21 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlgate.embedded import EmbeddedPostgres
 
 
-def timed(action) -> float:
+def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
 
 
 def main(rounds: int = 5) -> None:
-    cold, warm = [], []
+    cold: list[float] = []
+    warm: list[float] = []
     for _ in range(rounds):
         server = EmbeddedPostgres()
         cold.append(timed(server.start))
