@@ -284,6 +284,21 @@ class AuditConfig(_Section):
     )
 
 
+class ApiConfig(_Section):
+    """The HTTP API and MCP server."""
+
+    admin_groups: list[str] = Field(
+        default_factory=lambda: ["sqlgate-admins"],
+        description="Groups whose members may list and end sessions (`/v1/sessions`).",
+    )
+    auditor_groups: list[str] = Field(
+        default_factory=lambda: ["auditors"], description="Groups whose members may read the audit log (`/v1/audit`)."
+    )
+    max_rows: int = Field(10_000, ge=1, description="Most rows `/v1/query` returns as JSON (NDJSON streams any number).")
+    default_timeout: Duration = Field(timedelta(seconds=30), description="Statement timeout when a request names none.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted.")
+
+
 class Settings(BaseSettings):
     """Everything sqlgate reads at start-up."""
 
@@ -304,6 +319,7 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(None, description="The policy file (rules, guardrails, masking).")
     proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="PostgreSQL wire listener options.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Audit log options.")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API options.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
 
     @field_validator("state")
