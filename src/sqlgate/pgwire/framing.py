@@ -1,0 +1,197 @@
+"""Incremental framing: arbitrary chunks of a byte stream in, complete messages out.
+
+A relay mostly forwards bytes without decoding them, so the fast path is
+:meth:`Framer.split`: it checks each header (type byte and length) and returns one
+:class:`FrameBatch` holding the complete messages *exactly as received* in one
+``bytes`` object plus an index of ``(type, start, end)`` per message. The relay writes
+``batch.data`` in one call and decodes only the few messages it inspects, through
+``batch.payload(i)``. A chunk that arrives whole is passed through without a copy.
+
+The startup phase has no type byte (StartupMessage, SSLRequest, GSSENCRequest,
+CancelRequest); :meth:`Framer.next_startup` reads one such message at a time, since
+what follows depends on the answer.
+
+Malformed headers are rejected as soon as they are seen, before the body arrives:
+unknown type bytes for the sending side, lengths below 4, and lengths above the
+configured limit (1 GiB by default for typed messages, 10 KB for startup messages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal, NamedTuple
+
+from sqlgate.errors import ProtocolError
+from sqlgate.pgwire.codec import TYPED_HEADER, UINT32, BytesLike
+
+MAX_MESSAGE_SIZE = 1 << 30
+"""Default limit for a typed message (CopyData and DataRow can be large)."""
+MAX_STARTUP_SIZE = 10_000
+"""Limit for a startup-phase message (PostgreSQL uses the same 10,000 bytes)."""
+
+FRONTEND_TYPES = b"BCdcfDEHFPpQSX"
+"""Type bytes a client may send once the startup phase is over."""
+BACKEND_TYPES = b"RK23CdcGHWDIEVvnNAtS1sZT"
+"""Type bytes a server may send."""
+
+Sender = Literal["frontend", "backend"]
+
+
+class Frame(NamedTuple):
+    """One complete message, undecoded: its type byte (0 for startup messages) and its bytes."""
+
+    type: int
+    data: bytes
+
+    @property
+    def payload(self) -> memoryview:
+        """The message body, after the type byte and length."""
+        return memoryview(self.data)[5 if self.type else 4 :]
+
+
+class FrameBatch:
+    """Complete messages as received (``data``) and where each one lies in it (``index``)."""
+
+    __slots__ = ("data", "index")
+
+    def __init__(self, data: bytes, index: list[tuple[int, int, int]]) -> None:
+        self.data = data
+        self.index = index
+        """``(type, start, end)`` per message; ``data[start:end]`` is the whole message."""
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __bool__(self) -> bool:
+        return bool(self.index)
+
+    def __iter__(self) -> Iterator[Frame]:
+        data = self.data
+        for kind, start, end in self.index:
+            yield Frame(kind, data[start:end])
+
+    def payload(self, position: int) -> memoryview:
+        """The body of message number ``position`` (no copy)."""
+        _, start, end = self.index[position]
+        return memoryview(self.data)[start + 5 : end]
+
+
+EMPTY_BATCH = FrameBatch(b"", [])
+
+
+class Framer:
+    """Buffers one direction of a connection and cuts it into messages.
+
+    ``sender`` names who writes the stream (``"frontend"``: a client, ``"backend"``:
+    a server), which fixes the type bytes accepted. ``max_size`` may be changed at
+    any time (a handshake lowers it while authenticating).
+    """
+
+    __slots__ = ("_allowed", "_buf", "max_size", "max_startup_size", "sender")
+
+    def __init__(
+        self,
+        sender: Sender,
+        *,
+        max_size: int = MAX_MESSAGE_SIZE,
+        max_startup_size: int = MAX_STARTUP_SIZE,
+    ) -> None:
+        self.sender = sender
+        self.max_size = max_size
+        self.max_startup_size = max_startup_size
+        allowed = bytearray(256)
+        for kind in FRONTEND_TYPES if sender == "frontend" else BACKEND_TYPES:
+            allowed[kind] = 1
+        self._allowed = bytes(allowed)
+        self._buf = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as messages."""
+        return len(self._buf)
+
+    def feed(self, data: BytesLike) -> None:
+        """Add received bytes."""
+        self._buf += data
+
+    def take_buffered(self) -> bytes:
+        """Remove and return every buffered byte (to hand a stream over to another reader)."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        return data
+
+    def split(self, data: BytesLike = b"") -> FrameBatch:
+        """Add ``data``, then remove and return every complete typed message."""
+        buf = self._buf
+        if not buf and isinstance(data, bytes):
+            index, end = self._scan(data)
+            if end < len(data):
+                buf += memoryview(data)[end:]
+                data = data[:end]
+            return FrameBatch(data, index) if index else EMPTY_BATCH
+        buf += data
+        index, end = self._scan(buf)
+        if not index:
+            return EMPTY_BATCH
+        whole = bytes(buf[:end])
+        del buf[:end]
+        return FrameBatch(whole, index)
+
+    def next_frame(self) -> Frame | None:
+        """Remove and return the next complete typed message, or None until one has arrived."""
+        buf = self._buf
+        if len(buf) < 5:
+            return None
+        kind, length = TYPED_HEADER.unpack_from(buf, 0)
+        self._check(kind, length)
+        if len(buf) <= length:
+            return None
+        data = bytes(buf[: length + 1])
+        del buf[: length + 1]
+        return Frame(kind, data)
+
+    def next_startup(self) -> Frame | None:
+        """Remove and return the next startup-phase message (no type byte), or None until it has arrived."""
+        buf = self._buf
+        if len(buf) < 4:
+            return None
+        length = UINT32.unpack_from(buf, 0)[0]
+        if length < 8 or length > self.max_startup_size:
+            if buf[0] == 0x16:
+                raise ProtocolError("received a TLS handshake without SSLRequest; direct TLS is not supported")
+            raise ProtocolError(f"invalid startup message length {length}")
+        if len(buf) < length:
+            return None
+        data = bytes(buf[:length])
+        del buf[:length]
+        return Frame(0, data)
+
+    def _scan(self, src: BytesLike) -> tuple[list[tuple[int, int, int]], int]:
+        """Index the complete messages at the start of ``src``; returns the index and where they end."""
+        unpack = TYPED_HEADER.unpack_from
+        allowed = self._allowed
+        limit = self.max_size
+        size = len(src)
+        index: list[tuple[int, int, int]] = []
+        append = index.append
+        pos = 0
+        while size - pos >= 5:
+            kind, length = unpack(src, pos)
+            if not allowed[kind] or length < 4 or length > limit:
+                self._check(kind, length)
+            end = pos + 1 + length
+            if end > size:
+                break
+            append((kind, pos, end))
+            pos = end
+        return index, pos
+
+    def _check(self, kind: int, length: int) -> None:
+        if not self._allowed[kind]:
+            raise ProtocolError(f"unknown {self.sender} message type {chr(kind)!r}")
+        if length < 4:
+            raise ProtocolError(f"invalid message length {length} for message type {chr(kind)!r}")
+        if length > self.max_size:
+            raise ProtocolError(
+                f"message type {chr(kind)!r} of {length} bytes exceeds the limit of {self.max_size} bytes"
+            )

@@ -1,0 +1,319 @@
+"""Typed messages a client sends after startup: simple and extended query, COPY, function calls.
+
+Each message is a frozen dataclass with ``encode() -> bytes`` (the whole message) and
+``decode(payload)`` (the body after type byte and length). :func:`decode_frontend`
+picks the class by type byte. Authentication responses (``p``) live in
+:mod:`sqlgate.pgwire.auth`, since their meaning depends on what the server asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Literal, Self
+
+from sqlgate.errors import ProtocolError
+from sqlgate.pgwire.codec import BytesLike, Reader, Writer, empty_message
+
+TEXT = 0
+BINARY = 1
+
+
+def read_formats(reader: Reader) -> tuple[int, ...]:
+    """A count then that many format codes, each 0 (text) or 1 (binary)."""
+    formats = tuple(reader.int16() for _ in range(reader.count()))
+    if any(f not in (TEXT, BINARY) for f in formats):
+        raise ProtocolError(f"{reader.what}: format codes must be 0 (text) or 1 (binary), got {formats}")
+    return formats
+
+
+def read_values(reader: Reader) -> tuple[bytes | None, ...]:
+    """A count then that many length-prefixed values (None for SQL NULL)."""
+    return tuple(reader.counted() for _ in range(reader.count()))
+
+
+def read_target(reader: Reader) -> Literal["S", "P"]:
+    """The ``S`` (prepared statement) or ``P`` (portal) byte of Describe and Close."""
+    target = reader.byte()
+    if target == 0x53:
+        return "S"
+    if target == 0x50:
+        return "P"
+    raise ProtocolError(f"{reader.what}: target must be 'S' or 'P', got {chr(target)!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A simple-protocol query: one string that may hold several statements."""
+
+    TYPE: ClassVar[bytes] = b"Q"
+    sql: str
+
+    def encode(self) -> bytes:
+        """The message bytes."""
+        return Writer().cstring(self.sql).typed(self.TYPE)
+
+    @classmethod
+    def decode(cls, payload: BytesLike) -> Self:
+        """Parse the body."""
+        reader = Reader(payload, "Query")
+        sql = reader.cstring()
+        reader.finish()
+        return cls(sql)
+
+
+@dataclass(frozen=True, slots=True)
+class Parse:
+    """Prepare ``sql`` as statement ``name`` ("" is the unnamed statement)."""
+
+    TYPE: ClassVar[bytes] = b"P"
+    name: str
+    sql: str
+    param_types: tuple[int, ...] = ()
+
+    def encode(self) -> bytes:
+        """The message bytes."""
+        writer = Writer().cstring(self.name).cstring(self.sql).int16(len(self.param_types))
+        for oid in self.param_types:
+            writer.uint32(oid)
+        return writer.typed(self.TYPE)
+
+    @classmethod
+    def decode(cls, payload: BytesLike) -> Self:
+        """Parse the body."""
+        reader = Reader(payload, "Parse")
+        name, sql = reader.cstring(), reader.cstring()
+        types = tuple(reader.uint32() for _ in range(reader.count()))
+        reader.finish()
+        return cls(name, sql, types)
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    """Bind parameter values to a prepared statement, making portal ``portal``."""
+
+    TYPE: ClassVar[bytes] = b"B"
+    portal: str
+    statement: str
+    param_formats: tuple[int, ...] = ()
+    params: tuple[bytes | None, ...] = ()
+    result_formats: tuple[int, ...] = ()
+
+    def param_format(self, position: int) -> int:
+        """The format of parameter ``position`` (no codes: text; one code: applies to all)."""
+        if not self.param_formats:
+            return TEXT
+        return self.param_formats[0] if len(self.param_formats) == 1 else self.param_formats[position]
+
+    def encode(self) -> bytes:
+        """The message bytes."""
+        writer = Writer().cstring(self.portal).cstring(self.statement).int16_array(self.param_formats)
+        writer.int16(len(self.params))
+        for value in self.params:
+            writer.counted(value)
+        return writer.int16_array(self.result_formats).typed(self.TYPE)
+
+    @classmethod
+    def decode(cls, payload: BytesLike) -> Self:
+        """Parse the body."""
+        reader = Reader(payload, "Bind")
+        portal, statement = reader.cstring(), reader.cstring()
+        param_formats = read_formats(reader)
+        params = read_values(reader)
+        result_formats = read_formats(reader)
+        reader.finish()
+        if len(param_formats) > 1 and len(param_formats) != len(params):
+            raise ProtocolError(f"Bind: {len(param_formats)} parameter formats for {len(params)} parameters")
+        return cls(portal, statement, param_formats, params, result_formats)
+
+
+@dataclass(frozen=True, slots=True)
+class Describe:
+    """Describe a prepared statement (``S``) or a portal (``P``)."""
+
+    TYPE: ClassVar[bytes] = b"D"
+    target: Literal["S", "P"]
+    name: str
+
+    def encode(self) -> bytes:
+        """The message bytes."""
+        return Writer().raw(self.target.encode()).cstring(self.name).typed(self.TYPE)
+
+    @classmethod
+    def decode(cls, payload: BytesLike) -> Self:
+        """Parse the body."""
+        reader = Reader(payload, cls.__name__)
+        target, name = read_target(reader), reader.cstring()
+        reader.finish()
+        return cls(target, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Close(Describe):
+    """Close a prepared statement (``S``) or a portal (``P``)."""
+
+    TYPE: ClassVar[bytes] = b"C"
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Run portal ``portal``, returning at most ``max_rows`` rows (0: all)."""
+
+    TYPE: ClassVar[bytes] = b"E"
+    portal: str
+    max_rows: int = 0
+
+    def encode(self) -> bytes:
+        """The message bytes."""
+        return Writer().cstring(self.portal).int32(self.max_rows).typed(self.TYPE)
+
+    @classmethod
+    def decode(cls, payload: BytesLike) -> Self:
+        """Parse the body."""
+        reader = Reader(payload, "Execute")
+        portal, max_rows = reader.cstring(), reader.int32()
+        reader.finish()
+        return cls(portal, max_rows)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyData:
+    """A chunk of COPY data (sent by either side)."""
+
+    TYPE: ClassVar[bytes] = b"d"
+    data: bytes
+
+    def encode(self) -> bytes:
+        """The message bytes."""
+        return Writer().raw(self.data).typed(self.TYPE)
+
+    @classmethod
+    def decode(cls, payload: BytesLike) -> Self:
+        """Parse the body."""
+        return cls(bytes(payload))
+
+
+@dataclass(frozen=True, slots=True)
+class CopyFail:
+    """The client aborts COPY FROM STDIN with a reason."""
+
+    TYPE: ClassVar[bytes] = b"f"
+    message: str
+
+    def encode(self) -> bytes:
+        """The message bytes."""
+        return Writer().cstring(self.message).typed(self.TYPE)
+
+    @classmethod
+    def decode(cls, payload: BytesLike) -> Self:
+        """Parse the body."""
+        reader = Reader(payload, "CopyFail")
+        message = reader.cstring()
+        reader.finish()
+        return cls(message)
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """The legacy fast-path function call."""
+
+    TYPE: ClassVar[bytes] = b"F"
+    function_oid: int
+    arg_formats: tuple[int, ...] = ()
+    args: tuple[bytes | None, ...] = ()
+    result_format: int = TEXT
+
+    def encode(self) -> bytes:
+        """The message bytes."""
+        writer = Writer().uint32(self.function_oid).int16_array(self.arg_formats).int16(len(self.args))
+        for value in self.args:
+            writer.counted(value)
+        return writer.int16(self.result_format).typed(self.TYPE)
+
+    @classmethod
+    def decode(cls, payload: BytesLike) -> Self:
+        """Parse the body."""
+        reader = Reader(payload, "FunctionCall")
+        oid, formats, args = reader.uint32(), read_formats(reader), read_values(reader)
+        result_format = reader.int16()
+        reader.finish()
+        if result_format not in (TEXT, BINARY):
+            raise ProtocolError(f"FunctionCall: result format must be 0 or 1, got {result_format}")
+        return cls(oid, formats, args, result_format)
+
+
+@dataclass(frozen=True, slots=True)
+class _Empty:
+    """A message with no body."""
+
+    TYPE: ClassVar[bytes] = b"\x00"
+
+    def encode(self) -> bytes:
+        """The message bytes."""
+        return empty_message(self.TYPE)
+
+    @classmethod
+    def decode(cls, payload: BytesLike) -> Self:
+        """Parse the body (which must be empty)."""
+        if len(payload):
+            raise ProtocolError(f"{cls.__name__}: unexpected {len(payload)} bytes of body")
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class Sync(_Empty):
+    """End of an extended-query batch: the server answers ReadyForQuery."""
+
+    TYPE: ClassVar[bytes] = b"S"
+
+
+@dataclass(frozen=True, slots=True)
+class Flush(_Empty):
+    """Ask the server to send what it has buffered."""
+
+    TYPE: ClassVar[bytes] = b"H"
+
+
+@dataclass(frozen=True, slots=True)
+class Terminate(_Empty):
+    """The client is closing the connection."""
+
+    TYPE: ClassVar[bytes] = b"X"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyDone(_Empty):
+    """End of COPY data (sent by either side)."""
+
+    TYPE: ClassVar[bytes] = b"c"
+
+
+FrontendMessage = (
+    Query
+    | Parse
+    | Bind
+    | Describe
+    | Close
+    | Execute
+    | Sync
+    | Flush
+    | Terminate
+    | CopyData
+    | CopyDone
+    | CopyFail
+    | FunctionCall
+)
+
+_DECODERS: dict[int, Callable[[BytesLike], FrontendMessage]] = {
+    cls.TYPE[0]: cls.decode
+    for cls in (Query, Parse, Bind, Describe, Close, Execute, Sync, Flush, Terminate, CopyData, CopyDone, CopyFail)
+}
+_DECODERS[FunctionCall.TYPE[0]] = FunctionCall.decode
+
+
+def decode_frontend(kind: int, payload: BytesLike) -> FrontendMessage:
+    """Decode a client message body by its type byte (not ``p``: see :mod:`sqlgate.pgwire.auth`)."""
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        raise ProtocolError(f"cannot decode frontend message type {chr(kind)!r} without context")
+    return decoder(payload)
