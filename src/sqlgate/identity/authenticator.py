@@ -1,0 +1,120 @@
+"""The one entry point the proxy and the API call: ``await authenticator.authenticate(token, source)``.
+
+JWTs go to the verifier of the issuer their ``iss`` names (the dev issuer
+among them when ``identity.dev_issuer`` is on); other tokens to AWS IAM when it
+is enabled. Verified principals are cached by the token's SHA-256 until the
+token expires. Failures raise :class:`TokenRejected` and are logged with the
+token's fingerprint, never the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+import httpx
+
+from sqlgate.config import Settings
+from sqlgate.errors import ConfigError, IdentityError, TokenRejected
+from sqlgate.identity import jwt
+from sqlgate.identity.aws import AwsVerifier
+from sqlgate.identity.cache import PrincipalCache
+from sqlgate.identity.devissuer import DevIssuer
+from sqlgate.identity.oidc import IssuerVerifier
+from sqlgate.identity.principal import Principal
+from sqlgate.identity.remote import StaticKeys
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class Authenticator:
+    """Turns tokens into principals for every configured identity source."""
+
+    def __init__(
+        self,
+        issuers: Mapping[str, IssuerVerifier],
+        *,
+        aws: AwsVerifier | None = None,
+        cache_size: int = 10_000,
+        clock: Clock = time.time,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._issuers = dict(issuers)
+        self._aws = aws
+        self._cache = PrincipalCache(cache_size)
+        self._clock = clock
+        self._owned_http = http
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, http_client: httpx.AsyncClient | None = None, clock: Clock = time.time
+    ) -> Authenticator:
+        """An authenticator for every source in ``settings``; it closes ``http_client`` only if it made it."""
+        owned = None
+        if http_client is None:
+            http_client = owned = httpx.AsyncClient(follow_redirects=False)
+        issuers: dict[str, IssuerVerifier] = {}
+        for config in settings.identity.issuers:
+            if config.issuer in issuers:
+                raise ConfigError(f"identity.issuers lists {config.issuer!r} twice")
+            issuers[config.issuer] = IssuerVerifier.remote(config, http_client)
+        if settings.identity.dev_issuer:
+            dev = DevIssuer.from_settings(settings)
+            issuers[dev.url] = IssuerVerifier.local(dev.issuer_config(), StaticKeys([dev.key]), method="dev")
+        aws = AwsVerifier(settings.identity.aws, http_client) if settings.identity.aws.enabled else None
+        return cls(issuers, aws=aws, cache_size=settings.identity.principal_cache_size, clock=clock, http=owned)
+
+    async def authenticate(self, token: str, source: str | None = None) -> Principal:
+        """The verified principal behind ``token``, seen from ``source``; TokenRejected otherwise."""
+        if not isinstance(token, str) or not token:
+            raise IdentityError("no token was presented")
+        now = self._clock()
+        digest = jwt.token_digest(token)
+        cached = self._cache.get(digest, now)
+        if cached is not None:
+            return cached if cached.source == source else cached.with_source(source)
+        try:
+            principal = await self._verify(token, now)
+        except TokenRejected as exc:
+            log.info("token %s rejected (from %s): %s", jwt.fingerprint(token), source or "-", exc)
+            raise
+        valid_until = principal.expires_at.timestamp() if principal.expires_at else now
+        self._cache.put(digest, principal, valid_until)
+        return principal.with_source(source)
+
+    async def _verify(self, token: str, now: float) -> Principal:
+        jwt.check_size(token)
+        if token.count(".") != 2:
+            if self._aws is None:
+                raise TokenRejected("not a JWT: 3 dot-separated segments expected (AWS IAM tokens are not enabled)")
+            return await self._aws.verify(token, datetime.fromtimestamp(now, UTC))
+        unverified = jwt.parse(token)
+        issuer = unverified.claims.get("iss")
+        verifier = self._issuers.get(issuer) if isinstance(issuer, str) else None
+        if verifier is None:
+            raise TokenRejected("the token's issuer (iss) is not trusted here")
+        return await verifier.verify(unverified, now)
+
+    def health(self) -> dict[str, bool]:
+        """Per issuer: True when its keys are fresh or within their grace period (for readiness checks)."""
+        now = self._clock()
+        return {issuer: verifier.keys.is_usable(now) for issuer, verifier in self._issuers.items()}
+
+    async def refresh_keys(self) -> None:
+        """Fetch every issuer's keys now (call at start-up so readiness turns green before the first token)."""
+        now = self._clock()
+        for verifier in self._issuers.values():
+            await verifier.keys.refresh(now)
+
+    def forget_principals(self) -> None:
+        """Drop every cached principal (e.g. after the configuration changed)."""
+        self._cache.clear()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this authenticator made (not one it was given)."""
+        if self._owned_http is not None:
+            await self._owned_http.aclose()

@@ -1,0 +1,49 @@
+"""Verification of one issuer's tokens: pinned algorithms, its keys, its claim rules, its claim names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from sqlgate.config import IssuerConfig
+from sqlgate.identity.claims import ClaimRules, check_claims
+from sqlgate.identity.jwt import SignatureChecker, UnverifiedToken
+from sqlgate.identity.mapping import ClaimNames, principal_from_claims
+from sqlgate.identity.principal import AuthMethod, Principal
+from sqlgate.identity.remote import KeySource, RemoteKeys
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerVerifier:
+    """Everything needed to turn a token of one issuer into a Principal."""
+
+    rules: ClaimRules
+    names: ClaimNames
+    signatures: SignatureChecker
+    keys: KeySource
+    method: AuthMethod = "oidc"
+
+    @classmethod
+    def remote(cls, config: IssuerConfig, http: httpx.AsyncClient) -> IssuerVerifier:
+        """A verifier whose keys come from the issuer's discovery document and JWKS."""
+        keys = RemoteKeys(config.issuer, http, grace=config.jwks_grace.total_seconds(), jwks_uri=config.jwks_uri)
+        return cls.local(config, keys)
+
+    @classmethod
+    def local(cls, config: IssuerConfig, keys: KeySource, method: AuthMethod = "oidc") -> IssuerVerifier:
+        """A verifier with the given key source."""
+        return cls(ClaimRules.of(config), ClaimNames.of(config), SignatureChecker(config.algorithms), keys, method)
+
+    @property
+    def issuer(self) -> str:
+        """The ``iss`` this verifier accepts."""
+        return self.rules.issuer
+
+    async def verify(self, token: UnverifiedToken, now: float) -> Principal:
+        """The principal ``token`` proves, or TokenRejected."""
+        self.signatures.check_alg(token)
+        check_claims(token.claims, self.rules, now)
+        key = await self.keys.key(token.kid, token.alg, now)
+        self.signatures.verify(token, key)
+        return principal_from_claims(token.claims, self.names, method=self.method)

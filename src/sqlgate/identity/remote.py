@@ -1,0 +1,160 @@
+"""Where an issuer's keys come from: its discovery document and JWKS over HTTP, or local keys.
+
+This is the only module of the OIDC path that does I/O. Fetches are
+serialized per issuer and rate-limited (:data:`REFETCH_INTERVAL`), so a flood
+of tokens with unknown ``kid`` values or an identity-provider outage costs at
+most one request every few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from sqlgate.config import is_loopback
+from sqlgate.errors import ConfigError, TokenRejected
+from sqlgate.identity.jwt import PublicKey
+from sqlgate.identity.keys import REFETCH_INTERVAL, KeySnapshot, cache_lifetime, import_jwks, static_snapshot
+
+log = logging.getLogger(__name__)
+
+FETCH_TIMEOUT = 5.0
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+
+
+class KeySource(Protocol):
+    """Gives the public key that signed a token, or says why there is none."""
+
+    async def key(self, kid: str | None, alg: str, now: float) -> PublicKey:
+        """The key named ``kid`` (TokenRejected when unknown or when keys are unavailable)."""
+        ...
+
+    def is_usable(self, now: float) -> bool:
+        """True when tokens can be verified now without a fetch."""
+        ...
+
+    async def refresh(self, now: float) -> None:
+        """Fetch keys now if allowed (warm-up at start-up)."""
+        ...
+
+
+def require_safe_url(url: str, what: str) -> str:
+    """``url`` if it is https, or http to a loopback host; else ConfigError."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname or "")):
+        return url
+    raise ConfigError(f"{what} {url!r} must be an https:// URL (http:// only on loopback)")
+
+
+class StaticKeys:
+    """Keys held locally (the built-in dev issuer): always usable, never fetched."""
+
+    def __init__(self, keys: list[PublicKey]) -> None:
+        self._snapshot = static_snapshot(keys)
+
+    async def key(self, kid: str | None, alg: str, now: float) -> PublicKey:
+        """The local key named ``kid``."""
+        del now
+        found = self._snapshot.find(kid, alg)
+        if found is None:
+            raise TokenRejected("unknown key id (kid)")
+        return found
+
+    def is_usable(self, now: float) -> bool:
+        """Always True."""
+        del now
+        return True
+
+    async def refresh(self, now: float) -> None:
+        """Nothing to fetch."""
+
+
+class RemoteKeys:
+    """One issuer's JWKS, found by discovery and cached with its HTTP lifetime plus a grace period."""
+
+    def __init__(
+        self,
+        issuer: str,
+        http: httpx.AsyncClient,
+        *,
+        grace: float,
+        jwks_uri: str | None = None,
+        refetch_interval: float = REFETCH_INTERVAL,
+    ) -> None:
+        self.issuer = require_safe_url(issuer, "issuer")
+        self._http = http
+        self._grace = grace
+        self._jwks_uri = None if jwks_uri is None else require_safe_url(jwks_uri, "jwks_uri")
+        self._discovered = jwks_uri is not None
+        self._refetch_interval = refetch_interval
+        self._snapshot: KeySnapshot | None = None
+        self._last_attempt = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str | None, alg: str, now: float) -> PublicKey:
+        """The key named ``kid``; fetches when stale or when ``kid`` is new (rate-limited)."""
+        snapshot = self._snapshot
+        if snapshot is None or not snapshot.is_fresh(now):
+            snapshot = await self._fetch_if_allowed(now)
+        if snapshot is None or not snapshot.is_usable(now, self._grace):
+            raise TokenRejected("signing keys of this issuer are unavailable (identity provider unreachable)")
+        found = snapshot.find(kid, alg)
+        if found is None and kid is not None:
+            snapshot = await self._fetch_if_allowed(now) or snapshot
+            found = snapshot.find(kid, alg)
+        if found is None:
+            raise TokenRejected("unknown key id (kid)" if kid is not None else "the token names no key (kid)")
+        return found
+
+    def is_usable(self, now: float) -> bool:
+        """True while keys are fresh or within the grace period."""
+        return self._snapshot is not None and self._snapshot.is_usable(now, self._grace)
+
+    async def refresh(self, now: float) -> None:
+        """Fetch keys now unless a fetch happened in the last few seconds."""
+        await self._fetch_if_allowed(now)
+
+    async def _fetch_if_allowed(self, now: float) -> KeySnapshot | None:
+        async with self._lock:
+            if now - self._last_attempt < self._refetch_interval:
+                return self._snapshot
+            self._last_attempt = now
+            try:
+                self._snapshot = await self._fetch(now)
+            except (httpx.HTTPError, ValueError, ConfigError) as exc:
+                log.warning("cannot fetch signing keys of %s: %s", self.issuer, _describe(exc))
+            return self._snapshot
+
+    async def _fetch(self, now: float) -> KeySnapshot:
+        if not self._discovered:
+            self._jwks_uri = await self._discover()
+            self._discovered = True
+        assert self._jwks_uri is not None
+        response = await self._get(self._jwks_uri)
+        keys = import_jwks(response.json())
+        log.info("fetched %d signing keys of %s", len(keys), self.issuer)
+        return KeySnapshot(tuple(keys), now, now + cache_lifetime(response.headers))
+
+    async def _discover(self) -> str:
+        response = await self._get(self.issuer.rstrip("/") + DISCOVERY_PATH)
+        document: Any = response.json()
+        if not isinstance(document, dict) or document.get("issuer") != self.issuer:
+            raise ValueError("the discovery document names another issuer")
+        jwks_uri = document.get("jwks_uri")
+        if not isinstance(jwks_uri, str):
+            raise ValueError("the discovery document has no jwks_uri")  # noqa: TRY004 # bad remote data
+        return require_safe_url(jwks_uri, "jwks_uri")
+
+    async def _get(self, url: str) -> httpx.Response:
+        response = await self._http.get(url, timeout=FETCH_TIMEOUT, headers={"accept": "application/json"})
+        response.raise_for_status()
+        return response
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,191 @@
+"""The Authenticator: dispatch by issuer, principal cache, health, and a table of hostile tokens."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from joserfc.jwk import RSAKey
+
+from sqlgate.errors import IdentityError, TokenRejected
+from sqlgate.identity.authenticator import Authenticator
+from tests.identity.tokens import FakeIssuer, b64, compact, hs256, rsa_sign
+
+
+async def test_valid_token_gives_principal(authenticator, issuer_a):
+    principal = await authenticator.authenticate(issuer_a.token(groups=["analysts"]), "10.0.0.7")
+    assert (principal.subject, principal.issuer, principal.name) == ("alice", issuer_a.url, "Alice")
+    assert principal.groups == ("analysts",)
+    assert principal.source == "10.0.0.7"
+    assert principal.method == "oidc"
+
+
+async def test_es256_token_accepted(authenticator, issuer_b):
+    principal = await authenticator.authenticate(issuer_b.token("ES256"), None)
+    assert principal.issuer == issuer_b.url
+
+
+async def test_cache_hit_needs_no_keys_and_applies_source(authenticator, issuer_a, clock):
+    """A cached principal survives an IdP outage; a new token fails closed once the grace period is over."""
+    token = issuer_a.token(exp=int(clock.now) + 36_000)
+    first = await authenticator.authenticate(token, "10.0.0.1")
+    issuer_a.down = True
+    clock.advance(300 + 3600 + 1)  # past the JWKS max-age and the one-hour grace
+    again = await authenticator.authenticate(token, "10.0.0.2")
+    assert (again.key, again.source, first.source) == (first.key, "10.0.0.2", "10.0.0.1")
+    assert issuer_a.jwks_fetches() == 1
+    with pytest.raises(TokenRejected, match="unavailable"):
+        await authenticator.authenticate(issuer_a.token(sub="bob", exp=int(clock.now) + 600), None)
+
+
+async def test_cached_principal_ends_with_its_token(authenticator, issuer_a, clock):
+    token = issuer_a.token(exp=int(clock.now) + 120)
+    await authenticator.authenticate(token, None)
+    clock.advance(200)  # past exp plus the 30 s leeway
+    with pytest.raises(TokenRejected, match="expired"):
+        await authenticator.authenticate(token, None)
+
+
+async def test_cache_is_bounded(issuer_a, http, clock):
+    from sqlgate.identity.oidc import IssuerVerifier  # noqa: PLC0415
+
+    auth = Authenticator({issuer_a.url: IssuerVerifier.remote(issuer_a.config(), http)}, cache_size=2, clock=clock)
+    for user in ("u1", "u2", "u3"):
+        await auth.authenticate(issuer_a.token(sub=user), None)
+    assert len(auth._cache) == 2
+
+
+async def test_health_reports_key_freshness(authenticator, issuer_a, issuer_b, clock):
+    assert authenticator.health() == {issuer_a.url: False, issuer_b.url: False}
+    await authenticator.refresh_keys()
+    assert authenticator.health() == {issuer_a.url: True, issuer_b.url: True}
+    clock.advance(300 + 3600 + 1)  # past max-age plus the default one-hour grace
+    assert authenticator.health() == {issuer_a.url: False, issuer_b.url: False}
+
+
+async def test_empty_token_is_identity_error(authenticator):
+    with pytest.raises(IdentityError, match="no token"):
+        await authenticator.authenticate("", None)
+
+
+def _hostile(a: FakeIssuer, b: FakeIssuer) -> list[tuple[str, str, str]]:
+    """(name, token, expected reason) for every attack the table covers."""
+    now = int(time.time())
+    public_pem = RSAKey.import_key(a.rsa_key.public_key()).as_pem()
+    claims = a.claims()
+    sign_a = lambda data: rsa_sign(a.rsa_key, data)  # noqa: E731
+    attacker = FakeIssuer(url=a.url, kid=a.kid)
+    jwk = RSAKey.import_key(attacker.rsa_key.public_key()).as_dict()
+    return [
+        ("alg none", compact({"alg": "none"}, claims, lambda _: b""), "never accepted"),
+        ("alg None mixed case", compact({"alg": "nOnE"}, claims, lambda _: b""), "never accepted"),
+        (
+            "HS256 with the RSA public key",
+            compact({"alg": "HS256", "kid": a.kid}, claims, lambda d: hs256(public_pem, d)),
+            "never accepted",
+        ),
+        ("HS512", compact({"alg": "HS512"}, claims, lambda d: hs256(b"k", d)), "never accepted"),
+        ("RS512 not pinned", compact({"alg": "RS512", "kid": a.kid}, claims, sign_a), "not accepted from this issuer"),
+        ("PS256 not pinned", a.token("PS256"), "not accepted from this issuer"),
+        ("no alg", compact({"kid": a.kid}, claims, sign_a), "no alg"),
+        ("wrong iss", a.token(iss="https://evil.example.com"), "issuer (iss) is not trusted"),
+        ("no iss", a.token(iss=None), "issuer (iss) is not trusted"),
+        ("wrong aud", a.token(aud="other-service"), "audience (aud) is not accepted"),
+        ("no aud", a.token(aud=None), "no valid audience"),
+        ("aud list of wrong", a.token(aud=["x", "y"]), "audience (aud) is not accepted"),
+        ("expired", a.token(exp=now - 3600), "expired"),
+        ("no exp", a.token(exp=None), "no expiry"),
+        ("exp as string", a.token(exp=str(now + 60)), "not a NumericDate"),
+        ("exp as bool", a.token(exp=True), "not a NumericDate"),
+        ("future nbf", a.token(nbf=now + 3600), "not valid yet"),
+        ("future iat", a.token(iat=now + 3600), "issued in the future"),
+        ("no sub", a.token(sub=None), "no subject"),
+        ("unknown kid", a.token(header={"kid": "nobody"}), "unknown key id"),
+        ("kid not a string", a.token(header={"kid": 7}), "kid is not a string"),
+        ("jku header", a.token(header={"jku": "https://evil.example.com/jwks"}), "jku header is refused"),
+        ("x5u header", a.token(header={"x5u": "https://evil.example.com/cert"}), "x5u header is refused"),
+        (
+            "embedded jwk",
+            compact({"alg": "RS256", "jwk": jwk}, claims, lambda d: rsa_sign(attacker.rsa_key, d)),
+            "jwk header is refused",
+        ),
+        ("x5c header", a.token(header={"x5c": ["MIIB"]}), "x5c header is refused"),
+        ("crit header", a.token(header={"crit": ["exp"], "exp": 1}), "crit header"),
+        ("unknown header", a.token(header={"zip": "DEF"}), "unsupported header parameter"),
+        ("typ not a JWT", a.token(header={"typ": "JWE"}), "unsupported token type"),
+        ("oversized", a.token(pad="x" * 17_000), "larger than 16 KB"),
+        ("two segments", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0", "not a JWT"),
+        ("four segments", a.token() + ".x", "not a JWT"),
+        ("bad base64 header", "e$J.eyJ9.c2ln", "header is not base64url"),
+        ("bad base64 signature", a.token()[:-4] + "!!!!", "signature is not base64url"),
+        ("padded base64", a.token().replace(".", "=.", 1), "header is not base64url"),
+        ("header not JSON", f"{b64('not json')}.{b64(claims)}.{b64('s')}", "header is not JSON"),
+        ("payload not JSON", compact({"alg": "RS256", "kid": a.kid}, b"\xff\xfe", sign_a), "payload is not JSON"),
+        ("payload a list", compact({"alg": "RS256", "kid": a.kid}, b"[1]", sign_a), "not a JSON object"),
+        ("NaN in payload", compact({"alg": "RS256", "kid": a.kid}, b'{"exp": NaN}', sign_a), "not valid JSON"),
+        (
+            "duplicate claim",
+            compact({"alg": "RS256", "kid": a.kid}, b'{"sub":"alice","sub":"admin"}', sign_a),
+            "duplicate member 'sub'",
+        ),
+        ("duplicate header", compact(b'{"alg":"RS256","alg":"none"}', claims, sign_a), "duplicate member 'alg'"),
+        (
+            "issuer A token signed with B's key",
+            compact({"alg": "RS256", "kid": b.kid}, claims, lambda d: rsa_sign(b.rsa_key, d)),
+            "unknown key id",
+        ),
+        (
+            "A's kid, B's signature",
+            compact({"alg": "RS256", "kid": a.kid}, claims, lambda d: rsa_sign(b.rsa_key, d)),
+            "bad signature",
+        ),
+        (
+            "tampered payload",
+            a.token().split(".")[0] + "." + b64(a.claims(sub="root")) + "." + a.token().split(".")[2],
+            "bad signature",
+        ),
+        ("empty signature", a.token().rsplit(".", 1)[0] + ".", "signature is not base64url"),
+        ("RSA kid with ES256", compact({"alg": "ES256", "kid": a.kid}, claims, sign_a), "cannot verify ES256"),
+    ]
+
+
+@pytest.fixture
+def hostile(issuer_a, issuer_b):
+    return {name: (token, reason) for name, token, reason in _hostile(issuer_a, issuer_b)}
+
+
+def test_hostile_table_is_large_enough(hostile):
+    assert len(hostile) >= 25
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in _hostile(FakeIssuer(), FakeIssuer())])
+async def test_hostile_token_is_rejected_with_reason(authenticator, hostile, name, caplog):
+    """Each attack is refused with its own reason, and no log record holds the token."""
+    token, reason = hostile[name]
+    await authenticator.refresh_keys()
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(TokenRejected) as info:
+        await authenticator.authenticate(token, "198.51.100.7")
+    assert reason in str(info.value)
+    for record in caplog.records:
+        text = record.getMessage()
+        assert token not in text
+        for part in token.split("."):
+            assert len(part) < 16 or part not in text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+        st.from_regex(r"[A-Za-z0-9_-]{0,40}\.[A-Za-z0-9_-]{0,40}\.[A-Za-z0-9_-]{0,40}"),
+    )
+)
+async def test_arbitrary_input_only_raises_identity_errors(authenticator, text):
+    """Fuzz: any string as a token yields IdentityError (TokenRejected included), never another exception."""
+    with pytest.raises(IdentityError):
+        await authenticator.authenticate(text, None)
