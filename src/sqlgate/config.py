@@ -219,6 +219,16 @@ class DatabaseConfig(_Section):
     sqladmin_api_endpoint: str | None = Field(
         None, description="Cloud SQL Admin API endpoint override (tests, private endpoints)."
     )
+    admin_pool_size: int = Field(
+        10, ge=1, le=100, description="Most admin connections the broker keeps open to this database."
+    )
+    rotate_admin_every: Duration | None = Field(
+        None,
+        description="Rotate the admin secret this often (needs admin_password_file; unset: on demand only).",
+    )
+    login_host: str = Field(
+        "%", description="Host part of minted accounts (engine mysql), e.g. `%` or `10.0.0.%`.", max_length=255
+    )
 
     @field_validator("admin_password")
     @classmethod
@@ -282,6 +292,21 @@ class AuditConfig(_Section):
     on_full: Literal["block", "drop"] = Field(
         "block", description="When the queue is full: block (backpressure) or drop (counted and logged)."
     )
+    batch_size: int = Field(1000, ge=1, description="Most records written in one transaction (group commit).")
+    chain_id: str | None = Field(
+        None,
+        description="This replica's chain id (letters, digits, `-`, `_`); default: a random id kept in data_dir/audit.",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+    )
+    jsonl_max_bytes: int = Field(
+        100 * 1024 * 1024, ge=4096, description="Rotate jsonl_file when it would grow past this many bytes."
+    )
+    jsonl_backups: int = Field(5, ge=0, description="Rotated JSONL files kept (file.1 is the newest).")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="Also export records as OpenTelemetry logs to this OTLP/HTTP endpoint "
+        "(needs `pip install opentelemetry-sdk opentelemetry-exporter-otlp`).",
+    )
 
 
 class ApiConfig(_Section):
@@ -294,7 +319,9 @@ class ApiConfig(_Section):
     auditor_groups: list[str] = Field(
         default_factory=lambda: ["auditors"], description="Groups whose members may read the audit log (`/v1/audit`)."
     )
-    max_rows: int = Field(10_000, ge=1, description="Most rows `/v1/query` returns as JSON (NDJSON streams any number).")
+    max_rows: int = Field(
+        10_000, ge=1, description="Most rows `/v1/query` returns as JSON (NDJSON streams any number)."
+    )
     default_timeout: Duration = Field(timedelta(seconds=30), description="Statement timeout when a request names none.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted.")
 

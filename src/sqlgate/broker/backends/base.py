@@ -1,0 +1,61 @@
+"""What every broker backend does: mint, renew and revoke logins, find ours, rotate the admin secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlgate.identity.principal import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class MintSpec:
+    """One login to create."""
+
+    lease_id: str
+    login: str
+    password: str | None
+    expires_at: datetime
+    group_role: str | None
+    connection_limit: int
+    comment: str
+
+
+@dataclass(frozen=True, slots=True)
+class FoundLogin:
+    """A login on the server that carries our prefix; ``lease_id`` when its marker names one."""
+
+    login: str
+    lease_id: str | None
+
+
+class Backend(Protocol):
+    """One target database server, reached with its admin credential."""
+
+    engine: str
+    mints_logins: bool  # False for Cloud SQL IAM, where the login is the identity's own database user
+
+    def login_for(self, principal: Principal) -> str:
+        """The login name a new lease of ``principal`` gets."""
+
+    async def mint(self, spec: MintSpec) -> None:
+        """Create the login, in the group role, expiring at ``spec.expires_at``, marked with ``spec.comment``."""
+
+    async def renew(self, login: str, expires_at: datetime) -> None:
+        """Move the login's expiry."""
+
+    async def revoke(self, login: str) -> None:
+        """Lock the login, end its sessions, hand its objects over and drop it. Idempotent."""
+
+    async def logins(self) -> list[FoundLogin]:
+        """Every login on the server whose name has our prefix (for the reaper)."""
+
+    async def rotate_admin(self, new_password: str) -> None:
+        """Set the admin password to ``new_password`` and prove it works; restore the old one if not."""
+
+    async def restore_admin(self, old_password: str) -> None:
+        """Put the previous admin password back (when the new one could not be saved)."""
+
+    async def close(self) -> None:
+        """Close admin connections."""
