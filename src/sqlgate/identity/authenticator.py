@@ -64,7 +64,7 @@ class Authenticator:
             issuers[config.issuer] = IssuerVerifier.remote(config, http_client)
         if settings.identity.dev_issuer:
             dev = DevIssuer.from_settings(settings)
-            issuers[dev.url] = IssuerVerifier.local(dev.issuer_config(), StaticKeys([dev.key]), method="dev")
+            issuers[dev.url] = IssuerVerifier.local(dev.issuer_config(), StaticKeys([dev.public_key()]), method="dev")
         aws = AwsVerifier(settings.identity.aws, http_client) if settings.identity.aws.enabled else None
         return cls(issuers, aws=aws, cache_size=settings.identity.principal_cache_size, clock=clock, http=owned)
 

@@ -93,6 +93,10 @@ class DevIssuer:
         """The public key as a JWK."""
         return dict(self.key.as_dict(private=False, kid=self.kid, use="sig", alg=DEV_ALGORITHM))
 
+    def public_key(self) -> ECKey:
+        """The public key with its kid, as a verifier holds it."""
+        return ECKey.import_key(self.public_jwk())
+
     def issuer_config(self) -> IssuerConfig:
         """How the gateway verifies this issuer's tokens."""
         return IssuerConfig(issuer=self.url, audience=DEV_AUDIENCE, algorithms=[DEV_ALGORITHM])
