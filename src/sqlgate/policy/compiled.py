@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fnmatch import translate
 from functools import lru_cache
 from itertools import chain
+from types import MappingProxyType
 from typing import Any
 
 from sqlgate.identity.principal import Principal
@@ -25,6 +26,10 @@ from sqlgate.policy.timewindow import TimeWindow, format_minutes, parse_days, pa
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _GLOB_CHARS = frozenset("*?[")
+# When no role is asked for, the best granted one is chosen: read < write < admin < custom (earlier rule first).
+ROLE_RANK = {"read": 0, "write": 1, "admin": 2}
+CUSTOM_RANK = 3
+_CANDIDATE_CACHE = 10_000  # (groups, subject) combinations remembered per database
 
 
 def is_glob(value: str) -> bool:
@@ -54,9 +59,11 @@ class Matcher:
         """True when ``value`` is one of the names or matches a glob."""
         return value in self.exact or any(g.match(value) for g in self.globs)
 
-    def matches_any(self, values: Iterable[str]) -> bool:
+    def matches_any(self, values: Collection[str]) -> bool:
         """True when any of ``values`` matches."""
-        return any(self.matches(v) for v in values)
+        if not self.exact.isdisjoint(values):
+            return True
+        return bool(self.globs) and any(g.match(v) for g in self.globs for v in values)
 
 
 @lru_cache(maxsize=4096)
@@ -95,52 +102,32 @@ class CompiledRule:
 
     rule: Rule
     order: int
+    name: str
+    role: str | None
+    is_deny: bool
+    needs_approval: bool
+    approval: Approval | None
+    guardrails: Guardrails | None
+    mask: Mapping[str, str]
+    rank: tuple[int, int]
     databases: Matcher
-    subjects: Matcher
-    groups: Matcher
-    issuers: Matcher
+    subjects: Matcher | None
+    groups: Matcher | None
+    issuers: Matcher | None
     claims: tuple[tuple[tuple[str, ...], Matcher], ...]
     window: TimeWindow | None
     networks: tuple[IPNetwork, ...]
+    networks_label: str
+    network_ints: tuple[tuple[int, int, int], ...]
     max_ttl: timedelta
-
-    @property
-    def name(self) -> str:
-        """The rule's name."""
-        return self.rule.name
-
-    @property
-    def is_deny(self) -> bool:
-        """True for ``effect: deny``."""
-        return self.rule.effect == "deny"
-
-    @property
-    def role(self) -> str | None:
-        """The role the rule grants or denies (None: a deny of every role)."""
-        return self.rule.role
-
-    @property
-    def needs_approval(self) -> bool:
-        """True when the grant needs an approved access request."""
-        return self.rule.needs_approval
-
-    @property
-    def approval(self) -> Approval | None:
-        """The rule's approval settings."""
-        return self.rule.approval
-
-    @property
-    def guardrails(self) -> Guardrails | None:
-        """The rule's guardrails."""
-        return self.rule.guardrails
 
     def who_matches(self, principal: Principal) -> bool:
         """True when every kind of identity the rule names matches ``principal``."""
-        if self.subjects and not self.subjects.matches(principal.subject):
+        if self.groups is not None and not self.groups.matches_any(principal.groups):
             return False
-        if self.groups and not self.groups.matches_any(principal.groups):
+        if self.subjects is not None and not self.subjects.matches(principal.subject):
             return False
-        if self.issuers and not self.issuers.matches(principal.issuer):
+        if self.issuers is not None and not self.issuers.matches(principal.issuer):
             return False
         return all(matcher.matches_any(claim_values(principal.claims, path)) for path, matcher in self.claims)
 
@@ -152,13 +139,13 @@ class CompiledRule:
         """None when the source is allowed, else why not."""
         if not self.networks:
             return None
-        allowed = ", ".join(str(n) for n in self.networks)
         if source is None:
             shown = f"source {raw!r} is not an address" if raw else "no source address is known"
-            return f"{shown}; rule needs {allowed}"
-        if any(source.version == n.version and source in n for n in self.networks):
+            return f"{shown}; rule needs {self.networks_label}"
+        number, version = int(source), source.version
+        if any(version == v and number & mask == net for v, net, mask in self.network_ints):
             return None
-        return f"source {source} is not in {allowed}"
+        return f"source {source} is not in {self.networks_label}"
 
     def conditions_refusal(self, at: datetime, source: IPAddress | None, raw: str | None) -> str | None:
         """The first unmet condition (time window, then source), or None."""
@@ -179,19 +166,30 @@ class CompiledRule:
 def compile_rule(rule: Rule, order: int, default_ttl: timedelta) -> CompiledRule:
     """Compile one validated rule."""
     who = rule.who
+    networks = tuple(ipaddress.ip_network(n, strict=False) for n in rule.from_)
     return CompiledRule(
         rule=rule,
         order=order,
+        name=rule.name,
+        role=rule.role,
+        is_deny=rule.effect == "deny",
+        needs_approval=rule.needs_approval,
+        approval=rule.approval,
+        guardrails=rule.guardrails,
+        mask=MappingProxyType(dict(rule.mask)),
+        rank=(ROLE_RANK.get(rule.role or "", CUSTOM_RANK), -order),
         databases=Matcher.of(rule.databases),
-        subjects=Matcher.of(who.subjects),
-        groups=Matcher.of(who.groups),
-        issuers=Matcher.of(who.issuers),
+        subjects=Matcher.of(who.subjects) if who.subjects else None,
+        groups=Matcher.of(who.groups) if who.groups else None,
+        issuers=Matcher.of(who.issuers) if who.issuers else None,
         claims=tuple(
             (tuple(name.split(".")), Matcher.of([value] if isinstance(value, str) else value))
             for name, value in who.claims.items()
         ),
         window=_window(rule),
-        networks=tuple(ipaddress.ip_network(n, strict=False) for n in rule.from_),
+        networks=networks,
+        networks_label=", ".join(str(n) for n in networks),
+        network_ints=tuple((n.version, int(n.network_address), int(n.netmask)) for n in networks),
         max_ttl=rule.max_ttl or (rule.approval.max_duration if rule.approval else None) or default_ttl,
     )
 
@@ -220,6 +218,7 @@ class DatabaseIndex:
     by_group: Mapping[str, tuple[CompiledRule, ...]]
     by_subject: Mapping[str, tuple[CompiledRule, ...]]
     general: tuple[CompiledRule, ...]
+    _seen: dict[tuple[tuple[str, ...], str], tuple[CompiledRule, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, rules: Iterable[CompiledRule]) -> DatabaseIndex:
@@ -228,10 +227,10 @@ class DatabaseIndex:
         by_subject: dict[str, list[CompiledRule]] = {}
         general: list[CompiledRule] = []
         for rule in rules:
-            if rule.groups and not rule.groups.globs:
+            if rule.groups is not None and not rule.groups.globs:
                 for group in rule.groups.exact:
                     by_group.setdefault(group, []).append(rule)
-            elif rule.subjects and not rule.subjects.globs:
+            elif rule.subjects is not None and not rule.subjects.globs:
                 for subject in rule.subjects.exact:
                     by_subject.setdefault(subject, []).append(rule)
             else:
@@ -240,8 +239,17 @@ class DatabaseIndex:
             {k: tuple(v) for k, v in by_group.items()}, {k: tuple(v) for k, v in by_subject.items()}, tuple(general)
         )
 
-    def candidates(self, principal: Principal) -> tuple[CompiledRule, ...] | list[CompiledRule]:
-        """Rules that could match ``principal``, in file order (``who`` still to be checked)."""
+    def candidates(self, principal: Principal) -> tuple[CompiledRule, ...]:
+        """Rules that could match ``principal``, in file order (``who`` still to be checked); memoised."""
+        key = (principal.groups, principal.subject)
+        hit = self._seen.get(key)
+        if hit is None:
+            if len(self._seen) >= _CANDIDATE_CACHE:
+                self._seen.clear()
+            hit = self._seen[key] = self._gather(principal)
+        return hit
+
+    def _gather(self, principal: Principal) -> tuple[CompiledRule, ...]:
         found = [self.general] if self.general else []
         found.extend(hit for group in principal.groups if (hit := self.by_group.get(group)))
         if hit := self.by_subject.get(principal.subject):
@@ -250,7 +258,7 @@ class DatabaseIndex:
             return ()
         if len(found) == 1:
             return found[0]
-        return sorted(set(chain.from_iterable(found)), key=_order)
+        return tuple(sorted(set(chain.from_iterable(found)), key=_order))
 
 
 def _order(rule: CompiledRule) -> int:

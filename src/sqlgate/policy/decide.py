@@ -19,7 +19,7 @@ Pure: no I/O, no clock (the caller passes ``at``). The order of reasoning:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -30,8 +30,6 @@ from sqlgate.policy.compiled import CompiledPolicy, CompiledRule, IPAddress, par
 from sqlgate.policy.model import Approval, Guardrails
 
 Outcome = Literal["allow", "deny", "needs_approval"]
-_RANK = {"read": 0, "write": 1, "admin": 2}
-_CUSTOM_RANK = 3
 
 
 class _TokenExpiry:
@@ -61,7 +59,7 @@ class Decision:
     role: str | None = None
     ttl: timedelta | None = None
     guardrails: Guardrails | None = None
-    mask: dict[str, str] = field(default_factory=dict)
+    mask: Mapping[str, str] = field(default_factory=dict)
     matched_rules: tuple[str, ...] = ()
     reason: str | None = None
     approval: Approval | None = None
@@ -94,7 +92,7 @@ class _Evaluation:
     """Rules sorted by what they say about one request."""
 
     allows: list[CompiledRule] = field(default_factory=list)
-    other_roles: list[str] = field(default_factory=list)
+    other_roles: list[CompiledRule] = field(default_factory=list)
     refusals: list[tuple[CompiledRule, str]] = field(default_factory=list)
     denied_roles: dict[str, CompiledRule] = field(default_factory=dict)
     deny_all: CompiledRule | None = None
@@ -161,11 +159,11 @@ def _evaluate(policy: CompiledPolicy, request: Request) -> _Evaluation:
                 else:
                     result.denied_roles.setdefault(rule.role, rule)
             continue
-        refusal = rule.conditions_refusal(request.at, request.address, request.raw_source)
         if request.role is not None and rule.role != request.role:
-            if refusal is None and rule.role is not None:
-                result.other_roles.append(rule.role)
-        elif refusal is not None:
+            result.other_roles.append(rule)
+            continue
+        refusal = rule.conditions_refusal(request.at, request.address, request.raw_source)
+        if refusal is not None:
             result.refusals.append((rule, refusal))
         else:
             result.allows.append(rule)
@@ -193,7 +191,11 @@ def _conclude(ev: _Evaluation, request: Request, token_left: timedelta | None, g
 
 
 def _best(rules: Iterable[CompiledRule]) -> CompiledRule:
-    return max(rules, key=lambda r: (_RANK.get(r.role or "", _CUSTOM_RANK), -r.order))
+    return max(rules, key=_rank)
+
+
+def _rank(rule: CompiledRule) -> tuple[int, int]:
+    return rule.rank
 
 
 def _allow(
@@ -212,7 +214,7 @@ def _allow(
         decisive.role,
         ttl=ttl,
         guardrails=decisive.guardrails,
-        mask=dict(decisive.rule.mask),
+        mask=decisive.mask,
         matched_rules=tuple(rule.name for rule in same_role),
         approval=decisive.approval if grant else None,
         grant_id=grant.request_id if grant else None,
@@ -231,7 +233,7 @@ def _needs_approval(allows: list[CompiledRule], database: str, token_left: timed
         decisive.role,
         ttl=_least(decisive.max_ttl, _approval_cap(approval), token_left),
         guardrails=decisive.guardrails,
-        mask=dict(decisive.rule.mask),
+        mask=decisive.mask,
         matched_rules=tuple(rule.name for rule in same_role),
         reason=(
             f"role {decisive.role} on {database} needs approval from group {groups} "
@@ -241,7 +243,7 @@ def _needs_approval(allows: list[CompiledRule], database: str, token_left: timed
     )
 
 
-def _no_rule(request: Request, other_roles: list[str]) -> str:
+def _no_rule(request: Request, other_rules: list[CompiledRule]) -> str:
     principal, database, role = request.principal, request.database, request.role
     groups = principal.groups
     if groups:
@@ -250,8 +252,13 @@ def _no_rule(request: Request, other_roles: list[str]) -> str:
         who = f"subject {principal.subject}"
     wanted = f"role {role}" if role else "any role"
     sentence = f"no rule grants {who} {wanted} on {database}"
-    if other_roles:
-        sentence += f" (granted: {', '.join(dict.fromkeys(other_roles))})"
+    granted = [
+        rule.role
+        for rule in other_rules
+        if rule.role and rule.conditions_refusal(request.at, request.address, request.raw_source) is None
+    ]
+    if granted:
+        sentence += f" (granted: {', '.join(dict.fromkeys(granted))})"
     return sentence
 
 
