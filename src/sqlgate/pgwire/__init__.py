@@ -8,8 +8,20 @@ Nothing here opens a socket or imports asyncio; :mod:`sqlgate.proxy` owns the I/
   :mod:`~sqlgate.pgwire.auth`, :mod:`~sqlgate.pgwire.notices`: one frozen dataclass per
   message, each with ``encode()`` and ``decode(payload)``.
 - :mod:`~sqlgate.pgwire.errcodes`: SQLSTATEs generated from PostgreSQL's errcodes.txt.
+- :mod:`~sqlgate.pgwire.scram`: SCRAM-SHA-256 client and the primitives a verifier needs.
+- :mod:`~sqlgate.pgwire.client_handshake` and :mod:`~sqlgate.pgwire.upstream_handshake`:
+  the two logins as pure state machines (events in, :mod:`~sqlgate.pgwire.actions` out).
 """
 
+from sqlgate.pgwire.actions import (
+    Action,
+    CancelRequested,
+    Close,
+    PasswordReceived,
+    Send,
+    StartTls,
+    StartupReceived,
+)
 from sqlgate.pgwire.backend import (
     BackendKeyData,
     BackendMessage,
@@ -21,16 +33,24 @@ from sqlgate.pgwire.backend import (
     RowDescription,
     decode_backend,
 )
+from sqlgate.pgwire.client_handshake import ClientHandshake
 from sqlgate.pgwire.framing import Frame, FrameBatch, Framer
 from sqlgate.pgwire.frontend import Bind, Close, Execute, FrontendMessage, Parse, Query, Sync, decode_frontend
 from sqlgate.pgwire.notices import ErrorResponse, NoticeResponse, error_from, error_response
-from sqlgate.pgwire.startup import CancelRequest, StartupMessage, decode_startup
+from sqlgate.pgwire.scram import ScramClient, ScramError
+from sqlgate.pgwire.startup import PROTOCOL_3_0, PROTOCOL_3_2, CancelRequest, StartupMessage, decode_startup
+from sqlgate.pgwire.upstream_handshake import UpstreamHandshake, UpstreamLogin, UpstreamRefused
 
 __all__ = [
+    "PROTOCOL_3_0",
+    "PROTOCOL_3_2",
+    "Action",
     "BackendKeyData",
     "BackendMessage",
     "Bind",
     "CancelRequest",
+    "CancelRequested",
+    "ClientHandshake",
     "Close",
     "CommandComplete",
     "DataRow",
@@ -44,11 +64,20 @@ __all__ = [
     "NoticeResponse",
     "ParameterStatus",
     "Parse",
+    "PasswordReceived",
     "Query",
     "ReadyForQuery",
     "RowDescription",
+    "ScramClient",
+    "ScramError",
+    "Send",
+    "StartTls",
     "StartupMessage",
+    "StartupReceived",
     "Sync",
+    "UpstreamHandshake",
+    "UpstreamLogin",
+    "UpstreamRefused",
     "decode_backend",
     "decode_frontend",
     "decode_startup",
