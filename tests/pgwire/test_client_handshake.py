@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sqlgate.errors import ProtocolError, TokenRejected
-from sqlgate.pgwire.actions import CancelRequested, Close, PasswordReceived, Send, StartTls, StartupReceived
+from sqlgate.pgwire.actions import CancelRequested, Disconnect, PasswordReceived, Send, StartTls, StartupReceived
 from sqlgate.pgwire.auth import AuthenticationCleartextPassword, AuthenticationOk, PasswordMessage
 from sqlgate.pgwire.backend import BackendKeyData, NegotiateProtocolVersion, ParameterStatus, ReadyForQuery
 from sqlgate.pgwire.client_handshake import ClientHandshake, State
@@ -106,7 +106,7 @@ def test_second_ssl_request_is_refused():
 
 def test_cancel_request_returns_the_key_and_closes():
     key = bytes(range(32))
-    assert Playbook(plain()) >> Data(CancelRequest(77, key).encode()) << CancelRequested(77, key) << Close()
+    assert Playbook(plain()) >> Data(CancelRequest(77, key).encode()) << CancelRequested(77, key) << Disconnect()
 
 
 def test_tls_required_but_not_used():
@@ -114,7 +114,7 @@ def test_tls_required_but_not_used():
         Playbook(ClientHandshake(tls_available=True, require_tls=True))
         >> Data(STARTUP.encode())
         << fatal("28000", "sqlgate requires TLS on this listener", hint="connect with sslmode=require (or verify-full)")
-        << Close()
+        << Disconnect()
     )
 
 
@@ -123,7 +123,7 @@ def test_missing_user_is_refused():
         Playbook(plain())
         >> Data(StartupMessage({"database": "prod"}).encode())
         << fatal("28000", "no PostgreSQL user name specified in startup packet")
-        << Close()
+        << Disconnect()
     )
 
 
@@ -133,7 +133,7 @@ def test_replication_connections_are_refused():
         Playbook(plain())
         >> Data(startup.encode())
         << fatal("0A000", "replication connections are not supported by sqlgate")
-        << Close()
+        << Disconnect()
     )
 
 
@@ -141,7 +141,10 @@ def test_replication_connections_are_refused():
 def test_unsupported_protocols_are_refused(version, text):
     message = f"unsupported frontend protocol {text}: sqlgate supports 3.0 and 3.2"
     assert (
-        Playbook(plain()) >> Data(StartupMessage({"user": "a"}, version).encode()) << fatal("0A000", message) << Close()
+        Playbook(plain())
+        >> Data(StartupMessage({"user": "a"}, version).encode())
+        << fatal("0A000", message)
+        << Disconnect()
     )
 
 
@@ -195,7 +198,7 @@ def test_bad_token_gets_fatal_28p01():
         << PasswordReceived("bad")
         >> Call("fail_with", TokenRejected("token expired", hint="run sqlgate login"))
         << fatal("28P01", "token expired", hint="run sqlgate login")
-        << Close()
+        << Disconnect()
     )
 
 
@@ -207,7 +210,7 @@ def test_startup_refused_by_the_driver():
         << StartupReceived(STARTUP)
         >> Call("fail", "3D000", 'database "prod" is not configured', hint="see sqlgate config")
         << fatal("3D000", 'database "prod" is not configured', hint="see sqlgate config")
-        << Close()
+        << Disconnect()
     )
 
 
@@ -220,7 +223,7 @@ def test_client_closing_instead_of_password():
         >> Call("request_password")
         << send(AuthenticationCleartextPassword())
         >> Data(b"X\x00\x00\x00\x04")
-        << Close()
+        << Disconnect()
     )
 
 

@@ -16,7 +16,7 @@ Nothing here opens a socket or imports asyncio; :mod:`sqlgate.proxy` owns the I/
 from sqlgate.pgwire.actions import (
     Action,
     CancelRequested,
-    Close,
+    Disconnect,
     PasswordReceived,
     Send,
     StartTls,
@@ -54,6 +54,7 @@ __all__ = [
     "Close",
     "CommandComplete",
     "DataRow",
+    "Disconnect",
     "ErrorResponse",
     "Execute",
     "FieldDescription",

@@ -26,7 +26,7 @@ class StartTls:
 
 
 @dataclass(frozen=True, slots=True)
-class Close:
+class Disconnect:
     """Close the connection (after writing what came before)."""
 
 
@@ -52,4 +52,4 @@ class PasswordReceived:
     password: str = field(repr=False)
 
 
-Action = Send | StartTls | Close | CancelRequested | StartupReceived | PasswordReceived
+Action = Send | StartTls | Disconnect | CancelRequested | StartupReceived | PasswordReceived

@@ -23,7 +23,7 @@ from sqlgate.pgwire import errcodes
 from sqlgate.pgwire.actions import (
     Action,
     CancelRequested,
-    Close,
+    Disconnect,
     PasswordReceived,
     Send,
     StartTls,
@@ -153,7 +153,7 @@ class ClientHandshake:
             return self._encryption_request(message)
         if isinstance(message, CancelRequest):
             self.state = State.CLOSED
-            return [CancelRequested(message.process_id, message.secret_key), Close()]
+            return [CancelRequested(message.process_id, message.secret_key), Disconnect()]
         return self._startup_message(message)
 
     def _encryption_request(self, message: SSLRequest | GSSENCRequest) -> list[Action]:
@@ -201,7 +201,7 @@ class ClientHandshake:
             return None
         if frame.type == ord("X"):
             self.state = State.CLOSED
-            return [Close()]
+            return [Disconnect()]
         if frame.type != ord("p"):
             raise ProtocolError(f"expected a password message, got message type {chr(frame.type)!r}")
         self.state = State.AUTHENTICATING
@@ -214,7 +214,7 @@ class ClientHandshake:
 
     def _refuse(self, error: bytes) -> list[Action]:
         self.state = State.CLOSED
-        return [Send(error), Close()]
+        return [Send(error), Disconnect()]
 
     def _expect(self, *states: State) -> None:
         if self.state not in states:
@@ -222,4 +222,4 @@ class ClientHandshake:
 
     @staticmethod
     def _ends(actions: list[Action]) -> bool:
-        return bool(actions) and isinstance(actions[-1], Close)
+        return bool(actions) and isinstance(actions[-1], Disconnect)
