@@ -101,7 +101,7 @@ class MysqlBackend:
             try:
                 proof = await self._connect(new_password)
                 proof.close()
-            except (MysqlError, OSError) as exc:
+            except Exception as exc:
                 await self._set_admin_password(conn, old_password)
                 raise BrokerError(f"the new admin password did not work, the old one was kept: {exc}") from exc
 
@@ -134,8 +134,12 @@ class MysqlBackend:
         return mysql_string(password)
 
     async def _set_admin_password(self, conn: Any, password: str) -> None:
+        # The account is named: MariaDB 10.11 stores ``CURRENT_USER() IDENTIFIED BY PASSWORD '<hash>'`` wrongly.
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT CURRENT_USER()")
+            user, _, host = str((await cur.fetchone())[0]).rpartition("@")
         secret = await self._identified_by(conn, password)
-        await _run(conn, f"ALTER USER CURRENT_USER() IDENTIFIED BY {secret}")
+        await _run(conn, f"ALTER USER {mysql_string(user)}@{mysql_string(host)} IDENTIFIED BY {secret}")
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:

@@ -111,7 +111,7 @@ class PostgresBackend:
             try:
                 proof = await self._connect(self._config.dbname, new_password)
                 await proof.close()
-            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            except Exception as exc:
                 await self._set_admin_password(conn, old_password)
                 raise BrokerError(f"the new admin password did not work, the old one was kept: {exc}") from exc
 
