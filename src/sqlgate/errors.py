@@ -16,6 +16,7 @@ so the proxy and the API translate errors the same way::
     ├── UpstreamError                 08006 / 502  the target database failed
     ├── StoreError                    58000 / 503  the state database failed
     ├── AuditError                    58000 / 503  an audit record could not be written
+    │   └── AuditQueueFull            53000 / 503  the statement audit queue is full
     ├── ProtocolError                 08P01 / 400  malformed bytes from a client
     └── NotReady                      0A000 / 501  a command whose feature has not landed
 
@@ -120,6 +121,12 @@ class AuditError(SqlgateError):
 
     sqlstate = "58000"
     http_status = 503
+
+
+class AuditQueueFull(AuditError):
+    """The bounded audit queue is full and the caller cannot wait (``audit.on_full: block``)."""
+
+    sqlstate = "53000"
 
 
 class ProtocolError(SqlgateError):

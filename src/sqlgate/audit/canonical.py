@@ -1,0 +1,152 @@
+"""Canonical JSON (RFC 8785) for audit records, fast.
+
+:func:`canonical_bytes` gives exactly the bytes of ``rfc8785.dumps`` but takes
+the C ``json`` encoder whenever that is provably identical: :func:`jsonable`
+first turns a record into plain JSON values (integral floats become integers,
+integers beyond the I-JSON range become strings, other types become strings)
+and notes anything whose canonical spelling ``json`` cannot produce (floats
+outside 1e-4..1e16, non-ASCII object keys, which RFC 8785 orders by UTF-16
+code units). Those rare records go through the ``rfc8785`` package.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+import rfc8785
+
+MAX_SAFE_INT = 2**53 - 1
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")).encode
+# For values whose objects already have their keys in order: skips a sort per object.
+_ENCODE_SORTED = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+class _Slow:
+    """Set when a value needs the reference encoder."""
+
+    __slots__ = ("needed",)
+
+    def __init__(self) -> None:
+        self.needed = False
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """RFC 8785 canonical UTF-8 bytes of ``value`` (converted by :func:`jsonable` first)."""
+    if _is_plain(value):
+        try:
+            return _ENCODE_SORTED(value).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: _plain escapes it
+            pass
+    slow = _Slow()
+    plain = _plain(value, slow)
+    if slow.needed:
+        return bytes(rfc8785.dumps(plain))
+    return _ENCODE(plain).encode("utf-8")
+
+
+def _is_plain(value: Any) -> bool:
+    """True when ``json`` encodes ``value`` exactly as RFC 8785 does, keys in the order given (no copies)."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is dict:
+        return _is_plain_object(value)
+    if kind is list:
+        return all(type(item) is str or _is_plain(item) for item in value)
+    if kind is int:
+        return -MAX_SAFE_INT <= value <= MAX_SAFE_INT  # type: ignore[no-any-return]
+    if kind is float:
+        return math.isfinite(value) and not value.is_integer() and 1e-4 <= abs(value) < 1e16
+    return False
+
+
+def _is_plain_object(value: dict[Any, Any]) -> bool:
+    last = ""
+    for key, item in value.items():
+        if type(key) is not str or not key.isascii() or key <= last:
+            return False
+        last = key
+        if type(item) is not str and item is not None and not _is_plain(item):
+            return False
+    return True
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON values that canonicalise the same way everywhere."""
+    return _plain(value, _Slow())
+
+
+def format_time(moment: datetime) -> str:
+    """A UTC timestamp with microseconds, ``2026-01-31T12:00:00.000000Z``: sortable as text."""
+    if moment.tzinfo is not UTC:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _plain(value: Any, slow: _Slow) -> Any:  # noqa: PLR0911 - one branch per JSON type reads best
+    if value is None or value is True or value is False:
+        return value
+    kind = type(value)
+    if kind is str:
+        return _text(value)
+    if kind is int:
+        return value if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else str(value)
+    if kind is float:
+        return _number(value, slow)
+    if isinstance(value, Mapping):
+        return _object(value, slow)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(item, slow) for item in value]
+    return _plain(_other(value), slow)
+
+
+def _object(value: Mapping[Any, Any], slow: _Slow) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = key if type(key) is str else str(key)
+        if not name.isascii():
+            slow.needed = True
+            name = _text(name)
+        out[name] = _plain(item, slow)
+    return out
+
+
+def _text(value: str) -> str:
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates cannot be stored as UTF-8
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _number(value: float, slow: _Slow) -> Any:
+    if not math.isfinite(value):
+        return str(value)
+    if value.is_integer() and abs(value) <= MAX_SAFE_INT:
+        return int(value)
+    if value.is_integer() or not 1e-4 <= abs(value) < 1e16:
+        slow.needed = True  # Python spells these unlike ECMAScript (2e16 vs 20000000000000000)
+    return value
+
+
+def _other(value: Any) -> Any:  # noqa: PLR0911 - one branch per foreign type
+    if isinstance(value, int):  # bool is handled earlier; this is an int subclass such as IntEnum
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)  # a str subclass such as an Enum member: its plain text
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return str(value)

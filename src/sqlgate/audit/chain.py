@@ -1,0 +1,129 @@
+"""The hash chain: one sequencer per replica turns records into linked, hashed rows.
+
+Every record carries ``chain`` (the replica's chain id), ``seq`` (1, 2, ...),
+``prev_hash`` (the previous record's hash; 64 zeros for the first) and
+``hash`` = SHA-256 of the canonical JSON (RFC 8785) of the record without
+``hash``. That JSON is stored as it is (``body``), so verification hashes the
+stored bytes and never needs to re-canonicalise. A checkpoint is a record of
+type ``audit.checkpoint`` whose ``data.signed`` names the record before it
+(chain, seq, hash) and whose ``data.signature`` is the Ed25519 signature of
+that triple.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlgate.audit.canonical import canonical_bytes, format_time, jsonable
+from sqlgate.audit.keys import Signer
+
+GENESIS = "0" * 64
+CHECKPOINT = "audit.checkpoint"
+
+
+@dataclass(slots=True)
+class ChainedRecord:
+    """A record ready for the sinks: its index columns, the hashed ``body`` and the ``hash``."""
+
+    chain: str
+    seq: int
+    prev_hash: str
+    hash: str
+    body: str
+    fields: dict[str, Any] = field(repr=False)
+
+    def line(self) -> str:
+        """The record with its hash as one canonical JSON line (for files, stdout and export)."""
+        return with_hash(self.body, self.hash)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record with its hash, as plain JSON values."""
+        return jsonable({**self.fields, "hash": self.hash})  # type: ignore[no-any-return]
+
+
+class Chainer:
+    """Assigns ``seq`` and ``prev_hash`` and computes ``hash``; the one place records are ordered."""
+
+    def __init__(self, chain_id: str, seq: int = 0, head_hash: str = GENESIS) -> None:
+        self.chain_id = chain_id
+        self.seq = seq
+        self.head_hash = head_hash
+
+    def __call__(self, record: dict[str, Any]) -> ChainedRecord:
+        """Link ``record`` after the current head and make it the head."""
+        record["chain"] = self.chain_id
+        record["seq"] = seq = self.seq + 1
+        record["prev_hash"] = prev = self.head_hash
+        raw = canonical_bytes(record)
+        digest = hashlib.sha256(raw).hexdigest()
+        self.seq, self.head_hash = seq, digest
+        body = raw.decode("utf-8")
+        return ChainedRecord(self.chain_id, seq, prev, digest, body, record)
+
+    def checkpoint(self, signer: Signer, *, dropped: int = 0) -> ChainedRecord:
+        """A signed checkpoint over the current head, linked as the next record."""
+        signed = {"chain": self.chain_id, "seq": self.seq, "hash": self.head_hash}
+        data: dict[str, Any] = {
+            "signed": signed,
+            "signature": signer.sign(self.chain_id, self.seq, self.head_hash),
+            "key_id": signer.key_id,
+        }
+        if dropped:
+            data["dropped"] = dropped
+        return self(new_record(CHECKPOINT, format_time(datetime.now(UTC)), data=data))
+
+    def mark(self) -> tuple[int, str]:
+        """The head now, to :meth:`rollback` to if a batch is not stored."""
+        return self.seq, self.head_hash
+
+    def rollback(self, mark: tuple[int, str]) -> None:
+        """Forget every record chained since ``mark``."""
+        self.seq, self.head_hash = mark
+
+
+def new_record(record_type: str, time: str, **fields: Any) -> dict[str, Any]:
+    """A record dict with every field present (``None`` where unset), in one shape for every type."""
+    record: dict[str, Any] = {  # keys in canonical (sorted) order: the encoder need not sort them
+        "chain": None,
+        "data": {},
+        "database": None,
+        "db_login": None,
+        "id": fields.pop("id", None),
+        "outcome": "info",
+        "prev_hash": None,
+        "principal": None,
+        "reason": None,
+        "seq": None,
+        "session_id": None,
+        "source": None,
+        "time": time,
+        "trace_id": None,
+        "type": record_type,
+    }
+    record.update(fields)
+    if record["id"] is None:
+        record["id"] = uuid.uuid4().hex
+    return record
+
+
+def with_hash(body: str, record_hash: str) -> str:
+    """The canonical JSON of a record *with* its hash, from its stored ``body`` (which has none).
+
+    ``hash`` sorts between ``db_login`` and ``id``; the top-level ``id`` member is
+    the last ``,"id":"`` of the body (only fixed-shape members follow it).
+    """
+    at = body.rindex(',"id":"')
+    return f'{body[:at]},"hash":"{record_hash}"{body[at:]}'
+
+
+def without_hash(line: str) -> tuple[str, str]:
+    """(body, hash) of a line made by :func:`with_hash`; ValueError when it has no hash member."""
+    at = line.rindex(',"hash":"')
+    end = at + 9 + 64
+    if line[end : end + 1] != '"':
+        raise ValueError("the hash member is not 64 characters long")
+    return line[:at] + line[end + 1 :], line[at + 9 : end]

@@ -1,0 +1,363 @@
+"""AuditLog: the :class:`~sqlgate.audit.events.Auditor` that chains, signs and stores records.
+
+One writer task owns the chain. Every event — awaited or queued — goes into
+one FIFO queue, already redacted; the writer takes up to ``batch_size`` items,
+chains them in queue order, adds signed checkpoints when due, and commits the
+batch and the chain's signed head in one transaction (group commit). So there
+is one sequencer, and the chain order is the order events were handed over.
+
+How callers hand events over:
+
+- ``await log.record(event)`` — for security events (auth, lease, admin,
+  request, config). Returns once the batch holding the event is committed;
+  raises :class:`~sqlgate.errors.AuditError` if it could not be, so the action
+  must not go on. Never dropped, never bounded by the queue.
+- ``await log.submit(event)`` — **the hot path** for statement, session and
+  decision events. When the queue has room it returns without suspending (no
+  disk wait); when it is full it waits for room (``on_full: block``, the
+  default: backpressure reaches the client through the relay) or drops the
+  event (``on_full: drop``).
+- ``log.enqueue(event)`` — the same for code that cannot await. When full:
+  ``drop`` mode drops; ``block`` mode raises
+  :class:`~sqlgate.errors.AuditQueueFull` (it cannot wait, and an unaudited
+  statement must not run), so prefer ``submit``.
+
+A dropped event is never silent: it is counted (``dropped``, the
+``sqlgate_audit_dropped_total`` metric), logged (at most every 10 s, with the
+running total), and the next checkpoint written into the chain carries the
+number lost since the previous one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Self
+
+from prometheus_client import Counter, Gauge
+
+from sqlgate.audit.canonical import format_time
+from sqlgate.audit.chain import ChainedRecord, Chainer
+from sqlgate.audit.events import AuditEvent
+from sqlgate.audit.keys import Signer, signing_key_path
+from sqlgate.audit.otel import OtelSink
+from sqlgate.audit.pipeline import Pipeline
+from sqlgate.audit.sinks import JsonlSink, Sink, StdoutSink
+from sqlgate.audit.storage import Head, chain_id_for, last_record, read_heads, write_batch
+from sqlgate.config import Settings
+from sqlgate.errors import AuditError, AuditQueueFull
+from sqlgate.store import StateStore
+
+log = logging.getLogger(__name__)
+
+RECORDS_WRITTEN = Counter("sqlgate_audit_records", "Audit records committed to the state database.")
+RECORDS_DROPPED = Counter("sqlgate_audit_dropped", "Statement audit records dropped because the queue was full.")
+QUEUE_DEPTH = Gauge("sqlgate_audit_queue_depth", "Audit records waiting for the writer.")
+SINK_ERRORS = Counter("sqlgate_audit_sink_errors", "Batches an extra sink (file, stdout, OTel) failed to write.")
+_DROP_LOG_EVERY = 10.0
+_RETRY_MAX = 5.0
+
+
+@dataclass(slots=True)
+class _Item:
+    record: dict[str, Any]
+    done: asyncio.Future[None] | None = None  # set when the caller waits for the commit
+
+
+class AuditLog:
+    """The audit log of one replica: its own chain, written into the shared state database."""
+
+    def __init__(  # noqa: PLR0913 - every option has a sensible default
+        self,
+        store: StateStore,
+        signer: Signer,
+        chain_id: str,
+        *,
+        sinks: Sequence[Sink] = (),
+        queue_size: int = 10_000,
+        on_full: Literal["block", "drop"] = "block",
+        batch_size: int = 1000,
+        checkpoint_every: int = 1000,
+        checkpoint_interval: timedelta = timedelta(seconds=60),
+        pipeline: Pipeline | None = None,
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.chain = Chainer(chain_id)
+        self.sinks = list(sinks)
+        self.queue_size = queue_size
+        self.on_full = on_full
+        self.batch_size = batch_size
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval.total_seconds()
+        self.pipeline = pipeline or Pipeline()
+        self.dropped = 0
+        self.written = 0
+        self._queue: deque[_Item] = deque()
+        self._queued = 0  # items in the queue that count against queue_size
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._since_checkpoint = 0
+        self._checkpoint_at = time.monotonic()
+        self._drops_unreported = 0
+        self._drop_logged_at = 0.0
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._failures = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: StateStore) -> AuditLog:
+        """The log ``settings`` describe: key, chain id, extra sinks, queue and checkpoint options."""
+        audit = settings.audit
+        signer = Signer.load_or_create(signing_key_path(settings.data_dir, audit.signing_key_file))
+        sinks: list[Sink] = []
+        if audit.otlp_endpoint:
+            sinks.append(OtelSink(audit.otlp_endpoint))
+        if audit.jsonl_file is not None:
+            sinks.append(JsonlSink(audit.jsonl_file, max_bytes=audit.jsonl_max_bytes, backups=audit.jsonl_backups))
+        if audit.stdout:
+            sinks.append(StdoutSink())
+        return cls(
+            store,
+            signer,
+            chain_id_for(settings.data_dir, audit.chain_id),
+            sinks=sinks,
+            queue_size=audit.queue_size,
+            on_full=audit.on_full,
+            batch_size=audit.batch_size,
+            checkpoint_every=audit.checkpoint_every,
+            checkpoint_interval=audit.checkpoint_interval,
+        )
+
+    @property
+    def chain_id(self) -> str:
+        """The chain id of this replica."""
+        return self.chain.chain_id
+
+    # -- lifecycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume the chain from the store and start the writer."""
+        if self._writer is not None:
+            return
+        await self._resume()
+        self._writer = asyncio.create_task(self._run(), name=f"audit-writer-{self.chain_id}")
+
+    async def aclose(self) -> None:
+        """Write everything queued, sign a final checkpoint, stop the writer, close the sinks."""
+        if self._closing:
+            return
+        self._closing = True
+        self._room.set()  # waiters in submit() see the log closing
+        self._wakeup.set()
+        if self._writer is not None:
+            await self._writer
+        for sink in self.sinks:
+            with contextlib.suppress(Exception):
+                await sink.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def _resume(self) -> None:
+        head = (await read_heads(self.store)).get(self.chain_id)
+        last = await last_record(self.store, self.chain_id)
+        if head is None and last is None:
+            return
+        if head is None or last is None or (head.seq, head.hash) != last:
+            raise AuditError(
+                f"audit chain {self.chain_id}: the stored records and the signed head disagree",
+                hint="run `sqlgate audit verify`; to continue on a new chain, set audit.chain_id "
+                "or remove data_dir/audit/chain_id",
+            )
+        self.chain.seq, self.chain.head_hash = head.seq, head.hash
+
+    # -- handing events over ----------------------------------------------
+
+    async def record(self, event: AuditEvent) -> None:
+        """Record ``event`` and return once it is committed (raises AuditError if it cannot be)."""
+        self._check_open()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._push(_Item(self.pipeline.prepare(event), done), counted=False)
+        await asyncio.shield(done)
+
+    async def submit(self, event: AuditEvent) -> None:
+        """Queue ``event`` for a batched write; waits only while the queue is full (``block`` mode)."""
+        if event.is_security:
+            self._push(_Item(self.pipeline.prepare(event)), counted=False)
+            return
+        while self._queued >= self.queue_size:
+            self._check_open()
+            if self.on_full == "drop":
+                self._drop()
+                return
+            self._room.clear()
+            await self._room.wait()
+        self._check_open()
+        self._push(_Item(self.pipeline.prepare(event)), counted=True)
+
+    def enqueue(self, event: AuditEvent) -> None:
+        """Queue ``event`` without waiting; when full, drop (``drop``) or raise AuditQueueFull (``block``)."""
+        self._check_open()
+        if event.is_security:
+            self._push(_Item(self.pipeline.prepare(event)), counted=False)
+            return
+        if self._queued >= self.queue_size:
+            if self.on_full == "drop":
+                self._drop()
+                return
+            raise AuditQueueFull(
+                f"audit queue full ({self.queue_size} records waiting)",
+                hint="the state database is slow or down; callers that can wait should use submit()",
+            )
+        self._push(_Item(self.pipeline.prepare(event)), counted=True)
+
+    async def flush(self) -> None:
+        """Wait until everything handed over so far is committed."""
+        self._check_open()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._push(_Item({}, done), counted=False)  # an empty record is a barrier, not written
+        await asyncio.shield(done)
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise AuditError("the audit log is closed")
+
+    def _push(self, item: _Item, *, counted: bool) -> None:
+        self._queue.append(item)
+        if counted:
+            self._queued += 1
+        QUEUE_DEPTH.set(len(self._queue))
+        self._wakeup.set()
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        self._drops_unreported += 1
+        RECORDS_DROPPED.inc()
+        now = time.monotonic()
+        if now - self._drop_logged_at >= _DROP_LOG_EVERY or self.dropped == 1:
+            self._drop_logged_at = now
+            log.warning(
+                "audit queue full (%d waiting): dropped statement records, %d so far", self._queued, self.dropped
+            )
+        self._wakeup.set()
+
+    # -- the writer ---------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    break
+                await self._idle()
+                if not self._queue and not self._checkpoint_due():
+                    continue
+            batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            await self._write(batch)
+        if self._since_checkpoint:
+            await self._write([], final=True)
+
+    async def _idle(self) -> None:
+        self._wakeup.clear()
+        timeout = None
+        if self._since_checkpoint or self._drops_unreported:
+            timeout = max(0.0, self._checkpoint_at + self.checkpoint_interval - time.monotonic())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    def _checkpoint_due(self) -> bool:
+        if self._drops_unreported:
+            return True
+        return bool(self._since_checkpoint) and time.monotonic() >= self._checkpoint_at + self.checkpoint_interval
+
+    def _chain_batch(self, batch: list[_Item], *, final: bool) -> list[ChainedRecord]:
+        records = []
+        for item in batch:
+            if not item.record:
+                continue
+            records.append(self.chain(item.record))
+            self._since_checkpoint += 1
+            if self._since_checkpoint >= self.checkpoint_every:
+                records.append(self._checkpoint())
+        if self._since_checkpoint and (final or self._checkpoint_due()):
+            records.append(self._checkpoint())
+        return records
+
+    def _checkpoint(self) -> ChainedRecord:
+        record = self.chain.checkpoint(self.signer, dropped=self._drops_unreported)
+        self._since_checkpoint = 0
+        self._drops_unreported = 0
+        self._checkpoint_at = time.monotonic()
+        return record
+
+    async def _write(self, batch: list[_Item], *, final: bool = False) -> None:
+        mark = self.chain.mark()
+        state = (self._since_checkpoint, self._drops_unreported, self._checkpoint_at)
+        records = self._chain_batch(batch, final=final)
+        try:
+            if records:
+                head = self._signed_head()
+                async with self.store.begin() as conn:
+                    await write_batch(conn, records, head)
+        except Exception as exc:
+            self.chain.rollback(mark)
+            self._since_checkpoint, self._drops_unreported, self._checkpoint_at = state
+            await self._failed(batch, exc)
+            return
+        self._failures = 0
+        self._committed(batch, len(records))
+        await self._fan_out(records)
+
+    def _signed_head(self) -> Head:
+        seq, digest = self.chain.mark()
+        signature = self.signer.sign(self.chain_id, seq, digest)
+        return Head(self.chain_id, seq, digest, format_time(datetime.now(UTC)), self.signer.key_id, signature)
+
+    def _committed(self, batch: list[_Item], count: int) -> None:
+        self.written += count
+        RECORDS_WRITTEN.inc(count)
+        for item in batch:
+            if item.done is None:
+                self._queued -= 1
+            elif not item.done.done():
+                item.done.set_result(None)
+        QUEUE_DEPTH.set(len(self._queue))
+        self._room.set()
+
+    async def _failed(self, batch: list[_Item], exc: Exception) -> None:
+        """Fail waiting callers (their action must not go on); put queued records back; back off."""
+        self._failures += 1
+        log.error("audit batch of %d records not stored: %s", len(batch), exc)
+        error = AuditError(f"audit record not stored: {exc}")
+        for item in reversed(batch):
+            if item.done is None:
+                self._queue.appendleft(item)
+            elif not item.done.done():
+                item.done.set_exception(error)
+        if self._closing and self._failures >= 3:
+            lost = sum(1 for item in self._queue if item.done is None)
+            log.error("audit log closing with the state database failing: %d queued records lost", lost)
+            self._queue.clear()
+            return
+        await asyncio.sleep(min(_RETRY_MAX, 0.05 * 2**self._failures))
+        with contextlib.suppress(Exception):
+            await self._resume()
+
+    async def _fan_out(self, records: list[ChainedRecord]) -> None:
+        for sink in self.sinks:
+            try:
+                await sink.write(records)
+            except Exception as exc:
+                SINK_ERRORS.inc()
+                log.error("audit sink %s failed on %d records: %s", type(sink).__name__, len(records), exc)  # noqa: TRY400 - one line, no traceback

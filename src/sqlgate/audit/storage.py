@@ -1,0 +1,139 @@
+"""The state-database side of the log: batch writes, chain heads, chain ids, reading back.
+
+A batch is one transaction: its records (one multi-row insert) and the chain's
+new signed head. Reading for verification and export goes chain by chain in
+insertion order, in pages, so a log of any size streams in bounded memory.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sqlgate.audit.chain import ChainedRecord
+from sqlgate.audit.tables import audit_heads, audit_records
+from sqlgate.store import StateStore
+
+CHAIN_ID_FILE = "chain_id"
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The newest record of a chain as last committed, signed."""
+
+    chain: str
+    seq: int
+    hash: str
+    time: str
+    key_id: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stored record as the verifier sees it: the hashed ``body``, its ``hash``, and the index columns."""
+
+    body: str
+    hash: str
+    chain: str | None = None
+    seq: int | None = None
+    prev_hash: str | None = None
+    type: str | None = None
+    position: int | None = None
+
+
+def row_of(record: ChainedRecord) -> dict[str, object]:
+    """The ``audit_records`` row of ``record``."""
+    fields = record.fields
+    principal = fields["principal"]
+    return {
+        "chain": record.chain,
+        "seq": record.seq,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+        "time": fields["time"],
+        "type": fields["type"],
+        "subject": principal["subject"] if principal else None,
+        "issuer": principal["issuer"] if principal else None,
+        "database": fields["database"],
+        "session_id": fields["session_id"],
+        "outcome": fields["outcome"],
+        "body": record.body,
+    }
+
+
+async def write_batch(conn: AsyncConnection, records: Sequence[ChainedRecord], head: Head) -> None:
+    """Insert ``records`` and move the chain's head, inside the caller's transaction."""
+    if records:
+        await conn.execute(insert(audit_records), [row_of(record) for record in records])
+    values = {"seq": head.seq, "hash": head.hash, "time": head.time, "key_id": head.key_id, "signature": head.signature}
+    result = await conn.execute(update(audit_heads).where(audit_heads.c.chain == head.chain).values(**values))
+    if result.rowcount == 0:
+        await conn.execute(insert(audit_heads).values(chain=head.chain, **values))
+
+
+async def read_heads(store: StateStore) -> dict[str, Head]:
+    """The signed head of every chain."""
+    async with store.begin() as conn:
+        rows = (await conn.execute(select(audit_heads))).all()
+    return {row.chain: Head(row.chain, row.seq, row.hash, row.time, row.key_id, row.signature) for row in rows}
+
+
+async def last_record(store: StateStore, chain: str) -> tuple[int, str] | None:
+    """(seq, hash) of the newest stored record of ``chain``, or None."""
+    async with store.begin() as conn:
+        top = select(func.max(audit_records.c.seq)).where(audit_records.c.chain == chain).scalar_subquery()
+        row = (
+            await conn.execute(
+                select(audit_records.c.seq, audit_records.c.hash).where(
+                    audit_records.c.chain == chain, audit_records.c.seq == top
+                )
+            )
+        ).first()
+    return None if row is None else (int(row.seq), str(row.hash))
+
+
+async def chain_ids(store: StateStore) -> list[str]:
+    """Every chain that has records or a head."""
+    async with store.begin() as conn:
+        stored = (await conn.execute(select(audit_records.c.chain).distinct())).scalars().all()
+        heads = (await conn.execute(select(audit_heads.c.chain))).scalars().all()
+    return sorted(set(stored) | set(heads))
+
+
+async def entries(store: StateStore, chain: str, *, since: str | None = None, page: int = 5000) -> AsyncIterator[Entry]:
+    """The records of ``chain`` in insertion order (``since``: only those at or after that time)."""
+    cols = audit_records.c
+    after = 0
+    while True:
+        query = select(cols.id, cols.body, cols.hash, cols.chain, cols.seq, cols.prev_hash, cols.type).where(
+            cols.chain == chain, cols.id > after
+        )
+        if since is not None:
+            query = query.where(cols.time >= since)
+        async with store.begin() as conn:
+            rows = (await conn.execute(query.order_by(cols.id).limit(page))).all()
+        for row in rows:
+            yield Entry(row.body, row.hash, row.chain, row.seq, row.prev_hash, row.type, row.id)
+        if len(rows) < page:
+            return
+        after = rows[-1].id
+
+
+def chain_id_for(data_dir: Path, configured: str | None) -> str:
+    """``audit.chain_id``, else the id kept in ``data_dir/audit/chain_id`` (made at first start)."""
+    if configured:
+        return configured
+    path = data_dir / "audit" / CHAIN_ID_FILE
+    try:
+        value = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        value = secrets.token_hex(8)
+        path.write_text(value + "\n", encoding="ascii")
+    return value

@@ -1,0 +1,204 @@
+"""AuditLog on SQLite and PostgreSQL: durability, one chain order, backpressure, drops, replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from sqlalchemy import func, select, text
+
+from sqlgate.audit.storage import chain_ids, entries, read_heads
+from sqlgate.audit.tables import audit_records
+from sqlgate.audit.verify import Verifier
+from sqlgate.errors import AuditError, AuditQueueFull
+from tests.audit.conftest import security, statement
+
+
+async def stored(store, chain="replica-a"):
+    """The records of ``chain`` as dicts, in stored order."""
+    return [json.loads(entry.body) async for entry in entries(store, chain)]
+
+
+async def verify_store(store, signer):
+    verifier = Verifier(signer.public_key, partial=False)
+    for chain in await chain_ids(store):
+        async for entry in entries(store, chain):
+            verifier.add(entry)
+    return verifier.finish(await read_heads(store))
+
+
+async def count_rows(store):
+    async with store.begin() as conn:
+        return (await conn.execute(select(func.count()).select_from(audit_records))).scalar_one()
+
+
+async def test_record_is_committed_when_it_returns(store, make_log):
+    log = make_log(store)
+    await log.start()
+    try:
+        event = security(1)
+        await log.record(event)
+        async with store.begin() as conn:
+            ids = (await conn.execute(select(audit_records.c.body))).scalars().all()
+        assert any(event.id in body for body in ids)
+    finally:
+        await log.aclose()
+
+
+async def test_one_chain_in_hand_over_order(store, make_log, signer):
+    """Awaited and queued events share one sequencer: the chain order is the order they were handed over."""
+    log = make_log(store)
+    await log.start()
+    sent = []
+    for n in range(7):
+        event = statement(n)
+        await log.submit(event)
+        sent.append(event.id)
+        if n % 3 == 0:
+            event = security(n)
+            await log.record(event)
+            sent.append(event.id)
+    log.enqueue(statement(99))
+    await log.aclose()
+    records = await stored(store)
+    ids = [r["id"] for r in records if r["type"] != "audit.checkpoint"]
+    assert ids[:-1] == sent
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert records[-1]["type"] == "audit.checkpoint"  # closing signs the tail
+    report = await verify_store(store, signer)
+    assert report.ok, report.findings
+
+
+async def test_concurrent_writers_make_one_gapless_chain(store, make_log, signer):
+    log = make_log(store, batch_size=16)
+    await log.start()
+
+    async def worker(n):
+        for i in range(10):
+            if i % 4 == 0:
+                await log.record(security(n * 100 + i))
+            else:
+                await log.submit(statement(n * 100 + i))
+
+    await asyncio.gather(*(worker(n) for n in range(30)))
+    await log.aclose()
+    records = await stored(store)
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert sum(r["type"] != "audit.checkpoint" for r in records) == 300
+    assert (await verify_store(store, signer)).ok
+
+
+async def test_restart_continues_the_chain(store, make_log, signer):
+    log = make_log(store)
+    async with log:
+        await log.record(security(1))
+    async with make_log(store) as log:
+        await log.record(security(2))
+    records = await stored(store)
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert (await verify_store(store, signer)).ok
+
+
+async def test_replicas_write_their_own_chains(store, make_log, signer):
+    a, b = make_log(store, "replica-a"), make_log(store, "replica-b")
+    await a.start()
+    await b.start()
+    await asyncio.gather(*(log.record(security(n)) for n in range(5) for log in (a, b)))
+    await a.aclose()
+    await b.aclose()
+    assert await chain_ids(store) == ["replica-a", "replica-b"]
+    report = await verify_store(store, signer)
+    assert report.ok
+    assert {c: r.records for c, r in report.chains.items()} == {"replica-a": 6, "replica-b": 6}
+
+
+async def test_full_queue_applies_backpressure(sqlite_store, make_log):
+    """submit() waits for room and enqueue() refuses (block mode); nothing is lost."""
+    log = make_log(sqlite_store, queue_size=3)
+    for n in range(3):
+        await log.submit(statement(n))
+    waiting = asyncio.create_task(log.submit(statement(3)))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    with pytest.raises(AuditQueueFull):
+        log.enqueue(statement(4))
+    await log.start()
+    await waiting
+    await log.aclose()
+    assert log.dropped == 0
+    assert sum(r["type"] == "statement" for r in await stored(sqlite_store)) == 4
+
+
+async def test_drop_mode_counts_logs_and_records_the_loss(sqlite_store, make_log, caplog, signer):
+    log = make_log(sqlite_store, queue_size=2, on_full="drop")
+    with caplog.at_level(logging.WARNING, logger="sqlgate.audit.log"):
+        for n in range(5):
+            log.enqueue(statement(n))
+        await log.submit(statement(5))
+    log.enqueue(security(1))  # security events are never dropped
+    assert log.dropped == 4
+    assert "dropped statement records" in caplog.text
+    await log.start()
+    await log.aclose()
+    records = await stored(sqlite_store)
+    assert sum(r["type"] == "statement" for r in records) == 2
+    assert sum(r["type"] == "lease.mint" for r in records) == 1
+    checkpoints = [r for r in records if r["type"] == "audit.checkpoint"]
+    assert sum(c["data"].get("dropped", 0) for c in checkpoints) == 4
+    assert (await verify_store(sqlite_store, signer)).ok
+
+
+async def test_failed_write_fails_the_caller_and_keeps_the_chain(sqlite_store, make_log, signer):
+    """When the store refuses a batch, record() raises and no gap is left in the chain."""
+    log = make_log(sqlite_store)
+    await log.start()
+    await log.record(security(1))
+    async with sqlite_store.begin() as conn:
+        await conn.execute(
+            text("CREATE TRIGGER refuse BEFORE INSERT ON audit_records BEGIN SELECT RAISE(ABORT, 'no'); END")
+        )
+    with pytest.raises(AuditError, match="not stored"):
+        await log.record(security(2))
+    async with sqlite_store.begin() as conn:
+        await conn.execute(text("DROP TRIGGER refuse"))
+    await log.record(security(3))
+    await log.aclose()
+    records = await stored(sqlite_store)
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert (await verify_store(sqlite_store, signer)).ok
+
+
+async def test_start_refuses_when_head_and_records_disagree(sqlite_store, make_log):
+    async with make_log(sqlite_store) as log:
+        await log.record(security(1))
+    async with sqlite_store.begin() as conn:
+        await conn.execute(text("DELETE FROM audit_records WHERE seq = (SELECT max(seq) FROM audit_records)"))
+    with pytest.raises(AuditError, match="disagree"):
+        await make_log(sqlite_store).start()
+
+
+async def test_closed_log_refuses(sqlite_store, make_log):
+    log = make_log(sqlite_store)
+    await log.start()
+    await log.aclose()
+    with pytest.raises(AuditError, match="closed"):
+        await log.record(security(1))
+    with pytest.raises(AuditError, match="closed"):
+        log.enqueue(statement(1))
+
+
+async def test_time_based_checkpoint(sqlite_store, make_log):
+    from datetime import timedelta  # noqa: PLC0415
+
+    log = make_log(sqlite_store, checkpoint_every=1000, checkpoint_interval=timedelta(milliseconds=50))
+    await log.start()
+    await log.record(security(1))
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if await count_rows(sqlite_store) >= 2:
+            break
+    records = await stored(sqlite_store)
+    await log.aclose()
+    assert [r["type"] for r in records] == ["lease.mint", "audit.checkpoint"]
