@@ -38,8 +38,10 @@ from sqlgate.pgwire.backend import (
     PortalSuspended,
     ReadyForQuery,
     RowDescription,
+    data_row_values,
     decode_backend,
 )
+from sqlgate.pgwire.framing import Framer
 from sqlgate.pgwire.frontend import CopyData, CopyDone
 from sqlgate.pgwire.notices import ErrorResponse, NoticeResponse
 
@@ -153,3 +155,9 @@ def test_command_complete_row_count(tag, rows):
 def test_secrets_stay_out_of_repr():
     """Cancel keys never show in logs."""
     assert "secret" not in repr(BackendKeyData(1, b"secret-key"))
+
+
+def test_data_row_values_without_a_message_object():
+    """The masking path reads values straight from a batch payload."""
+    batch = Framer("backend").split(DataRow((b"a", None, b"")).encode())
+    assert data_row_values(batch.payload(0)) == (b"a", None, b"")

@@ -142,35 +142,40 @@ class DataRow:
 
     @classmethod
     def decode(cls, payload: BytesLike) -> Self:
-        """Parse the body (the hot path of masking: one unpack per column, no per-byte work)."""
-        data = payload if isinstance(payload, bytes) else bytes(payload)
-        size = len(data)
-        if size < 2:
+        """Parse the body."""
+        return cls(data_row_values(payload))
+
+
+def data_row_values(payload: BytesLike) -> tuple[bytes | None, ...]:
+    """The values of a DataRow body, without building a message object (the masking hot path)."""
+    data = payload if isinstance(payload, bytes) else bytes(payload)
+    size = len(data)
+    if size < 2:
+        raise ProtocolError("DataRow: message is truncated")
+    count = INT16.unpack_from(data, 0)[0]
+    if count < 0:
+        raise ProtocolError(f"DataRow: negative count {count}")
+    values: list[bytes | None] = []
+    pos = 2
+    unpack = INT32.unpack_from
+    for _ in range(count):
+        if pos + 4 > size:
             raise ProtocolError("DataRow: message is truncated")
-        count = INT16.unpack_from(data, 0)[0]
-        if count < 0:
-            raise ProtocolError(f"DataRow: negative count {count}")
-        values: list[bytes | None] = []
-        pos = 2
-        unpack = INT32.unpack_from
-        for _ in range(count):
-            if pos + 4 > size:
-                raise ProtocolError("DataRow: message is truncated")
-            length = unpack(data, pos)[0]
-            pos += 4
-            if length < 0:
-                if length != -1:
-                    raise ProtocolError(f"DataRow: negative length {length}")
-                values.append(None)
-                continue
-            end = pos + length
-            if end > size:
-                raise ProtocolError("DataRow: message is truncated")
-            values.append(data[pos:end])
-            pos = end
-        if pos != size:
-            raise ProtocolError(f"DataRow: {size - pos} unexpected trailing bytes")
-        return cls(tuple(values))
+        length = unpack(data, pos)[0]
+        pos += 4
+        if length < 0:
+            if length != -1:
+                raise ProtocolError(f"DataRow: negative length {length}")
+            values.append(None)
+            continue
+        end = pos + length
+        if end > size:
+            raise ProtocolError("DataRow: message is truncated")
+        values.append(data[pos:end])
+        pos = end
+    if pos != size:
+        raise ProtocolError(f"DataRow: {size - pos} unexpected trailing bytes")
+    return tuple(values)
 
 
 @dataclass(frozen=True, slots=True)
