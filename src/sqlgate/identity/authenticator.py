@@ -76,15 +76,19 @@ class Authenticator:
         digest = jwt.token_digest(token)
         cached = self._cache.get(digest, now)
         if cached is not None:
-            return cached if cached.source == source else cached.with_source(source)
+            if cached.source == source:
+                return cached
+            principal = cached.with_source(source)
+            self._cache.replace(digest, principal)  # the next call from this address allocates nothing
+            return principal
         try:
-            principal = await self._verify(token, now)
+            principal = (await self._verify(token, now)).with_source(source)
         except TokenRejected as exc:
             log.info("token %s rejected (from %s): %s", jwt.fingerprint(token), source or "-", exc)
             raise
         valid_until = principal.expires_at.timestamp() if principal.expires_at else now
         self._cache.put(digest, principal, valid_until)
-        return principal.with_source(source)
+        return principal
 
     async def _verify(self, token: str, now: float) -> Principal:
         jwt.check_size(token)

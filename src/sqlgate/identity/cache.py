@@ -35,6 +35,12 @@ class PrincipalCache:
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
+    def replace(self, digest: bytes, principal: Principal) -> None:
+        """Swap the principal of an entry, keeping its expiry (no-op when the entry is gone)."""
+        entry = self._entries.get(digest)
+        if entry is not None:
+            self._entries[digest] = (principal, entry[1])
+
     def clear(self) -> None:
         """Forget everything (e.g. after a configuration reload)."""
         self._entries.clear()

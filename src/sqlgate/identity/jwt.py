@@ -41,7 +41,13 @@ def fingerprint(token: str | bytes) -> str:
 
 def token_digest(token: str) -> bytes:
     """The SHA-256 of a token, used as a cache key so the token itself is never kept."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+    try:
+        return _sha256(token.encode()).digest()
+    except UnicodeEncodeError:
+        raise TokenRejected("malformed token: not valid UTF-8 text") from None
+
+
+_sha256 = hashlib.sha256
 
 
 @dataclass(frozen=True, slots=True)
