@@ -239,3 +239,16 @@ async def test_unrecorded_mint_is_withdrawn(pg_target, store, tmp_path, pg_serve
         assert roles_with_prefix(pg_server, pg_target.login_prefix) == []
     finally:
         await broker.close()
+
+
+async def test_connect_logs_in_with_the_lease(broker):
+    """Broker.connect() gives a connection as the lease's login; after revoke it refuses."""
+    lease = await broker.lease(principal(), ALIAS, "read", TTL)
+    conn = await broker.connect(lease)
+    try:
+        assert await conn.fetchval("SELECT current_user") == lease.db_login
+    finally:
+        await conn.close()
+    await broker.revoke(lease, "test")
+    with pytest.raises(LeaseEnded):
+        await broker.connect(lease)

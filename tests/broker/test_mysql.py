@@ -173,3 +173,15 @@ async def test_rotate_admin(mysql_target, store, tmp_path):
     conn.close()
     with pytest.raises(MysqlError):
         await asyncmy.connect(host="127.0.0.1", port=3306, user=mysql_target.admin_user, password=old)
+
+
+async def test_connect_with_the_lease(mysql_broker):
+    """Broker.connect() gives an asyncmy connection as the minted account."""
+    lease = await mysql_broker.lease(principal(), ALIAS, "read", TTL)
+    conn = await mysql_broker.connect(lease)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT CURRENT_USER()")
+            assert (await cur.fetchone())[0].startswith(lease.db_login + "@")
+    finally:
+        conn.close()

@@ -109,6 +109,13 @@ class Broker:
             scheme="mysql" if config.engine == "mysql" else "postgresql",
         )
 
+    async def connect(self, lease: Lease, dbname: str | None = None) -> Any:
+        """A driver connection logged in with ``lease`` (asyncpg; asyncmy for MySQL)."""
+        live = self._by_id.get(lease.id)
+        if live is None or not live.lease.is_live():
+            raise LeaseEnded(f"lease {lease.id} is not live in this gateway; ask for a new one")
+        return await self.backend(lease.database).connect(lease.db_login, live.password, dbname)
+
     def password(self, lease: Lease) -> str | None:
         """The secret of a lease minted here (for the proxy's upstream login); None when unknown."""
         live = self._by_id.get(lease.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlgate.identity.principal import Principal
 
@@ -56,6 +56,9 @@ class Backend(Protocol):
 
     async def restore_admin(self, old_password: str) -> None:
         """Put the previous admin password back (when the new one could not be saved)."""
+
+    async def connect(self, login: str, password: str | None, dbname: str | None = None) -> Any:
+        """A driver connection (asyncpg, or asyncmy for MySQL) logged in as a lease's login."""
 
     async def close(self) -> None:
         """Close admin connections."""

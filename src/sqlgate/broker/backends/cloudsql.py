@@ -96,8 +96,9 @@ class CloudSqlBackend:
             self._connectors[loop] = connector
         return connector
 
-    async def connect(self, user: str, dbname: str | None = None) -> Any:
-        """An asyncpg connection as IAM database user ``user``."""
+    async def connect(self, user: str, password: str | None = None, dbname: str | None = None) -> Any:
+        """An asyncpg connection as IAM database user ``user`` (``password`` is never used)."""
+        del password
         try:
             return await self.connector().connect_async(
                 self._instance, "asyncpg", user=user, db=dbname or self._config.dbname, enable_iam_auth=True

@@ -26,7 +26,7 @@ from asyncmy.errors import Error as MysqlError
 from sqlgate.broker.backends.base import FoundLogin, MintSpec
 from sqlgate.broker.names import login_name, login_pattern, mysql_ident, mysql_string
 from sqlgate.config import DatabaseConfig
-from sqlgate.errors import BrokerError
+from sqlgate.errors import BrokerError, UpstreamError
 from sqlgate.identity.principal import Principal
 
 MAX_LOGIN = 32  # MySQL 5.7+/8 user names; MariaDB allows 80
@@ -109,6 +109,20 @@ class MysqlBackend:
         """Put the previous admin password back."""
         async with self._connection() as conn:
             await self._set_admin_password(conn, old_password)
+
+    async def connect(self, login: str, password: str | None, dbname: str | None = None) -> Any:
+        """An asyncmy connection as ``login``."""
+        try:
+            return await asyncmy.connect(
+                host=self._config.host,
+                port=self._config.port,
+                user=login,
+                password=password or "",
+                database=dbname or self._config.dbname,
+                connect_timeout=10,
+            )
+        except (MysqlError, OSError) as exc:
+            raise UpstreamError(f"cannot log in to MySQL at {self._config.host} as {login}: {exc}") from exc
 
     async def close(self) -> None:
         """Close idle admin connections."""

@@ -28,7 +28,7 @@ from sqlgate.broker.backends.base import FoundLogin, MintSpec
 from sqlgate.broker.names import lease_id_of, login_name, login_pattern, quote_ident, quote_literal
 from sqlgate.broker.scram import scram_sha256_verifier
 from sqlgate.config import DatabaseConfig
-from sqlgate.errors import BrokerError
+from sqlgate.errors import BrokerError, UpstreamError
 from sqlgate.identity.principal import Principal
 
 _TERMINATE_ROUNDS = 100
@@ -120,6 +120,15 @@ class PostgresBackend:
         pool = await self.pool()
         async with pool.acquire() as conn:
             await self._set_admin_password(conn, old_password)
+
+    async def connect(self, login: str, password: str | None, dbname: str | None = None) -> Any:
+        """An asyncpg connection as ``login`` (with this database's TLS settings)."""
+        args = self._connect_args(dbname or self._config.dbname, password)
+        args["user"] = login
+        try:
+            return await asyncpg.connect(**args)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise UpstreamError(f"cannot log in to {self._where()} as {login}: {exc}") from exc
 
     async def close(self) -> None:
         """Close the admin pool."""
