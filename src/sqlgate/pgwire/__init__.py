@@ -3,7 +3,8 @@
 Nothing here opens a socket or imports asyncio; :mod:`sqlgate.proxy` owns the I/O.
 
 - :mod:`~sqlgate.pgwire.framing` cuts a byte stream into messages without decoding them
-  (:class:`Framer`, :class:`FrameBatch`), the relay's hot path.
+  (:class:`Framer`, :class:`FrameBatch`), the relay's hot path; :mod:`~sqlgate.pgwire.msgtypes`
+  names the type bytes (:class:`FrontendType`, :class:`BackendType`).
 - :mod:`~sqlgate.pgwire.startup`, :mod:`~sqlgate.pgwire.frontend`, :mod:`~sqlgate.pgwire.backend`,
   :mod:`~sqlgate.pgwire.auth`, :mod:`~sqlgate.pgwire.notices`: one frozen dataclass per
   message, each with ``encode()`` and ``decode(payload)``.
@@ -36,6 +37,7 @@ from sqlgate.pgwire.backend import (
 from sqlgate.pgwire.client_handshake import ClientHandshake
 from sqlgate.pgwire.framing import Frame, FrameBatch, Framer
 from sqlgate.pgwire.frontend import Bind, Close, Execute, FrontendMessage, Parse, Query, Sync, decode_frontend
+from sqlgate.pgwire.msgtypes import BackendType, FrontendType
 from sqlgate.pgwire.notices import ErrorResponse, NoticeResponse, error_from, error_response
 from sqlgate.pgwire.scram import ScramClient, ScramError
 from sqlgate.pgwire.startup import PROTOCOL_3_0, PROTOCOL_3_2, CancelRequest, StartupMessage, decode_startup
@@ -47,6 +49,7 @@ __all__ = [
     "Action",
     "BackendKeyData",
     "BackendMessage",
+    "BackendType",
     "Bind",
     "CancelRequest",
     "CancelRequested",
@@ -62,6 +65,7 @@ __all__ = [
     "FrameBatch",
     "Framer",
     "FrontendMessage",
+    "FrontendType",
     "NoticeResponse",
     "ParameterStatus",
     "Parse",

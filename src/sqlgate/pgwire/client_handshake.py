@@ -32,6 +32,7 @@ from sqlgate.pgwire.actions import (
 from sqlgate.pgwire.auth import AuthenticationCleartextPassword, AuthenticationOk, PasswordMessage
 from sqlgate.pgwire.backend import BackendKeyData, NegotiateProtocolVersion, ParameterStatus, ReadyForQuery
 from sqlgate.pgwire.framing import MAX_MESSAGE_SIZE, Framer
+from sqlgate.pgwire.msgtypes import FrontendType
 from sqlgate.pgwire.notices import NoticeResponse, error_from, error_response
 from sqlgate.pgwire.startup import (
     PROTOCOL_3_0,
@@ -199,10 +200,10 @@ class ClientHandshake:
         frame = self.framer.next_frame()
         if frame is None:
             return None
-        if frame.type == ord("X"):
+        if frame.type == FrontendType.TERMINATE:
             self.state = State.CLOSED
             return [Disconnect()]
-        if frame.type != ord("p"):
+        if frame.type != FrontendType.AUTH_RESPONSE:
             raise ProtocolError(f"expected a password message, got message type {chr(frame.type)!r}")
         self.state = State.AUTHENTICATING
         return [PasswordReceived(PasswordMessage.decode(frame.payload).password)]
