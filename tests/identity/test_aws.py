@@ -9,8 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto.server import ThreadedMotoServer
+from typer.testing import CliRunner
 
+from sqlgate.cli import app
 from sqlgate.config import AwsIamConfig, Settings
 from sqlgate.errors import TokenRejected
 from sqlgate.identity.authenticator import Authenticator
@@ -49,7 +53,7 @@ def session(endpoint, *, role: str | None = None) -> boto3.Session:
     )
 
 
-def settings(endpoint, **aws):
+def aws_settings(endpoint, **aws):
     return Settings(identity={"aws": {"enabled": True, "sts_endpoint": endpoint, "server_id": "gw-prod", **aws}})
 
 
@@ -58,7 +62,7 @@ async def authenticate(sts_endpoint):
     made = []
 
     async def run(token, **aws):
-        authenticator = Authenticator.from_settings(settings(sts_endpoint, **aws))
+        authenticator = Authenticator.from_settings(aws_settings(sts_endpoint, **aws))
         made.append(authenticator)
         return await authenticator.authenticate(token, "10.0.0.5")
 
@@ -157,7 +161,7 @@ async def test_unreachable_sts_fails_closed(sts_endpoint):
     """No answer from the configured STS endpoint is a rejection, never a pass."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    authenticator = Authenticator.from_settings(settings(endpoint))
+    authenticator = Authenticator.from_settings(aws_settings(endpoint))
     with pytest.raises(TokenRejected, match="cannot reach STS"):
         await authenticator.authenticate(make_aws_token(session(sts_endpoint), "gw-prod", endpoint), None)
     await authenticator.aclose()
@@ -192,3 +196,28 @@ def test_unknown_arn_shape():
 async def test_plain_jwt_still_needs_an_issuer(sts_endpoint, authenticate):
     with pytest.raises(TokenRejected, match="not trusted"):
         await authenticate("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=400), st.binary(max_size=400).map(lambda b: base64.urlsafe_b64encode(b).decode())))
+def test_arbitrary_aws_tokens_only_raise_token_rejected(text):
+    """Fuzz the AWS token decoder and request checks: nothing but TokenRejected escapes."""
+    config = AwsIamConfig(enabled=True, sts_endpoint="http://sts", server_id="gw")
+    with pytest.raises(TokenRejected):
+        check_signed_request(decode_aws_token(text), config, datetime.now(UTC))
+
+
+def test_cli_token_aws(sts_endpoint, tmp_path, monkeypatch):
+    """`sqlgate token --aws` signs with the caller's credentials for the configured gateway."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEUSER00002")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    config = tmp_path / "sqlgate.yaml"
+    config.write_text(
+        f"identity:\n  aws:\n    enabled: true\n    sts_endpoint: {sts_endpoint}\n    server_id: gw-prod\n"
+    )
+    result = CliRunner().invoke(app, ["token", "--aws", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    request = decode_aws_token(result.stdout.strip())
+    check_signed_request(
+        request, AwsIamConfig(enabled=True, sts_endpoint=sts_endpoint, server_id="gw-prod"), datetime.now(UTC)
+    )

@@ -176,3 +176,11 @@ def test_cli_token_warns_when_dev_issuer_is_off(tmp_path):
     result = runner.invoke(app, ["token", "-c", str(write_config(tmp_path, dev_issuer=False)), "--user", "bob"])
     assert result.exit_code == 0
     assert "dev_issuer is off" in result.stderr
+
+
+def test_cli_login_without_a_client_id_explains(tmp_path):
+    config = tmp_path / "sqlgate.yaml"
+    config.write_text("identity:\n  issuers:\n    - issuer: https://idp.example.com\n")
+    result = runner.invoke(app, ["login", "-c", str(config)])
+    assert result.exit_code == 1
+    assert "client_id" in str(result.exception)
