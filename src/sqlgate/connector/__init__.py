@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlgate.connector.cloudsql import CloudSqlIamCredentials
 from sqlgate.connector.credentials import Credential, CredentialSource, GatewayCredentials, TokenAsPassword
-from sqlgate.connector.endusers import EndUser, EndUsers, JwtVerifier
+from sqlgate.connector.endusers import EndUser, EndUsers, JwksVerifier, JwtVerifier
 from sqlgate.connector.errors import (
     ConnectorError,
     DatabaseUnavailable,
@@ -65,6 +65,7 @@ __all__ = [
     "GatewayUnavailable",
     "GcpMetadataToken",
     "IdentitySource",
+    "JwksVerifier",
     "JwtVerifier",
     "RetryPolicy",
     "StartupError",

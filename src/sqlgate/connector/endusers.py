@@ -11,18 +11,23 @@ the end user, and the gateway's audit sees both the service and the user.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
 from sqlgate.connector.errors import EndUserRejected
 
-__all__ = ["EndUser", "EndUsers", "JwtVerifier", "RoleMap", "Verifier", "quote_ident"]
+__all__ = ["EndUser", "EndUsers", "JwksVerifier", "JwtVerifier", "RoleMap", "Verifier", "quote_ident"]
 
+_MIN_REFETCH = 10.0
 Verifier = Callable[[str], Awaitable[Any]]
 RoleMap = Mapping[str, str] | Callable[["EndUser"], str | None]
 
@@ -88,6 +93,57 @@ class JwtVerifier:
         except (JoseError, ValueError) as exc:
             raise EndUserRejected(f"the bearer token failed verification: {exc}") from None
         return dict(decoded.claims)
+
+
+class JwksVerifier:
+    """A :class:`JwtVerifier` whose keys come from a JWKS URL, cached for ``cache_for`` seconds.
+
+    An unknown ``kid`` refetches the key set (at most every 10 s), so key rotation
+    at the issuer needs no restart.
+    """
+
+    def __init__(
+        self,
+        jwks_url: str,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Sequence[str] = ("ES256", "RS256"),
+        cache_for: float = 300.0,
+    ) -> None:
+        self.jwks_url = jwks_url
+        self._options: dict[str, Any] = {"issuer": issuer, "audience": audience, "algorithms": algorithms}
+        self.cache_for = cache_for
+        self._verifier: JwtVerifier | None = None
+        self._fetched_at = -1e9
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, token: str) -> dict[str, Any]:
+        """The claims of ``token``; raises :class:`EndUserRejected` saying why it failed."""
+        verifier = await self._current(refresh=False)
+        try:
+            return await verifier(token)
+        except EndUserRejected:
+            if time.monotonic() - self._fetched_at < _MIN_REFETCH:
+                raise
+        return await (await self._current(refresh=True))(token)
+
+    async def _current(self, *, refresh: bool) -> JwtVerifier:
+        async with self._lock:
+            stale = time.monotonic() - self._fetched_at > self.cache_for
+            if self._verifier is None or stale or (refresh and time.monotonic() - self._fetched_at >= _MIN_REFETCH):
+                self._verifier = JwtVerifier(await self._fetch(), **self._options)
+                self._fetched_at = time.monotonic()
+            return self._verifier
+
+    async def _fetch(self) -> KeySet:
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                response = await client.get(self.jwks_url)
+                response.raise_for_status()
+                return KeySet.import_key_set(response.json())
+        except (httpx.HTTPError, ValueError, JoseError) as exc:
+            raise EndUserRejected(f"cannot load the issuer's keys from {self.jwks_url}: {type(exc).__name__}") from None
 
 
 class EndUsers:

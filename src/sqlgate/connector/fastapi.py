@@ -75,9 +75,10 @@ class Connector:
         self._engine: AsyncEngine | None = None
 
     @asynccontextmanager
-    async def lifespan(self, _app: Any) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(self, app: Any) -> AsyncIterator[dict[str, Any]]:
         """The app's lifespan: :meth:`start` before the first request, :meth:`close` at shutdown."""
         await self.start()
+        setattr(app.state, STATE_KEY, self)  # for test clients that do not pass lifespan state
         try:
             yield {STATE_KEY: self}
         finally:
@@ -140,7 +141,7 @@ class Connector:
 
 def connector_of(request: Request) -> Connector:
     """The :class:`Connector` whose lifespan runs this app."""
-    connector = getattr(request.state, STATE_KEY, None)
+    connector = getattr(request.state, STATE_KEY, None) or getattr(request.app.state, STATE_KEY, None)
     if not isinstance(connector, Connector):
         raise RuntimeError("no sqlgate Connector in this app; use FastAPI(lifespan=connector.lifespan)")  # noqa: TRY004 - a wiring mistake, not a bad argument
     return connector

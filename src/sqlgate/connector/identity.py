@@ -163,8 +163,9 @@ class GcpMetadataToken:
 class DevIssuerToken:
     """A token from sqlgate's dev issuer: its ``POST {issuer}/token`` endpoint, or ``sqlgate token --json``.
 
-    With ``issuer`` the endpoint is asked over HTTP; without it the ``sqlgate token``
-    command is run (it knows the local demo's issuer). Demos and tests only.
+    With ``issuer`` (e.g. ``http://127.0.0.1:8480/dev-issuer``) the endpoint is asked
+    over HTTP; without it ``sqlgate token --user U --group G --ttl T --json`` is run
+    (it knows the local demo's issuer). Demos and tests only.
     """
 
     def __init__(  # noqa: PLR0913 - keyword-only options of a public constructor
@@ -210,8 +211,8 @@ class DevIssuerToken:
 
     async def _from_command(self) -> Token:
         argv = [*self.command, "--user", self.user, "--json"]
-        if self.groups:
-            argv += ["--groups", ",".join(self.groups)]
+        for group in self.groups:
+            argv += ["--group", group]
         if self.ttl is not None:
             argv += ["--ttl", self.ttl]
         stdout = await run_token_command(argv, self.timeout)

@@ -128,7 +128,7 @@ class CredentialManager:
                 await self.refresh_if_due()
             except ConnectorError as exc:
                 log.warning("sqlgate connector: background refresh failed, will retry: %s", exc)
-                await asyncio.sleep(_RETRY_DELAY * (1 + random.random()))  # noqa: S311 - jitter, not crypto
+                await asyncio.sleep(self._retry_delay())
 
     async def refresh_if_due(self) -> None:
         """Refresh when the schedule says the current credential is due."""
@@ -136,6 +136,12 @@ class CredentialManager:
             async with self._lock:
                 if self._next_delay() <= 0:
                     await self._fetch()
+
+    def _retry_delay(self) -> float:
+        """After a failed refresh: about a second, sooner when the current credential has little life left."""
+        jittered = _RETRY_DELAY * (1 + random.random())  # noqa: S311 - jitter, not crypto
+        remaining = self._current.remaining() if self._current is not None else None
+        return jittered if remaining is None else max(min(jittered, remaining / 4), 0.1)
 
     def _next_delay(self) -> float:
         return self._refresh_at - asyncio.get_running_loop().time()
