@@ -6,8 +6,9 @@ Nothing here opens a socket or imports asyncio; :mod:`sqlgate.proxy` owns the I/
   (:class:`Framer`, :class:`FrameBatch`), the relay's hot path; :mod:`~sqlgate.pgwire.msgtypes`
   names the type bytes (:class:`FrontendType`, :class:`BackendType`).
 - :mod:`~sqlgate.pgwire.startup`, :mod:`~sqlgate.pgwire.frontend`, :mod:`~sqlgate.pgwire.backend`,
-  :mod:`~sqlgate.pgwire.auth`, :mod:`~sqlgate.pgwire.notices`: one frozen dataclass per
-  message, each with ``encode()`` and ``decode(payload)``.
+  :mod:`~sqlgate.pgwire.results`, :mod:`~sqlgate.pgwire.copy`, :mod:`~sqlgate.pgwire.auth`,
+  :mod:`~sqlgate.pgwire.notices`: one frozen dataclass per message, each with ``encode()``
+  and ``decode(payload)``; :mod:`~sqlgate.pgwire.codec` reads and writes their fields.
 - :mod:`~sqlgate.pgwire.errcodes`: SQLSTATEs generated from PostgreSQL's errcodes.txt.
 - :mod:`~sqlgate.pgwire.scram`: SCRAM-SHA-256 client and the primitives a verifier needs.
 - :mod:`~sqlgate.pgwire.client_handshake` and :mod:`~sqlgate.pgwire.upstream_handshake`:

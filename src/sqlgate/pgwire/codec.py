@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import TypeAlias
+from dataclasses import dataclass
+from typing import ClassVar, Self, TypeAlias
 
 from sqlgate.errors import ProtocolError
 
@@ -20,6 +21,8 @@ INT16 = struct.Struct("!h")
 UINT16 = struct.Struct("!H")
 INT32 = struct.Struct("!i")
 UINT32 = struct.Struct("!I")
+TEXT = 0
+BINARY = 1
 TYPED_HEADER = struct.Struct("!BI")
 """A typed message header: the type byte, then the length (which counts itself, not the type)."""
 
@@ -171,3 +174,29 @@ class Writer:
 def empty_message(kind: bytes) -> bytes:
     """A message with no payload (Sync, Flush, NoData, ...)."""
     return kind + b"\x00\x00\x00\x04"
+
+
+def read_formats(reader: Reader) -> tuple[int, ...]:
+    """A count then that many format codes, each 0 (text) or 1 (binary)."""
+    formats = tuple(reader.int16() for _ in range(reader.count()))
+    if any(f not in (TEXT, BINARY) for f in formats):
+        raise ProtocolError(f"{reader.what}: format codes must be 0 (text) or 1 (binary), got {formats}")
+    return formats
+
+
+@dataclass(frozen=True, slots=True)
+class EmptyMessage:
+    """Base of the messages with no body (Sync, Flush, NoData, ...)."""
+
+    TYPE: ClassVar[bytes] = b"\x00"
+
+    def encode(self) -> bytes:
+        """The message bytes."""
+        return empty_message(self.TYPE)
+
+    @classmethod
+    def decode(cls, payload: BytesLike) -> Self:
+        """Parse the body (which must be empty)."""
+        if len(payload):
+            raise ProtocolError(f"{cls.__name__}: unexpected {len(payload)} bytes of body")
+        return cls()

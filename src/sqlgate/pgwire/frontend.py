@@ -13,18 +13,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal, Self
 
 from sqlgate.errors import ProtocolError
-from sqlgate.pgwire.codec import BytesLike, Reader, Writer, empty_message
-
-TEXT = 0
-BINARY = 1
-
-
-def read_formats(reader: Reader) -> tuple[int, ...]:
-    """A count then that many format codes, each 0 (text) or 1 (binary)."""
-    formats = tuple(reader.int16() for _ in range(reader.count()))
-    if any(f not in (TEXT, BINARY) for f in formats):
-        raise ProtocolError(f"{reader.what}: format codes must be 0 (text) or 1 (binary), got {formats}")
-    return formats
+from sqlgate.pgwire.codec import BINARY, TEXT, BytesLike, EmptyMessage, Reader, Writer, read_formats
+from sqlgate.pgwire.copy import CopyData, CopyDone, CopyFail
 
 
 def read_values(reader: Reader) -> tuple[bytes | None, ...]:
@@ -177,43 +167,6 @@ class Execute:
 
 
 @dataclass(frozen=True, slots=True)
-class CopyData:
-    """A chunk of COPY data (sent by either side)."""
-
-    TYPE: ClassVar[bytes] = b"d"
-    data: bytes
-
-    def encode(self) -> bytes:
-        """The message bytes."""
-        return Writer().raw(self.data).typed(self.TYPE)
-
-    @classmethod
-    def decode(cls, payload: BytesLike) -> Self:
-        """Parse the body."""
-        return cls(bytes(payload))
-
-
-@dataclass(frozen=True, slots=True)
-class CopyFail:
-    """The client aborts COPY FROM STDIN with a reason."""
-
-    TYPE: ClassVar[bytes] = b"f"
-    message: str
-
-    def encode(self) -> bytes:
-        """The message bytes."""
-        return Writer().cstring(self.message).typed(self.TYPE)
-
-    @classmethod
-    def decode(cls, payload: BytesLike) -> Self:
-        """Parse the body."""
-        reader = Reader(payload, "CopyFail")
-        message = reader.cstring()
-        reader.finish()
-        return cls(message)
-
-
-@dataclass(frozen=True, slots=True)
 class FunctionCall:
     """The legacy fast-path function call."""
 
@@ -243,49 +196,24 @@ class FunctionCall:
 
 
 @dataclass(frozen=True, slots=True)
-class _Empty:
-    """A message with no body."""
-
-    TYPE: ClassVar[bytes] = b"\x00"
-
-    def encode(self) -> bytes:
-        """The message bytes."""
-        return empty_message(self.TYPE)
-
-    @classmethod
-    def decode(cls, payload: BytesLike) -> Self:
-        """Parse the body (which must be empty)."""
-        if len(payload):
-            raise ProtocolError(f"{cls.__name__}: unexpected {len(payload)} bytes of body")
-        return cls()
-
-
-@dataclass(frozen=True, slots=True)
-class Sync(_Empty):
+class Sync(EmptyMessage):
     """End of an extended-query batch: the server answers ReadyForQuery."""
 
     TYPE: ClassVar[bytes] = b"S"
 
 
 @dataclass(frozen=True, slots=True)
-class Flush(_Empty):
+class Flush(EmptyMessage):
     """Ask the server to send what it has buffered."""
 
     TYPE: ClassVar[bytes] = b"H"
 
 
 @dataclass(frozen=True, slots=True)
-class Terminate(_Empty):
+class Terminate(EmptyMessage):
     """The client is closing the connection."""
 
     TYPE: ClassVar[bytes] = b"X"
-
-
-@dataclass(frozen=True, slots=True)
-class CopyDone(_Empty):
-    """End of COPY data (sent by either side)."""
-
-    TYPE: ClassVar[bytes] = b"c"
 
 
 FrontendMessage = (
@@ -317,3 +245,26 @@ def decode_frontend(kind: int, payload: BytesLike) -> FrontendMessage:
     if decoder is None:
         raise ProtocolError(f"cannot decode frontend message type {chr(kind)!r} without context")
     return decoder(payload)
+
+
+__all__ = [
+    "BINARY",
+    "TEXT",
+    "Bind",
+    "Close",
+    "CopyData",
+    "CopyDone",
+    "CopyFail",
+    "Describe",
+    "Execute",
+    "Flush",
+    "FrontendMessage",
+    "FunctionCall",
+    "Parse",
+    "Query",
+    "Sync",
+    "Terminate",
+    "decode_frontend",
+    "read_target",
+    "read_values",
+]
