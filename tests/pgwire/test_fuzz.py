@@ -35,9 +35,17 @@ from sqlgate.pgwire.backend import (
 )
 from sqlgate.pgwire.client_handshake import ClientHandshake
 from sqlgate.pgwire.framing import Framer
-from sqlgate.pgwire.frontend import Bind, Parse, Query, Sync, decode_frontend
+from sqlgate.pgwire.frontend import Bind, Execute, Parse, Query, Sync, decode_frontend
 from sqlgate.pgwire.notices import ErrorResponse
-from sqlgate.pgwire.startup import PROTOCOL_3_0, PROTOCOL_3_2, CancelRequest, GSSENCRequest, SSLRequest, StartupMessage
+from sqlgate.pgwire.startup import (
+    PROTOCOL_3_0,
+    PROTOCOL_3_2,
+    CancelRequest,
+    GSSENCRequest,
+    SSLRequest,
+    StartupMessage,
+    decode_startup,
+)
 from sqlgate.pgwire.upstream_handshake import UpstreamHandshake, UpstreamLogin
 
 DEEP = os.environ.get("SQLGATE_FUZZ_DEEP") == "1"
@@ -166,3 +174,61 @@ def test_upstream_handshake_only_raises_documented_errors(case):
             hs.receive(chunk)
     except (ProtocolError, UpstreamError):
         pass
+
+
+TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=20)
+VALUES = st.lists(st.none() | st.binary(max_size=20), max_size=6).map(tuple)
+FORMATS = st.lists(st.sampled_from([0, 1]), max_size=4).map(tuple)
+INT16 = st.integers(-(2**15), 2**15 - 1)
+INT32 = st.integers(-(2**31), 2**31 - 1)
+OID = st.integers(0, 2**32 - 1)
+FRONTEND_MESSAGES = st.one_of(
+    st.builds(Query, TEXT),
+    st.builds(Parse, TEXT, TEXT, st.lists(OID, max_size=4).map(tuple)),
+    st.builds(
+        lambda portal, statement, params, style, result: Bind(portal, statement, style[: len(params)], params, result),
+        TEXT,
+        TEXT,
+        VALUES,
+        st.sampled_from([(), (1,), (0, 1, 0, 1, 0, 1)]),
+        FORMATS,
+    ),
+    st.builds(Execute, TEXT, INT32),
+)
+BACKEND_MESSAGES = st.one_of(
+    st.builds(DataRow, VALUES),
+    st.builds(
+        RowDescription,
+        st.lists(
+            st.builds(FieldDescription, TEXT, OID, INT16, OID, INT16, INT32, st.sampled_from([0, 1])), max_size=4
+        ).map(tuple),
+    ),
+    st.builds(ErrorResponse, st.dictionaries(st.sampled_from("SVCMDHPpqWstcdnFLRZ"), TEXT, max_size=8)),
+    st.builds(ParameterStatus, TEXT, TEXT),
+    st.builds(BackendKeyData, INT32, st.binary(min_size=4, max_size=256)),
+)
+
+
+@FUZZ
+@given(FRONTEND_MESSAGES)
+def test_frontend_messages_round_trip(message):
+    (frame,) = Framer("frontend").split(message.encode())
+    assert decode_frontend(frame.type, frame.payload) == message
+
+
+@FUZZ
+@given(BACKEND_MESSAGES)
+def test_backend_messages_round_trip(message):
+    (frame,) = Framer("backend").split(message.encode())
+    assert decode_backend(frame.type, frame.payload) == message
+
+
+@FUZZ
+@given(st.dictionaries(TEXT.filter(bool), TEXT, max_size=6), st.sampled_from([PROTOCOL_3_0, PROTOCOL_3_2]))
+def test_startup_messages_round_trip(parameters, protocol):
+    message = StartupMessage(parameters, protocol)
+    framer = Framer("frontend", max_startup_size=1 << 20)
+    framer.feed(message.encode())
+    frame = framer.next_startup()
+    assert frame is not None
+    assert decode_startup(frame.payload) == message
