@@ -5,7 +5,13 @@ A relay mostly forwards bytes without decoding them, so the fast path is
 :class:`FrameBatch` holding the complete messages *exactly as received* in one
 ``bytes`` object plus an index of ``(type, start, end)`` per message. The relay writes
 ``batch.data`` in one call and decodes only the few messages it inspects, through
-``batch.payload(i)``. A chunk that arrives whole is passed through without a copy.
+``batch.payload(i)``. A chunk that arrives whole is passed through without a copy::
+
+    batch = framer.split(chunk)
+    for kind, start, end in batch.index:
+        if kind == BackendType.COMMAND_COMPLETE:
+            rows = CommandComplete.decode(memoryview(batch.data)[start + 5 : end]).rows
+    client.write(batch.data)
 
 The startup phase has no type byte (StartupMessage, SSLRequest, GSSENCRequest,
 CancelRequest); :meth:`Framer.next_startup` reads one such message at a time, since
@@ -133,7 +139,8 @@ class Framer:
         index, end = self._scan(buf)
         if not index:
             return EMPTY_BATCH
-        whole = bytes(buf[:end])
+        with memoryview(buf) as view, view[:end] as head:
+            whole = bytes(head)  # one copy (slicing the bytearray first would make two)
         del buf[:end]
         return FrameBatch(whole, index)
 
