@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -25,8 +28,28 @@ async def test_keys_are_reused_for_their_max_age(issuer_a, http, clock):
     await keys.key("a-1", "RS256", clock.now)
     await keys.key("a-1", "RS256", clock.now + 119)
     assert issuer_a.jwks_fetches() == 1
-    await keys.key("a-1", "RS256", clock.now + 121)
+    await keys.key("a-1", "RS256", clock.now + 121)  # served stale; a background fetch starts
+    await keys.refresh(clock.now + 121)  # waits for that fetch (rate-limited: no second one)
     assert issuer_a.jwks_fetches() == 2
+    assert keys._snapshot.fetched_at == clock.now + 121
+
+
+async def test_a_hanging_idp_does_not_hold_up_stale_keys(issuer_a, clock):
+    """Past max-age, verification uses the cached keys at once; the slow fetch runs in the background."""
+    gate = asyncio.Event()
+
+    async def slow(request):
+        if request.url.path.endswith("/jwks") and issuer_a.jwks_fetches() >= 1:
+            await gate.wait()
+        return issuer_a.handler(request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as http:
+        keys = remote(issuer_a, http)
+        await keys.key("a-1", "RS256", clock.now)
+        found = await asyncio.wait_for(keys.key("a-1", "RS256", clock.now + 400), timeout=5)
+        assert found.kid == "a-1"
+        gate.set()
+        await keys.aclose()
 
 
 async def test_unknown_kid_refetch_is_rate_limited(issuer_a, http, clock):

@@ -119,6 +119,8 @@ class Authenticator:
         self._cache.clear()
 
     async def aclose(self) -> None:
-        """Close the HTTP client this authenticator made (not one it was given)."""
+        """Stop background key fetches; close the HTTP client this authenticator made (not one it was given)."""
+        for verifier in self._issuers.values():
+            await verifier.keys.aclose()
         if self._owned_http is not None:
             await self._owned_http.aclose()

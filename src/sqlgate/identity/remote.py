@@ -9,6 +9,7 @@ most one request every few seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from typing import Any, Protocol
@@ -42,6 +43,10 @@ class KeySource(Protocol):
         """Fetch keys now if allowed (warm-up at start-up)."""
         ...
 
+    async def aclose(self) -> None:
+        """Stop any background fetch."""
+        ...
+
 
 def require_safe_url(url: str, what: str) -> str:
     """``url`` if it is https, or http to a loopback host; else ConfigError."""
@@ -73,9 +78,18 @@ class StaticKeys:
     async def refresh(self, now: float) -> None:
         """Nothing to fetch."""
 
+    async def aclose(self) -> None:
+        """Nothing to stop."""
+
 
 class RemoteKeys:
-    """One issuer's JWKS, found by discovery and cached with its HTTP lifetime plus a grace period."""
+    """One issuer's JWKS, found by discovery and cached with its HTTP lifetime plus a grace period.
+
+    Stale keys (past their max-age, within the grace period) keep serving while a
+    background fetch replaces them, so an identity provider that hangs never
+    holds up verification; only a first fetch, keys past their grace period, or
+    an unknown ``kid`` make a caller wait (at most once per few seconds).
+    """
 
     def __init__(
         self,
@@ -95,12 +109,15 @@ class RemoteKeys:
         self._snapshot: KeySnapshot | None = None
         self._last_attempt = -math.inf
         self._lock = asyncio.Lock()
+        self._background: asyncio.Task[KeySnapshot | None] | None = None
 
     async def key(self, kid: str | None, alg: str, now: float) -> PublicKey:
         """The key named ``kid``; fetches when stale or when ``kid`` is new (rate-limited)."""
         snapshot = self._snapshot
-        if snapshot is None or not snapshot.is_fresh(now):
+        if snapshot is None or not snapshot.is_usable(now, self._grace):
             snapshot = await self._fetch_if_allowed(now)
+        elif not snapshot.is_fresh(now):
+            self._refresh_in_background(now)
         if snapshot is None or not snapshot.is_usable(now, self._grace):
             raise TokenRejected("signing keys of this issuer are unavailable (identity provider unreachable)")
         found = snapshot.find(kid, alg)
@@ -118,6 +135,18 @@ class RemoteKeys:
     async def refresh(self, now: float) -> None:
         """Fetch keys now unless a fetch happened in the last few seconds."""
         await self._fetch_if_allowed(now)
+
+    async def aclose(self) -> None:
+        """Cancel a background fetch still running."""
+        if self._background is not None:
+            self._background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._background
+
+    def _refresh_in_background(self, now: float) -> None:
+        idle = self._background is None or self._background.done()
+        if idle and now - self._last_attempt >= self._refetch_interval:
+            self._background = asyncio.create_task(self._fetch_if_allowed(now))
 
     async def _fetch_if_allowed(self, now: float) -> KeySnapshot | None:
         async with self._lock:
