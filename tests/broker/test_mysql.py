@@ -132,6 +132,7 @@ async def test_reaper_enforces_expiry_and_drops_orphans(mysql_broker, mysql_targ
     """No VALID UNTIL on MariaDB: the reaper drops the expired account (no login after) and lease-less ones."""
     expiring = await mysql_broker.lease(principal("alice"), ALIAS, "read", timedelta(seconds=1))
     orphan = await mysql_broker.lease(principal("bob"), ALIAS, "read", TTL)
+    live = await mysql_broker.lease(principal("carol"), ALIAS, "read", TTL)
     async with mysql_broker.store.begin() as db:
         await db.exec_driver_sql(f"DELETE FROM broker_leases WHERE id = '{orphan.id}'")
     credential = mysql_broker.credentials(expiring)
@@ -140,7 +141,7 @@ async def test_reaper_enforces_expiry_and_drops_orphans(mysql_broker, mysql_targ
     assert report.errors == []
     assert report.leases == [expiring.id]
     assert report.orphans == [orphan.db_login]
-    assert await accounts(mysql_target.login_prefix) == []
+    assert await accounts(mysql_target.login_prefix) == [live.db_login]
     with pytest.raises(MysqlError):
         await login(credential)
 

@@ -70,16 +70,18 @@ async def test_kill_9_between_create_role_and_active_leaves_no_orphan(pg_server,
 
 
 async def test_orphan_login_without_lease_is_dropped(broker, pg_server, pg_target, auditor):
-    """A marked role whose lease row is gone, or revoked, is dropped; unmarked and live ones are kept."""
+    """A marked role whose lease row is gone is dropped; live ones and unmarked ones (even named like ours) stay."""
     live = await broker.lease(principal("alice"), ALIAS, "read", TTL)
     orphan = await broker.lease(principal("bob"), ALIAS, "read", TTL)
     async with broker.store.begin() as db:
         await db.exec_driver_sql(f"DELETE FROM broker_leases WHERE id = '{orphan.id}'")
     stranger = f"{pg_target.login_prefix}_not_ours"
-    pg_server.psql(f'CREATE ROLE "{stranger}"')
+    lookalike = f"{pg_target.login_prefix}_made_by_hand_0123456789ab"
+    pg_server.psql(f'CREATE ROLE "{stranger}"; CREATE ROLE "{lookalike}"')
     report = await Reaper(broker).run_once()
     assert report.orphans == [orphan.db_login]
-    assert sorted(roles_with_prefix(pg_server, pg_target.login_prefix)) == sorted([live.db_login, stranger])
+    kept = [live.db_login, stranger, lookalike]
+    assert sorted(roles_with_prefix(pg_server, pg_target.login_prefix)) == sorted(kept)
     reap = [event for event in auditor.events if event.type == "lease.reap"]
     assert reap[0].db_login == orphan.db_login
 

@@ -114,10 +114,10 @@ class Reaper:
         except Exception as exc:
             report.errors.append(f"cannot list logins on {alias}: {exc}")
             return
-        known = await self.broker.leases.states(f.lease_id for f in found if f.lease_id)
-        by_login = {lease.db_login: lease for lease in known.values()}
+        by_id = await self.broker.leases.states(f.lease_id for f in found if f.lease_id)
+        by_login = await self.broker.leases.by_login(alias, (f.login for f in found if not f.lease_id))
         for login in found:
-            lease = known.get(login.lease_id or "") or by_login.get(login.login)
+            lease = by_id.get(login.lease_id) if login.lease_id else by_login.get(login.login)
             if lease is not None and self._keep(lease):
                 continue
             await self._drop_orphan(alias, backend, login, lease, report)

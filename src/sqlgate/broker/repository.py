@@ -52,6 +52,19 @@ class LeaseRepository:
                 found.update((lease.id, lease) for lease in map(_lease, rows.mappings()))
         return found
 
+    async def by_login(self, database: str, logins: Iterable[str]) -> dict[str, Lease]:
+        """The newest lease of each of ``logins`` on ``database`` (for engines without a marker on the login)."""
+        names = list(logins)
+        found: dict[str, Lease] = {}
+        for start in range(0, len(names), 500):
+            query = (
+                select(leases)
+                .where(leases.c.database == database, leases.c.db_login.in_(names[start : start + 500]))
+                .order_by(leases.c.issued_at)
+            )
+            found.update((lease.db_login, lease) for lease in await self._fetch(query))
+        return found
+
     async def active(self, *, principal_key: str | None = None, database: str | None = None) -> list[Lease]:
         """Active leases, optionally of one principal and/or one database."""
         query = select(leases).where(leases.c.state == "active")

@@ -24,7 +24,7 @@ class MintSpec:
 
 @dataclass(frozen=True, slots=True)
 class FoundLogin:
-    """A login on the server that carries our prefix; ``lease_id`` when its marker names one."""
+    """A login of ours on the server; ``lease_id`` from its marker where the engine keeps one (else by name)."""
 
     login: str
     lease_id: str | None

@@ -88,7 +88,7 @@ class PostgresBackend:
             await _terminate(conn, oid)
 
     async def logins(self) -> list[FoundLogin]:
-        """Roles named like ours, with the lease id from their marker comment."""
+        """Roles named like ours that carry our marker comment, with the lease id it names."""
         pool = await self.pool()
         async with pool.acquire() as conn:
             rows = await conn.fetch(
@@ -96,11 +96,8 @@ class PostgresBackend:
                 "WHERE starts_with(rolname, $1)",
                 self._config.login_prefix + "_",
             )
-        return [
-            FoundLogin(row["rolname"], lease_id_of(row["comment"]))
-            for row in rows
-            if self._pattern.match(row["rolname"])
-        ]
+        found = [FoundLogin(row["rolname"], lease_id_of(row["comment"])) for row in rows]
+        return [login for login in found if login.lease_id and self._pattern.match(login.login)]
 
     async def rotate_admin(self, new_password: str) -> None:
         """ALTER ROLE admin PASSWORD '<verifier>', then log in with it; on failure put the old verifier back."""
