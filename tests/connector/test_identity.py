@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -12,7 +13,15 @@ from typing import Annotated
 import pytest
 from fastapi import FastAPI, Form, Header, Response
 
-from sqlgate.connector import CommandToken, DevIssuerToken, EnvToken, GcpMetadataToken, TokenFile, TokenUnavailable
+from sqlgate.connector import (
+    CommandToken,
+    DevIssuerToken,
+    EnvToken,
+    GcpMetadataToken,
+    JwksVerifier,
+    TokenFile,
+    TokenUnavailable,
+)
 from sqlgate.connector.identity import jwt_expiry
 from sqlgate.connector.testing import ServerThread
 
@@ -154,3 +163,28 @@ async def test_dev_issuer_command(tmp_path):
 async def test_dev_issuer_down():
     with pytest.raises(TokenUnavailable, match="sqlgate up"):
         await DevIssuerToken("alice", issuer="http://127.0.0.1:9", timeout=1).token()
+
+
+@pytest.fixture
+def real_dev_issuer(tmp_path) -> Iterator[str]:
+    """Sqlgate's own dev issuer routes (sqlgate.identity), on a free port; yields the issuer URL."""
+    from sqlgate.identity.devissuer import DevIssuer  # noqa: PLC0415 - the gateway side, for this test only
+    from sqlgate.identity.devissuer_http import dev_issuer_router  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/dev-issuer"
+    app = FastAPI()
+    app.include_router(dev_issuer_router(DevIssuer.load(tmp_path, url)))
+    with ServerThread(app, port=port):
+        yield url
+
+
+async def test_dev_issuer_token_verifies_against_the_real_dev_issuer(real_dev_issuer):
+    """The token DevIssuerToken gets from sqlgate's dev issuer verifies with the issuer's own JWKS."""
+    token = await DevIssuerToken("svc-orders", groups=["apps", "dba"], ttl="5m", issuer=real_dev_issuer).token()
+    verifier = JwksVerifier(f"{real_dev_issuer}/jwks", issuer=real_dev_issuer, audience="sqlgate")
+    claims = await verifier(token.value)
+    assert (claims["sub"], claims["groups"]) == ("svc-orders", ["apps", "dba"])
+    assert token.expires_at is not None
