@@ -84,7 +84,7 @@ class ClientHandshake:
     def receive(self, data: bytes) -> list[Action]:
         """Bytes from the client; returns what to do next."""
         if self.state in (State.DONE, State.CLOSED):
-            raise ProtocolError(f"login already {self.state.value}; hand the stream to the relay")
+            raise ProtocolError(f"the handshake is over ({self.state.value}); hand the stream to the relay")
         self.framer.feed(data)
         actions: list[Action] = []
         while self.state in (State.STARTUP, State.PASSWORD) and not self._ends(actions):
