@@ -49,6 +49,20 @@ async def test_cached_principal_ends_with_its_token(authenticator, issuer_a, clo
         await authenticator.authenticate(token, None)
 
 
+async def test_cached_principal_ends_at_max_token_age(issuer_a, http, clock):
+    """With max_token_age, the principal (and its cache entry) ends when the token gets too old, not at exp."""
+    from sqlgate.identity.oidc import IssuerVerifier  # noqa: PLC0415
+
+    config = issuer_a.config(max_token_age=300)
+    auth = Authenticator({issuer_a.url: IssuerVerifier.remote(config, http)}, clock=clock)
+    token = issuer_a.token(iat=int(clock.now), exp=int(clock.now) + 3600)
+    principal = await auth.authenticate(token, None)
+    assert principal.expires_at.timestamp() == int(clock.now) + 300
+    clock.advance(340)
+    with pytest.raises(TokenRejected, match="older than max_token_age"):
+        await auth.authenticate(token, None)
+
+
 async def test_cache_is_bounded(issuer_a, http, clock):
     from sqlgate.identity.oidc import IssuerVerifier  # noqa: PLC0415
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import httpx
 
@@ -46,4 +47,13 @@ class IssuerVerifier:
         check_claims(token.claims, self.rules, now)
         key = await self.keys.key(token.kid, token.alg, now)
         self.signatures.verify(token, key)
-        return principal_from_claims(token.claims, self.names, method=self.method)
+        principal = principal_from_claims(token.claims, self.names, method=self.method)
+        return _cap_by_age(principal, token.claims.get("iat"), self.rules.max_token_age)
+
+
+def _cap_by_age(principal: Principal, iat: object, max_token_age: float | None) -> Principal:
+    """With a maximum token age, the principal stops being valid when the token gets too old."""
+    if max_token_age is None or not isinstance(iat, int | float) or principal.expires_at is None:
+        return principal
+    too_old = datetime.fromtimestamp(iat + max_token_age, UTC)
+    return replace(principal, expires_at=min(principal.expires_at, too_old))
