@@ -146,6 +146,11 @@ class IssuerConfig(_Section):
         description="How long cached keys stay usable while the issuer is unreachable; then verification fails closed.",
     )
     client_id: str | None = Field(None, description="Public client id used by `sqlgate login` (device flow / PKCE).")
+    login_scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email", "offline_access"],
+        description="Scopes `sqlgate login` asks for (offline_access brings a refresh token).",
+        min_length=1,
+    )
 
 
 class AwsIamConfig(_Section):

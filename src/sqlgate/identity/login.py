@@ -21,12 +21,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from sqlgate.config import Settings
+from sqlgate.config import IssuerConfig, Settings
 from sqlgate.errors import IdentityError
 from sqlgate.identity.client import CachedLogin, choose_issuer, login_from_response, save_login
 from sqlgate.identity.remote import DISCOVERY_PATH
 
-SCOPE = "openid profile email offline_access"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 BROWSER_TIMEOUT = 300.0
 
@@ -60,9 +59,9 @@ def run_login(  # noqa: PLR0913 # the browser, prompt and sleep are seams for te
         meta = _discover(http, config.issuer)
         token_endpoint = str(meta["token_endpoint"])
         if meta.get("device_authorization_endpoint") and not prefer_browser:
-            body = _device_flow(http, meta, config.client_id, prompt, sleep)
+            body = _device_flow(http, meta, config, prompt, sleep)
         else:
-            body = _pkce_flow(http, meta, config.client_id, prompt, open_browser)
+            body = _pkce_flow(http, meta, config, prompt, open_browser)
     login = login_from_response(config, token_endpoint, body)
     save_login(login)
     return login
@@ -81,9 +80,11 @@ def _discover(http: httpx.Client, issuer: str) -> dict[str, Any]:
 
 
 def _device_flow(
-    http: httpx.Client, meta: dict[str, Any], client_id: str, prompt: Prompt, sleep: Callable[[float], None]
+    http: httpx.Client, meta: dict[str, Any], config: IssuerConfig, prompt: Prompt, sleep: Callable[[float], None]
 ) -> dict[str, Any]:
-    response = http.post(str(meta["device_authorization_endpoint"]), data={"client_id": client_id, "scope": SCOPE})
+    client_id = str(config.client_id)
+    scope = " ".join(config.login_scopes)
+    response = http.post(str(meta["device_authorization_endpoint"]), data={"client_id": client_id, "scope": scope})
     if response.status_code != 200:
         raise IdentityError(f"the identity provider refused the device login (HTTP {response.status_code})")
     grant = response.json()
@@ -115,8 +116,9 @@ def _pkce_pair() -> tuple[str, str]:
 
 
 def _pkce_flow(
-    http: httpx.Client, meta: dict[str, Any], client_id: str, prompt: Prompt, open_browser: Callable[[str], Any]
+    http: httpx.Client, meta: dict[str, Any], config: IssuerConfig, prompt: Prompt, open_browser: Callable[[str], Any]
 ) -> dict[str, Any]:
+    client_id = str(config.client_id)
     if "authorization_endpoint" not in meta:
         raise IdentityError("the identity provider offers neither the device flow nor a browser login")
     verifier, challenge = _pkce_pair()
@@ -127,7 +129,7 @@ def _pkce_flow(
             "response_type": "code",
             "client_id": client_id,
             "redirect_uri": redirect_uri,
-            "scope": SCOPE,
+            "scope": " ".join(config.login_scopes),
             "state": state,
             "code_challenge": challenge,
             "code_challenge_method": "S256",
