@@ -1,0 +1,151 @@
+"""Classify MySQL and MariaDB statements with sqlglot's MySQL dialect.
+
+sqlglot parses what it knows into expressions and the rest into a ``Command``
+keeping the leading keyword; commands are classed by that keyword and anything
+unrecognised is opaque (refused unless the grant allows ddl). MySQL executes
+``/*! ... */`` comments, so text holding one is opaque too.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from sqlgate.policy.sql.catalog import ADMIN, DCL, DDL, READ, SESSION, TRANSACTION, WRITE
+from sqlgate.policy.sql.result import Classification, Statement, unparsable
+
+_EXPRESSION_CLASSES: tuple[tuple[type[exp.Expression], frozenset[str]], ...] = (
+    (exp.Select, READ),
+    (exp.Union, READ),
+    (exp.Intersect, READ),
+    (exp.Except, READ),
+    (exp.Show, READ),
+    (exp.Describe, READ),
+    (exp.Insert, WRITE),
+    (exp.Update, WRITE),
+    (exp.Delete, WRITE),
+    (exp.Merge, WRITE),
+    (exp.TruncateTable, WRITE),
+    (exp.Create, DDL),
+    (exp.Drop, DDL),
+    (exp.Alter, DDL),
+    (exp.Transaction, TRANSACTION),
+    (exp.Commit, TRANSACTION),
+    (exp.Rollback, TRANSACTION),
+    (exp.Use, SESSION),
+    (exp.Kill, ADMIN),
+)
+_COMMAND_CLASSES = {
+    "GRANT": DCL,
+    "REVOKE": DCL,
+    "REPLACE": WRITE,
+    "CALL": WRITE,
+    "LOAD": frozenset({"write", "admin"}),
+    **dict.fromkeys(
+        ("KILL", "SHUTDOWN", "FLUSH", "INSTALL", "UNINSTALL", "RESET", "PURGE", "CHANGE", "ANALYZE", "OPTIMIZE"),
+        ADMIN,
+    ),
+    **dict.fromkeys(("REPAIR", "CHECK", "CHECKSUM", "START", "STOP", "LOCK", "UNLOCK"), ADMIN),
+}
+_ADMIN_FUNCTIONS = frozenset({"load_file", "sys_exec", "sys_eval"})
+_USER_OBJECT = re.compile(r"^\s*(USER|ROLE)\b", re.IGNORECASE)
+
+
+def classify_mysql(sql: str) -> Classification:
+    """Classify every statement of ``sql`` for a MySQL or MariaDB target."""
+    if "/*!" in sql:
+        return Classification(
+            (Statement("Command", DDL, opaque="MySQL executable comments /*! */ cannot be checked"),), "mysql"
+        )
+    try:
+        expressions = sqlglot.parse(sql, read="mysql")
+    except (SqlglotError, RecursionError, ValueError, TypeError) as exc:
+        return unparsable(str(exc), "mysql")
+    statements = []
+    for node in expressions:
+        if isinstance(node, exp.Expression):
+            statements.append(_statement(node))
+        elif node is not None:
+            statements.append(Statement(type(node).__name__, DDL, opaque="an unrecognised statement cannot be checked"))
+    return Classification(tuple(statements), "mysql")
+
+
+def _statement(node: exp.Expression) -> Statement:
+    if isinstance(node, exp.Command):
+        return _command(node)
+    known = next((c for kind, c in _EXPRESSION_CLASSES if isinstance(node, kind)), None)
+    if known is None and isinstance(node, exp.Set):
+        known = _set_classes(node)
+    if known is None:
+        return Statement(type(node).__name__, DDL, opaque="a statement sqlglot does not recognise cannot be checked")
+    classes = set(known)
+    if any(isinstance(n, exp.Insert | exp.Update | exp.Delete | exp.Merge) for n in node.walk()):
+        classes.add("write")
+    if isinstance(node, exp.Select) and node.args.get("locks"):
+        classes.add("write")
+    functions = _functions(node)
+    if functions & _ADMIN_FUNCTIONS:
+        classes.add("admin")
+    return Statement(
+        type(node).__name__,
+        frozenset(classes),
+        functions=functions,
+        tables=_tables(node),
+        unbounded=_unbounded(node),
+    )
+
+
+def _command(node: exp.Command) -> Statement:
+    keyword = str(node.this).upper()
+    rest = node.expression.sql() if isinstance(node.expression, exp.Expression) else str(node.expression or "")
+    if keyword == "SET":
+        if re.match(r"^\s*ROLE\b", rest, re.IGNORECASE):
+            return Statement("Command", SESSION, identity="SET ROLE would change the session's identity")
+        return Statement("Command", DCL)
+    if keyword in {"CREATE", "DROP", "ALTER", "RENAME"}:
+        return Statement("Command", DCL if _USER_OBJECT.match(rest) else DDL)
+    classes = _COMMAND_CLASSES.get(keyword)
+    if classes is None:
+        return Statement("Command", DDL, opaque=f"{keyword} statements cannot be checked")
+    return Statement("Command", classes)
+
+
+def _set_classes(node: exp.Set) -> frozenset[str]:
+    text = node.sql(dialect="mysql").upper()
+    if "GLOBAL" in text or "PERSIST" in text:
+        return ADMIN
+    if "PASSWORD" in text:
+        return DCL
+    return SESSION
+
+
+def _functions(node: exp.Expression) -> frozenset[str]:
+    names = set()
+    for func in node.find_all(exp.Func):
+        name = func.name if isinstance(func, exp.Anonymous) else func.sql_name()
+        names.add(str(name).lower())
+    return frozenset(names)
+
+
+def _tables(node: exp.Expression) -> frozenset[str]:
+    names = set()
+    for table in node.find_all(exp.Table):
+        if table.name:
+            names.add(table.name.lower())
+            if table.db:
+                names.add(f"{table.db}.{table.name}".lower())
+    return frozenset(names)
+
+
+def _unbounded(node: exp.Expression) -> tuple[str, ...]:
+    found = []
+    for stmt in node.walk():
+        if isinstance(stmt, exp.Update | exp.Delete):
+            where = stmt.args.get("where")
+            if where is None or where.find(exp.Column) is None:
+                target = stmt.this.sql(dialect="mysql") if stmt.this else "?"
+                found.append(f"{'UPDATE' if isinstance(stmt, exp.Update) else 'DELETE FROM'} {target}")
+    return tuple(found)

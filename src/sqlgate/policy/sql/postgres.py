@@ -1,0 +1,214 @@
+"""Classify PostgreSQL statements with pglast (libpg_query, PostgreSQL's own parser).
+
+The parse tree comes back as JSON and is walked in full: functions called
+anywhere (select lists, FROM, WHERE, CTEs, subqueries, defaults), every table,
+data-modifying statements nested in CTEs, identity changes nested anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pglast import parser
+
+from sqlgate.policy.sql import catalog
+from sqlgate.policy.sql.result import Classification, Statement, unparsable
+
+_NESTED_WRITES = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"})
+
+
+def classify_postgres(sql: str) -> Classification:
+    """Classify every statement of ``sql``; text that does not parse gives ``error``, never an exception."""
+    try:
+        tree = json.loads(parser.parse_sql_json(sql))
+    except (parser.ParseError, RecursionError, ValueError, TypeError, MemoryError) as exc:
+        return unparsable(str(exc) or type(exc).__name__, "postgres")
+    try:
+        return Classification(tuple(_statement(raw["stmt"]) for raw in tree.get("stmts", ())))
+    except (KeyError, TypeError, AttributeError, StopIteration) as exc:  # a tree shape we do not know
+        return unparsable(f"unrecognised parse tree: {exc}", "postgres")
+
+
+def normalized(sql: str) -> str | None:
+    """``sql`` with every constant replaced by ``$n`` (pglast's normalize), or None when it does not parse."""
+    try:
+        return str(parser.normalize(sql))
+    except Exception:
+        return None
+
+
+@dataclass(slots=True)
+class _Facts:
+    """What a walk over one statement's tree found."""
+
+    classes: set[str] = field(default_factory=set)
+    functions: set[str] = field(default_factory=set)
+    tables: set[str] = field(default_factory=set)
+    unbounded: list[str] = field(default_factory=list)
+    identity: str | None = None
+    opaque: str | None = None
+    cacheable: bool = True
+
+
+def _statement(node: dict[str, Any]) -> Statement:
+    kind, body = next(iter(node.items()))
+    facts = _Facts(classes=set(_top_classes(kind, body)))
+    _walk(node, facts)
+    if kind == "DoStmt":
+        facts.opaque = "a DO block runs procedural code that cannot be checked"
+    names = _prepared_names(kind, body)
+    return Statement(
+        kind=kind,
+        classes=frozenset(facts.classes),
+        functions=frozenset(facts.functions),
+        tables=frozenset(facts.tables),
+        unbounded=tuple(facts.unbounded),
+        identity=facts.identity,
+        opaque=facts.opaque,
+        prepares=names[0],
+        executes=names[1],
+        deallocates=names[2],
+        cacheable=facts.cacheable,
+    )
+
+
+def _top_classes(kind: str, body: dict[str, Any]) -> frozenset[str]:
+    if kind == "SelectStmt" and "intoClause" in body:
+        return frozenset({"write", "ddl"})
+    if kind == "CopyStmt":
+        base = "write" if body.get("is_from") else "read"
+        return frozenset({base, "admin"}) if body.get("is_program") or body.get("filename") else frozenset({base})
+    if kind == "DropStmt" and body.get("removeType") in catalog.ADMIN_DROP_TYPES:
+        return catalog.ADMIN
+    if kind == "PrepareStmt":
+        inner = body.get("query") or {}
+        return _top_classes(*next(iter(inner.items()))) if inner else catalog.READ
+    if kind == "VariableSetStmt" and body.get("name", "").lower() == "transaction":
+        return catalog.TRANSACTION
+    return catalog.STATEMENT_CLASSES.get(kind, catalog.DDL)
+
+
+def _prepared_names(kind: str, body: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    if kind == "PrepareStmt":
+        return body.get("name"), None, None
+    if kind == "ExecuteStmt":
+        return None, body.get("name"), None
+    if kind == "DeallocateStmt":
+        return None, None, "*" if body.get("isall") else body.get("name")
+    return None, None, None
+
+
+def _walk(root: dict[str, Any], facts: _Facts) -> None:
+    stack: list[Any] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "relname" in item:
+                _on_range_var(item, facts)
+            if "funcname" in item:
+                _on_func_call(item, facts)
+            for key, value in item.items():
+                handler = _HANDLERS.get(key)
+                if handler is not None and isinstance(value, dict):
+                    handler(value, facts)
+                if isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _on_func_call(body: dict[str, Any], facts: _Facts) -> None:
+    parts = [_string(part) for part in body.get("funcname", ())]
+    names = [p.lower() for p in parts if p is not None]
+    if not names:
+        return
+    bare = names[-1]
+    facts.functions.add(bare)
+    if len(names) > 1:
+        facts.functions.add(".".join(names))
+    facts.classes |= catalog.function_classes(bare)
+    if bare in catalog.DYNAMIC_SQL_FUNCTIONS:
+        facts.opaque = f"{bare}() runs SQL given as text, which cannot be checked"
+    if bare == "set_config":
+        facts.cacheable = False  # the setting's name is a constant, and the cache key hides constants
+        setting = _constant_text((body.get("args") or [None])[0])
+        if setting is None or setting.lower() in catalog.IDENTITY_SETTINGS:
+            facts.identity = (
+                f"set_config({setting!r}) would change the session's role"
+                if setting
+                else ("set_config() with a computed setting name could change the session's role")
+            )
+        facts.classes.add("session")
+
+
+def _on_range_var(body: dict[str, Any], facts: _Facts) -> None:
+    name = str(body.get("relname", "")).lower()
+    schema = body.get("schemaname")
+    facts.tables.add(name)
+    if schema:
+        facts.tables.add(f"{str(schema).lower()}.{name}")
+
+
+def _on_variable_set(body: dict[str, Any], facts: _Facts) -> None:
+    name = str(body.get("name", "")).lower()
+    if name in catalog.IDENTITY_SETTINGS:
+        shown = "SET ROLE / RESET ROLE" if name == "role" else "SET SESSION AUTHORIZATION"
+        facts.identity = f"{shown} would change the session's identity"
+
+
+def _on_write(kind: str) -> Any:
+    def handler(body: dict[str, Any], facts: _Facts) -> None:
+        facts.classes.add("write")
+        if kind in {"UpdateStmt", "DeleteStmt"} and not _bounded(body.get("whereClause")):
+            relation = body.get("relation") or {}
+            verb = "UPDATE" if kind == "UpdateStmt" else "DELETE FROM"
+            facts.unbounded.append(f"{verb} {relation.get('relname', '?')}")
+
+    return handler
+
+
+def _on_select(body: dict[str, Any], facts: _Facts) -> None:
+    if "lockingClause" in body:
+        facts.classes.add("write")  # SELECT ... FOR UPDATE/SHARE takes row locks and needs UPDATE rights
+
+
+def _bounded(where: Any) -> bool:
+    """True when a WHERE clause exists and mentions a column (``WHERE true`` or ``1=1`` bound nothing)."""
+    if not where:
+        return False
+    stack = [where]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "ColumnRef" in item or "CurrentOfExpr" in item:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _string(node: Any) -> str | None:
+    if isinstance(node, dict) and "String" in node:
+        value = node["String"].get("sval")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _constant_text(node: Any) -> str | None:
+    """The text of a string constant (through casts), else None."""
+    while isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg")
+    if isinstance(node, dict) and "A_Const" in node:
+        value = node["A_Const"].get("sval", {}).get("sval")
+        return value if isinstance(value, str) else None
+    return None
+
+
+_HANDLERS: dict[str, Any] = {
+    "VariableSetStmt": _on_variable_set,
+    "SelectStmt": _on_select,
+    **{kind: _on_write(kind) for kind in _NESTED_WRITES},
+}

@@ -1,0 +1,72 @@
+"""MySQL classification through sqlglot's MySQL dialect."""
+
+from __future__ import annotations
+
+import pytest
+
+from sqlgate.policy import Guardrails
+from sqlgate.policy.sql import check, classify
+
+READ_ONLY = Guardrails(deny=["write", "ddl", "dcl", "admin"])
+
+REFUSED = [
+    "INSERT INTO t VALUES (1)",
+    "REPLACE INTO t VALUES (1)",
+    "UPDATE t SET a = 1 WHERE id = 1",
+    "DELETE FROM t",
+    "TRUNCATE t",
+    "DROP TABLE t",
+    "CREATE TABLE x (a INT)",
+    "GRANT ALL ON *.* TO 'x'@'%'",
+    "CREATE USER x IDENTIFIED BY 'y'",
+    "SELECT LOAD_FILE('/etc/passwd')",
+    "SELECT * INTO OUTFILE '/tmp/x' FROM t",
+    "LOAD DATA INFILE '/etc/passwd' INTO TABLE t",
+    "KILL 12",
+    "SET GLOBAL general_log = 1",
+    "SET ROLE admin",
+    "SELECT 1 /*!50000 ; DROP TABLE t */",
+    "SELECT 1; DROP TABLE t",
+    "FLUSH PRIVILEGES",
+    "CALL p()",
+    "PREPARE s FROM 'DELETE FROM t'",
+    "SELECT * FROM t FOR UPDATE",
+]
+HARMLESS = [
+    "SELECT 1",
+    "SELECT * FROM db.t WHERE id = 1",
+    "SHOW TABLES",
+    "DESCRIBE t",
+    "SET NAMES utf8mb4",
+    "START TRANSACTION",
+    "COMMIT",
+    "SELECT 'DROP TABLE t' AS x # comment",
+]
+
+
+@pytest.mark.parametrize("sql", REFUSED)
+def test_refused(sql):
+    assert check(READ_ONLY, classify(sql, dialect="mysql")) is not None
+
+
+@pytest.mark.parametrize("sql", HARMLESS)
+def test_harmless(sql):
+    assert check(READ_ONLY, classify(sql, dialect="mysql")) is None, classify(sql, dialect="mysql")
+
+
+def test_set_role_is_an_identity_escape_on_mysql_too():
+    violation = check(None, classify("SET ROLE ALL", dialect="mysql"))
+    assert violation is not None
+    assert violation.kind == "identity"
+
+
+def test_functions_tables_and_unbounded():
+    result = classify("DELETE FROM shop.orders WHERE 1 = 1", dialect="mysql")
+    assert result.statements[0].unbounded == ("DELETE FROM shop.orders",)
+    assert {"orders", "shop.orders"} <= result.tables
+    assert "load_file" in classify("SELECT UPPER(LOAD_FILE('x'))", dialect="mysql").functions
+
+
+def test_unknown_dialect_is_refused():
+    with pytest.raises(ValueError, match="unknown SQL dialect"):
+        classify("SELECT 1", dialect="oracle")  # type: ignore[arg-type]
