@@ -1,29 +1,95 @@
-"""Run the gateway: `up` for the embedded demo, `serve` for deployments.
-
-Placeholder: the feature behind these commands has not landed yet; each
-command says so and exits with code 3.
-"""
+"""Run the gateway: `up` for the embedded demo, `serve` for deployments."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import shlex
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from sqlgate.cli.common import not_ready
+from sqlgate.cli.common import ConfigOption, console
+from sqlgate.config import Settings, load_settings
 
-_LOOSE = {"allow_extra_args": True, "ignore_unknown_options": True}
+InsecureDev = Annotated[
+    bool,
+    typer.Option("--insecure-dev", help="Allow the dev issuer on a non-loopback HTTP listener (never in production)."),
+]
 
 
-def up() -> None:
-    """Start the embedded demo: PostgreSQL, dev issuer and gateway on 127.0.0.1."""
-    not_ready("up")
+def _run(coroutine: object) -> None:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up, absent on Windows
+
+        uvloop.run(coroutine)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coroutine)  # type: ignore[arg-type]
 
 
-def serve() -> None:
-    """Run the gateway from a settings file (-c or $SQLGATE_CONFIG)."""
-    not_ready("serve")
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve(config: ConfigOption = None, insecure_dev: InsecureDev = False) -> None:
+    """Run the gateway from a settings file (-c or $SQLGATE_CONFIG) until Ctrl-C or SIGTERM."""
+    from sqlgate.server.run import Gateway, serve_until_stopped  # noqa: PLC0415 - keeps --help fast
+
+    settings = load_settings(config)
+    _logging(settings)
+
+    def ready(gateway: Gateway) -> None:
+        console.print(f"sqlgate serving: postgres {gateway.pg.host}:{gateway.pg.port}, "
+                      f"http {settings.listen.http} (Ctrl-C stops)", highlight=False)
+
+    _run(serve_until_stopped(settings, insecure_dev=insecure_dev, ready=ready))
+
+
+def up(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the demo keeps its database, keys and files.")] = Path(
+        ".sqlgate"
+    ),
+    pg_port: Annotated[int, typer.Option("--pg-port", help="Port of the gateway's PostgreSQL listener.")] = 6543,
+    http_port: Annotated[int, typer.Option("--http-port", help="Port of the gateway's HTTP API.")] = 8480,
+) -> None:
+    """Start the embedded demo: PostgreSQL with sample data, the dev issuer and the gateway on 127.0.0.1."""
+    from sqlgate.server.demo import DemoPaths, start_demo_database, write_demo_files  # noqa: PLC0415
+    from sqlgate.server.run import Gateway, serve_until_stopped  # noqa: PLC0415
+
+    paths = DemoPaths(data_dir.resolve())
+    with console.status("starting the embedded PostgreSQL and loading the demo data..."):
+        server = start_demo_database(paths)
+    try:
+        write_demo_files(paths, server, postgres=f"127.0.0.1:{pg_port}", http=f"127.0.0.1:{http_port}")
+        settings = load_settings(paths.config)
+        _logging(settings)
+
+        def ready(gateway: Gateway) -> None:
+            _banner(paths.config, gateway)
+
+        _run(serve_until_stopped(settings, ready=ready))
+    finally:
+        with console.status("stopping the embedded PostgreSQL..."):
+            server.stop()
+        console.print("sqlgate stopped; nothing is left running.", highlight=False)
+
+
+def _banner(config: Path, gateway: Gateway) -> None:  # type: ignore[name-defined] # noqa: F821
+    cfg = shlex.quote(str(config))
+    token = f"sqlgate token -c {cfg} --user alice --group analysts"
+    console.print(
+        "\n[bold green]sqlgate is up[/bold green] (embedded PostgreSQL, dev issuer, gateway)\n\n"
+        f"  a token for alice (group analysts):\n    {token}\n\n"
+        "  psql through the gateway (the token is the password):\n"
+        f'    PGPASSWORD="$({token})" psql "host=127.0.0.1 port={gateway.pg.port} dbname=demo user=alice"\n\n'
+        f"  HTTP API: http://127.0.0.1:{gateway.http_port}/docs    settings: {config}\n\n"
+        "Ctrl-C stops everything.",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add these commands to the command line."""
-    app.command("up", context_settings=_LOOSE)(up)
-    app.command("serve", context_settings=_LOOSE)(serve)
+    """Add `up` and `serve` to the command line."""
+    app.command("up")(up)
+    app.command("serve")(serve)

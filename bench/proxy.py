@@ -1,0 +1,214 @@
+"""pgbench through sqlgate, side by side with a direct connection and pgbouncer, in one run.
+
+    python bench/proxy.py [--seconds 10] [--rounds 2] [--scale 5]
+
+Starts an embedded PostgreSQL, pgbouncer (Debian package `pgbouncer`, session mode;
+skipped with a note when missing) and a sqlgate gateway (`sqlgate serve`) in front of
+it, then runs `pgbench -S` against each, interleaved round by round so machine noise
+hits all three alike: 1 and 8 clients, simple and prepared protocol, and `-C` (a new
+connection per transaction). Prints TPS, average latency and the ratios the targets
+are stated in (sqlgate / pgbouncer, sqlgate / direct), plus gateway memory per idle
+session (1,000 idle sessions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlgate.embedded import BIN, EmbeddedPostgres
+
+PGBENCH = shutil.which("pgbench") or str(BIN / "pgbench")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One way to reach the database."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def pgbench(target: Target, clients: int, seconds: int, mode: str, connect_each: bool) -> tuple[float, float]:
+    argv = [PGBENCH, "-n", "-S", "-M", mode, "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds),
+            "-h", target.host, "-p", str(target.port), "-U", target.user, target.dbname]
+    if connect_each:
+        argv.insert(1, "-C")
+    env = {**os.environ, "PGPASSWORD": target.password, "PGSSLMODE": "disable"}
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"pgbench against {target.name} failed: {out.stderr.strip()[-500:]}")
+    tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
+    latency = float(re.search(r"latency average = ([\d.]+) ms", out.stdout).group(1))  # type: ignore[union-attr]
+    return tps, latency
+
+
+@contextlib.contextmanager
+def pgbouncer(server: EmbeddedPostgres, workdir: Path) -> Iterator[Target | None]:
+    exe = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(exe).exists():
+        print("pgbouncer not found (apt-get install pgbouncer): its column is skipped")
+        yield None
+        return
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(workdir, 0o777)
+    (workdir / "users.txt").write_text(f'"postgres" "{server.password}"\n')
+    (workdir / "pgbouncer.ini").write_text(
+        f"[databases]\nbench = host=127.0.0.1 port={server.port} dbname=bench\n"
+        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nauth_type = scram-sha-256\n"
+        f"auth_file = {workdir / 'users.txt'}\npool_mode = session\nmax_client_conn = 2000\n"
+        f"default_pool_size = 40\nunix_socket_dir =\nlogfile = {workdir / 'pgbouncer.log'}\n"
+    )
+    for path in workdir.iterdir():
+        path.chmod(0o644)
+    argv = [exe, str(workdir / "pgbouncer.ini")]
+    if os.geteuid() == 0:
+        argv = ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(argv)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        yield Target("pgbouncer", "127.0.0.1", port, "postgres", server.password, "bench")
+    finally:
+        subprocess.run(["pkill", "-f", str(workdir / "pgbouncer.ini")], check=False)
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def sqlgate(server: EmbeddedPostgres, workdir: Path) -> Iterator[tuple[Target, int]]:
+    """A gateway from `sqlgate serve` with a bench user allowed to read the bench database."""
+    pg_port, http_port = free_port(), free_port()
+    secret = workdir / "admin.secret"
+    secret.write_text(server.password)
+    secret.chmod(0o600)
+    (workdir / "policy.yaml").write_text(
+        "rules:\n  - name: bench\n    who: {groups: [bench]}\n    databases: [bench]\n    role: read\n    max_ttl: 1h\n"
+    )
+    (workdir / "sqlgate.yaml").write_text(
+        f"data_dir: {workdir / 'data'}\nlisten: {{postgres: '127.0.0.1:{pg_port}', http: '127.0.0.1:{http_port}'}}\n"
+        "identity: {dev_issuer: true}\n"
+        f"databases:\n  bench:\n    host: 127.0.0.1\n    port: {server.port}\n    dbname: bench\n"
+        f"    admin_user: postgres\n    admin_password_file: {secret}\n    roles: {{read: bench_read}}\n"
+        f"policy_file: {workdir / 'policy.yaml'}\n"
+    )
+    config = str(workdir / "sqlgate.yaml")
+    proc = subprocess.Popen([sys.executable, "-m", "sqlgate", "serve", "-c", config],
+                            stdout=subprocess.DEVNULL, stderr=(workdir / "sqlgate.log").open("w"))
+    try:
+        wait_port(pg_port)
+        token = subprocess.run([sys.executable, "-m", "sqlgate", "token", "-c", config, "--user", "bench",
+                                "--group", "bench", "--ttl", "1h"], capture_output=True, text=True, check=True)
+        yield Target("sqlgate", "127.0.0.1", pg_port, "bench", token.stdout.strip(), "bench"), proc.pid
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def idle_memory(target: Target, pid: int, count: int) -> float:
+    """Gateway RSS growth per idle authenticated session, in KiB."""
+    import psycopg  # noqa: PLC0415 - a dev dependency, only needed here
+
+    before = rss_kib(pid)
+    conns = [psycopg.connect(host=target.host, port=target.port, user=target.user, password=target.password,
+                             dbname=target.dbname, sslmode="disable") for _ in range(count)]
+    time.sleep(1)
+    after = rss_kib(pid)
+    for conn in conns:
+        conn.close()
+    return (after - before) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--scale", type=int, default=5)
+    parser.add_argument("--idle", type=int, default=1000, help="idle sessions for the memory figure (0: skip)")
+    args = parser.parse_args()
+
+    with EmbeddedPostgres() as server, tempfile.TemporaryDirectory() as tmp:
+        server.create_database("bench")
+        server.create_role("bench_read", options="NOLOGIN")
+        subprocess.run([PGBENCH, "-i", "-q", "-s", str(args.scale), "-h", server.host, "-p", str(server.port),
+                        "-U", "postgres", "bench"], env={**os.environ, "PGPASSWORD": server.password},
+                       capture_output=True, check=True)
+        server.psql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench_read", dbname="bench")
+        direct = Target("direct", server.host, server.port, "postgres", server.password, "bench")
+        with pgbouncer(server, Path(tmp) / "pgb") as bouncer, sqlgate(server, Path(tmp)) as (gate, gate_pid):
+            targets = [t for t in (direct, bouncer, gate) if t is not None]
+            cases = [(1, "simple", False), (8, "simple", False), (1, "prepared", False), (8, "prepared", False),
+                     (8, "simple", True)]
+            results: dict[tuple[int, str, bool, str], list[tuple[float, float]]] = {}
+            for round_no in range(args.rounds):
+                for clients, mode, connect_each in cases:
+                    for target in targets if round_no % 2 == 0 else reversed(targets):
+                        key = (clients, mode, connect_each, target.name)
+                        results.setdefault(key, []).append(pgbench(target, clients, args.seconds, mode, connect_each))
+            report(results, cases, [t.name for t in targets])
+            if args.idle:
+                per_session = idle_memory(gate, gate_pid, args.idle)
+                print(f"\ngateway memory per idle session ({args.idle} sessions): {per_session:.1f} KiB "
+                      "(target < 64 KiB)")
+
+
+def report(results, cases, names) -> None:  # noqa: ANN001
+    print(f"{'case':28s}" + "".join(f"{n:>22s}" for n in names) + "   sqlgate/pgbouncer  sqlgate/direct")
+    for clients, mode, connect_each in cases:
+        label = f"{clients} client(s) {mode}{' -C' if connect_each else ''}"
+        tps = {n: statistics.median(r[0] for r in results[(clients, mode, connect_each, n)]) for n in names}
+        lat = {n: statistics.median(r[1] for r in results[(clients, mode, connect_each, n)]) for n in names}
+        cells = "".join(f"{tps[n]:>12.0f} tps {lat[n]:>5.2f}ms" for n in names)
+        ratio_b = f"{tps['sqlgate'] / tps['pgbouncer']:.2f}x" if "pgbouncer" in tps else "n/a"
+        ratio_d = f"{tps['sqlgate'] / tps['direct']:.2f}x"
+        print(f"{label:28s}{cells}   {ratio_b:>17s}  {ratio_d:>14s}")
+        if clients == 1 and "pgbouncer" in lat:
+            added_s = lat["sqlgate"] - lat["direct"]
+            added_b = lat["pgbouncer"] - lat["direct"]
+            ratio = f"{added_s / added_b:.2f}x" if added_b > 0 else "n/a"
+            print(f"{'':28s}added latency: sqlgate {added_s:.3f} ms, pgbouncer {added_b:.3f} ms ({ratio}, target <= 2x)")
+
+
+if __name__ == "__main__":
+    main()

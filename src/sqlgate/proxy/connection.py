@@ -1,0 +1,445 @@
+"""One client connection: TLS, login with a token, policy, lease, upstream, relay, and its end.
+
+The login runs the data flow of the design: the password is the identity token
+-> Authenticator -> policy decision -> broker lease -> an upstream connection
+logged in with the lease -> the relay. Every refusal reaches the client as a FATAL
+ErrorResponse with a real SQLSTATE (28000/28P01 identity, 42501 policy, 3D000
+unknown database) and a sentence that says what to do.
+
+The session ends when the client leaves, when the lease or grant ends, or when an
+administrator ends it: the client then gets ErrorResponse 57P01 saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, cast
+
+from sqlgate.audit.events import AuditEvent, PrincipalRef
+from sqlgate.config import is_loopback
+from sqlgate.errors import (
+    AccessDenied,
+    ApprovalRequired,
+    AuditQueueFull,
+    ConfigError,
+    IdentityError,
+    ProtocolError,
+    SqlgateError,
+)
+from sqlgate.identity.principal import Principal
+from sqlgate.pgwire import (
+    BackendKeyData,
+    CancelRequested,
+    ClientHandshake,
+    Disconnect,
+    PasswordReceived,
+    Send,
+    StartTls,
+    StartupMessage,
+    StartupReceived,
+    UpstreamLogin,
+    error_response,
+)
+from sqlgate.pgwire.actions import Action
+from sqlgate.pgwire.startup import PROTOCOL_3_0
+from sqlgate.policy.decide import Decision
+from sqlgate.proxy.masking import Masker
+from sqlgate.proxy.relay import Relay, StatementRecord
+from sqlgate.proxy.upstream import Upstream, connect_upstream
+from sqlgate.sessions import LiveSession, new_session_id
+
+if TYPE_CHECKING:
+    from sqlgate.broker.lease import Lease
+    from sqlgate.proxy.listener import PgListener
+
+log = logging.getLogger(__name__)
+
+LOGIN_TIMEOUT = 60.0
+_FORWARDED_PARAMETERS = ("application_name", "client_encoding", "DateStyle", "TimeZone", "extra_float_digits")
+
+
+class ClientConnection(asyncio.Protocol):
+    """The gateway side of one client's connection."""
+
+    def __init__(self, listener: PgListener) -> None:
+        self.listener = listener
+        self.services = listener.services
+        self.transport: asyncio.Transport | None = None
+        self.source: str | None = None
+        self.handshake: ClientHandshake | None = None
+        self.relay: Relay | None = None
+        self.upstream: Upstream | None = None
+        self.session: LiveSession | None = None
+        self.lease: Lease | None = None
+        self.backend_key: BackendKeyData | None = None
+        self._tasks: set[asyncio.Future[object]] = set()
+        self._timers: list[asyncio.TimerHandle] = []
+        self._ending = False
+        self._upstream_lost = False
+
+    # -- asyncio callbacks ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        peer = transport.get_extra_info("peername")
+        self.source = str(peer[0]) if peer else None
+        self.handshake = ClientHandshake(
+            tls_available=self.listener.tls_context is not None, require_tls=self.listener.require_tls
+        )
+        loop = asyncio.get_running_loop()
+        self._timers.append(loop.call_later(LOGIN_TIMEOUT, self._login_timeout))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            if self.relay is not None:
+                self.relay.client_data(data)
+                if self.relay.terminated:
+                    self._end("the client ended the session")
+            elif self.handshake is not None:
+                self._run(self.handshake.receive(data))
+        except ProtocolError as exc:
+            self._fatal("08P01", str(exc))
+        except AuditQueueFull:
+            self._fatal("57P01", "the audit log cannot keep up; the session is ended rather than run unaudited")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end("the client disconnected")
+
+    def pause_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.protocol.pause_reading(True)
+
+    def resume_writing(self) -> None:
+        if self.upstream is not None:
+            self.upstream.protocol.pause_reading(False)
+
+    # -- login ---------------------------------------------------------------
+
+    def _run(self, actions: list[Action]) -> None:
+        assert self.handshake is not None
+        for action in actions:
+            if isinstance(action, Send):
+                self._write(action.data)
+            elif isinstance(action, StartTls):
+                self._start_tls(action.reply)
+            elif isinstance(action, Disconnect):
+                self._close()
+            elif isinstance(action, CancelRequested):
+                self._spawn(self.listener.cancel(action.process_id, action.secret_key))
+            elif isinstance(action, StartupReceived):
+                self._run(self._on_startup(action.startup))
+            elif isinstance(action, PasswordReceived):
+                self._spawn(self._login(action.password))
+
+    def _start_tls(self, reply: bytes) -> None:
+        assert self.transport is not None
+        self.transport.pause_reading()  # the ClientHello must reach the TLS layer, not us
+        self._write(reply)
+        self._spawn(self._tls_handshake())
+
+    async def _tls_handshake(self) -> None:
+        assert self.transport is not None and self.handshake is not None
+        context = self.listener.tls_context
+        assert context is not None
+        loop = asyncio.get_running_loop()
+        try:
+            transport = await loop.start_tls(self.transport, self, context, server_side=True)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            log.info("TLS handshake with %s failed: %s", self.source, exc)
+            self._close()
+            return
+        if transport is None:
+            self._close()
+            return
+        self.transport = transport
+        self.handshake.tls_started()
+
+    def _on_startup(self, startup: StartupMessage) -> list[Action]:
+        assert self.handshake is not None
+        database = startup.database or startup.user or ""
+        config = self.services.settings.databases.get(database)
+        if config is None:
+            known = ", ".join(sorted(self.services.settings.databases)) or "none"
+            return self.handshake.fail("3D000", f'database "{database}" is not served by this gateway',
+                                       hint=f"databases here: {known}")
+        if config.engine != "postgres":
+            return self.handshake.fail("0A000", f'database "{database}" is a {config.engine} database',
+                                       hint="use the HTTP API or `sqlgate creds` for it")
+        if not self.handshake.tls_active and not is_loopback(self.source or ""):
+            return self.handshake.fail("28000", "sqlgate takes tokens only over TLS from non-local clients",
+                                       hint="connect with sslmode=require")
+        return self.handshake.request_password()
+
+    async def _login(self, token: str) -> None:
+        assert self.handshake is not None and self.handshake.startup is not None
+        startup = self.handshake.startup
+        try:
+            principal = await self._authenticate(token)
+            decision = await self._decide(principal, startup)
+            await self._open(principal, decision, startup)
+        except SqlgateError as exc:
+            self._refuse(exc)
+        except Exception:
+            log.exception("login of a client from %s failed unexpectedly", self.source)
+            self._refuse(SqlgateError("internal error in the gateway; the administrator can find it in its log"))
+
+    async def _authenticate(self, token: str) -> Principal:
+        try:
+            principal = await self.services.authenticator.authenticate(token, self.source)
+        except IdentityError as exc:
+            await self.services.audit.record(AuditEvent(
+                type="auth.failure", source=self.source, outcome="failure", reason=exc.message,
+                data={"protocol": "pgwire"},
+            ))
+            raise
+        await self.services.audit.record(AuditEvent(
+            type="auth.success", principal=PrincipalRef.of(principal), source=self.source, outcome="success",
+            data={"protocol": "pgwire", "method": principal.method},
+        ))
+        return principal
+
+    async def _decide(self, principal: Principal, startup: StartupMessage) -> Decision:
+        database = startup.database or startup.user or ""
+        role = self._requested_role(principal, startup.user or "", database)
+        grants = await self.listener.grants(principal, database)
+        decision = self.services.decide(principal, database, role, grants=grants)
+        await self.services.audit.submit(AuditEvent(
+            type="policy.decision", principal=PrincipalRef.of(principal), source=self.source, database=database,
+            outcome="allowed" if decision.allowed else "denied", reason=decision.reason,
+            data={"role": decision.role, "rules": list(decision.matched_rules), "outcome": decision.outcome},
+        ))
+        if decision.outcome == "needs_approval":
+            raise ApprovalRequired(
+                decision.reason or f"role {decision.role} on {database} needs an approved access request",
+                hint=f"ask for it: sqlgate request {database} --role {decision.role} --reason '...'",
+            )
+        if not decision.allowed or decision.role is None or decision.ttl is None:
+            raise AccessDenied(decision.reason or f"no rule grants access to {database}",
+                               hint="see why: sqlgate policy explain --db " + database)
+        return decision
+
+    def _requested_role(self, principal: Principal, user: str, database: str) -> str | None:
+        """The startup user names the caller (any role policy picks) or a privilege level to use."""
+        names = {principal.subject, principal.name, principal.email or ""}
+        if principal.email:
+            names.add(principal.email.split("@", 1)[0])
+        if user in names:
+            return None
+        roles = self.services.settings.databases[database].roles
+        if user in roles:
+            return user
+        for privilege, group in roles.items():
+            if user == group:
+                return privilege
+        raise IdentityError(
+            f'user "{user}" does not match the token\'s identity ({principal.subject})',
+            hint="use your own user name, or a role name such as " + (", ".join(sorted(roles)) or "read"),
+        )
+
+    async def _open(self, principal: Principal, decision: Decision, startup: StartupMessage) -> None:
+        assert self.handshake is not None and decision.role is not None and decision.ttl is not None
+        database = decision.database
+        config = self.services.settings.databases[database]
+        lease = await self.services.broker.lease(principal, database, decision.role, decision.ttl)
+        self.lease = lease
+        parameters = {k: v for k in _FORWARDED_PARAMETERS if (v := startup.parameters.get(k)) is not None}
+        params_key = tuple(sorted(parameters.items()))
+        upstream = self.listener.pool.take(lease.id, params_key)
+        if upstream is None:
+            password = self.services.broker.password(lease)
+            if password is None:
+                raise AccessDenied(f"the lease for {database} has no credential in this gateway; reconnect")
+            login = UpstreamLogin(lease.db_login, config.dbname, password, parameters)
+            upstream = await connect_upstream(config, login, lease.id, params_key)
+        self.upstream = upstream
+        masker = None
+        if decision.mask:
+            names = await self.listener.table_names.for_database(database, upstream)
+            masker = Masker(self.listener.mask_selector(decision.mask), names)
+        if self.transport is None or self.transport.is_closing():
+            await self.listener.pool.give_back(upstream)
+            self.upstream = None
+            return
+        self._start_relay(principal, decision, lease, masker)
+
+    def _start_relay(self, principal: Principal, decision: Decision, lease: Lease, masker: Masker | None) -> None:
+        assert self.handshake is not None and self.upstream is not None and decision.role is not None
+        upstream = self.upstream
+        self.relay = Relay(
+            guardrails=decision.guardrails, send_server=upstream.protocol.write, send_client=self._write,
+            on_statement=self._audit_statement, masker=masker,
+        )
+        self.relay.transaction_status = upstream.transaction_status
+        upstream.protocol.attach(self.relay.server_data, self._on_upstream_lost, self._pause_client)
+        self.session = LiveSession(
+            id=new_session_id(), kind="pgwire", principal=principal, database=decision.database, role=decision.role,
+            db_login=lease.db_login, source=self.source, lease_id=lease.id, expires_at=self._deadline(decision, lease),
+        )
+        self.services.sessions.add(self.session, self._ended_by_admin)
+        self.backend_key = self.listener.register_cancel(self, self.handshake.protocol == PROTOCOL_3_0)
+        self._watch_lifetime(lease)
+        self.services.audit.enqueue(self._event("session.start", "success", data={
+            "role": decision.role, "rules": list(decision.matched_rules), "expires_at": _iso(self.session.expires_at),
+        }))
+        actions = self.handshake.succeed(upstream.parameters, self.backend_key)
+        self._run(actions)
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self._timers.append(asyncio.get_running_loop().call_later(
+            max(0.0, (self.session.expires_at - datetime.now(UTC)).total_seconds()) if self.session.expires_at else 1e9,
+            self._expired,
+        ))
+        leftover = self.handshake.framer.take_buffered()
+        if leftover:
+            self.relay.client_data(leftover)
+
+    @staticmethod
+    def _deadline(decision: Decision, lease: Lease) -> datetime:
+        assert decision.ttl is not None
+        return min(lease.expires_at, datetime.now(UTC) + decision.ttl)
+
+    def _watch_lifetime(self, lease: Lease) -> None:
+        def lease_ended(_lease_id: str) -> None:
+            self._end_with_error(f"your database login for {lease.database} was revoked")
+
+        task = self.services.broker.on_end(lease.id, lease_ended)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- statements ----------------------------------------------------------
+
+    def _audit_statement(self, record: StatementRecord) -> None:
+        if self.session is not None:
+            self.session.statements += 1
+        event = self._event("statement", _OUTCOMES.get(record.outcome, "info"), reason=record.error, data={
+            "protocol": record.protocol, "sql": record.sql, "params": record.params, "rows": record.rows,
+            "tags": record.tags, "sqlstate": record.sqlstate, "duration_ms": record.duration_ms,
+            "result": record.outcome,
+        })
+        try:
+            self.services.audit.enqueue(event)
+        except AuditQueueFull:
+            self._wait_for_audit(event)
+
+    def _wait_for_audit(self, event: AuditEvent) -> None:
+        """Backpressure: stop reading from the client until the audit queue takes the event."""
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+        async def submit() -> None:
+            await self.services.audit.submit(event)
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+
+        self._spawn(submit())
+
+    def _event(self, kind: str, outcome: str, *, reason: str | None = None, data: dict[str, object]) -> AuditEvent:
+        session = self.session
+        return AuditEvent.model_construct(
+            type=kind, time=datetime.now(UTC), id=secrets.token_hex(16),
+            principal=PrincipalRef.of(session.principal) if session else None, source=self.source,
+            database=session.database if session else None, db_login=session.db_login if session else None,
+            session_id=session.id if session else None, trace_id=None, outcome=outcome, reason=reason, data=data,
+        )
+
+    # -- the end ---------------------------------------------------------------
+
+    def _login_timeout(self) -> None:
+        if self.relay is None:
+            self._fatal("08P01", "the login did not finish in time")
+
+    def _expired(self) -> None:
+        self._end_with_error("your access ended: the grant's time limit was reached")
+
+    async def _ended_by_admin(self, reason: str) -> None:
+        self._end_with_error(f"an administrator ended this session: {reason}")
+
+    def _on_upstream_lost(self) -> None:
+        self._upstream_lost = True
+        if not self._ending:
+            self._fatal("57P01", "the database server closed the connection")
+
+    def _pause_client(self, paused: bool) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def _end_with_error(self, reason: str) -> None:
+        self._fatal("57P01", reason, hint="reconnect to start a new session if policy still allows it")
+
+    def _fatal(self, sqlstate: str, message: str, hint: str | None = None) -> None:
+        self._write(error_response(sqlstate, message, severity="FATAL", hint=hint).encode())
+        self._end(message, reusable=False)
+
+    def _refuse(self, exc: SqlgateError) -> None:
+        assert self.handshake is not None
+        try:
+            self._run(self.handshake.fail_with(exc))
+        except RuntimeError:
+            self._close()
+        if not isinstance(exc, IdentityError | AccessDenied | ConfigError):
+            log.warning("refused a client from %s: %s", self.source, exc)
+
+    def _end(self, reason: str, *, reusable: bool = True) -> None:
+        if self._ending:
+            return
+        self._ending = True
+        for timer in self._timers:
+            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self._close()
+        self.listener.unregister_cancel(self)
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.protocol.detach()
+            clean = reusable and not self._upstream_lost and self.relay is not None and self.relay.idle
+            if clean and self.lease is not None and self.lease.id and self._lease_live():
+                upstream.transaction_status = self.relay.transaction_status if self.relay else "I"
+                asyncio.ensure_future(self.listener.pool.give_back(upstream))  # noqa: RUF006 - the pool owns it
+            else:
+                upstream.protocol.close()
+        if self.session is not None:
+            self.services.sessions.remove(self.session.id)
+            with contextlib.suppress(AuditQueueFull):
+                self.services.audit.enqueue(self._event("session.end", "info", reason=reason, data={
+                    "statements": self.session.statements,
+                }))
+
+    def _lease_live(self) -> bool:
+        return self.lease is not None and self.lease.is_live()
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _spawn(self, coroutine: object) -> None:
+        task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+_OUTCOMES = {"success": "success", "error": "error", "refused": "denied", "skipped": "info", "suspended": "success"}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def new_backend_key(short: bool) -> BackendKeyData:
+    """A random (process id, secret) pair for the client; 4-byte secret for protocol 3.0, 32 bytes for 3.2."""
+    return BackendKeyData(secrets.randbelow(2**31 - 1) + 1, secrets.token_bytes(4 if short else 32))

@@ -1,0 +1,107 @@
+"""The PostgreSQL wire listener: accepts clients, owns the upstream pool and the cancel keys."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from sqlgate.config import is_loopback, split_host_port
+from sqlgate.identity.principal import Principal
+from sqlgate.policy.decide import Grant
+from sqlgate.proxy.catalog import TableNames
+from sqlgate.proxy.connection import ClientConnection, new_backend_key
+from sqlgate.proxy.masking import Selector
+from sqlgate.proxy.tls import server_context
+from sqlgate.proxy.upstream import UpstreamPool, send_cancel
+from sqlgate.services import Services
+
+log = logging.getLogger(__name__)
+
+GrantSource = Callable[[Principal, str], Awaitable[tuple[Grant, ...]]]
+SelectorFactory = Callable[[Mapping[str, str]], Selector]
+
+
+async def _no_grants(_principal: Principal, _database: str) -> tuple[Grant, ...]:
+    return ()
+
+
+class PgListener:
+    """Serves the PostgreSQL protocol on ``listen.postgres``."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        mask_selectors: SelectorFactory,
+        grant_source: GrantSource = _no_grants,
+    ) -> None:
+        self.services = services
+        settings = services.settings
+        self.host, self.port = split_host_port(settings.listen.postgres)
+        configured = settings.proxy.require_tls
+        self.require_tls = configured if configured is not None else not is_loopback(self.host)
+        self.tls_context: ssl.SSLContext | None = server_context(settings)
+        self.pool = UpstreamPool()
+        self.table_names = TableNames()
+        self._cancel_keys: dict[int, tuple[bytes, ClientConnection]] = {}
+        self._server: asyncio.Server | None = None
+        self._mask_selectors = mask_selectors
+        self._grant_source = grant_source
+
+    async def start(self) -> None:
+        """Bind and start accepting clients."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: ClientConnection(self), self.host, self.port,
+                                                reuse_address=True, backlog=1024)
+        sockets = self._server.sockets or []
+        if sockets and self.port == 0:
+            self.port = int(sockets[0].getsockname()[1])
+        log.info("PostgreSQL listener on %s:%s (TLS %s)", self.host, self.port,
+                 "required" if self.require_tls else "offered")
+
+    async def close(self) -> None:
+        """Stop accepting, close pooled upstream connections."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        self.pool.close_all()
+
+    # -- used by connections -------------------------------------------------
+
+    def mask_selector(self, rules: Mapping[str, str]) -> Selector:
+        """The column selector for a grant's mask rules."""
+        return self._mask_selectors(rules)
+
+    async def grants(self, principal: Principal, database: str) -> tuple[Grant, ...]:
+        """Approved access requests of ``principal`` on ``database`` that are in force."""
+        return await self._grant_source(principal, database)
+
+    def register_cancel(self, connection: ClientConnection, short: bool) -> Any:
+        """A fresh backend key for ``connection``; a CancelRequest with it reaches its upstream."""
+        while True:
+            key = new_backend_key(short)
+            if key.process_id not in self._cancel_keys:
+                self._cancel_keys[key.process_id] = (key.secret_key, connection)
+                return key
+
+    def unregister_cancel(self, connection: ClientConnection) -> None:
+        """Forget ``connection``'s backend key."""
+        if connection.backend_key is not None:
+            entry = self._cancel_keys.get(connection.backend_key.process_id)
+            if entry is not None and entry[1] is connection:
+                del self._cancel_keys[connection.backend_key.process_id]
+
+    async def cancel(self, process_id: int, secret: bytes) -> None:
+        """Forward a CancelRequest to the upstream backend behind ``process_id`` when the secret matches."""
+        entry = self._cancel_keys.get(process_id)
+        if entry is None or not hmac.compare_digest(entry[0], secret):
+            log.info("ignored a cancel request with an unknown key")
+            return
+        upstream = entry[1].upstream
+        if upstream is not None:
+            await send_cancel(upstream)
+

@@ -1,0 +1,402 @@
+"""The relay of one session: client and server bytes in, checked and masked bytes out. No sockets.
+
+Client to server: every Query and Parse is classified and checked against the
+grant's guardrails before it is forwarded. A refused simple Query gets
+ErrorResponse 42501 and ReadyForQuery; a refused Parse puts the session into the
+extended protocol's error state, where everything up to Sync is dropped, as
+PostgreSQL itself does after an error. Replies the gateway makes itself are queued
+behind the server replies still owed to the client, so their order is kept.
+
+Server to client: messages are split without decoding except CommandComplete,
+ErrorResponse and ReadyForQuery (to close statement records for the audit log) and,
+when masking applies, RowDescription and DataRow. Unmodified batches are forwarded
+as the very bytes that arrived.
+
+Known difference from PostgreSQL: statements of an extended-protocol batch that
+ran before a refused Parse are ended by the Sync the client sends (committed if
+they were in an implicit transaction), where PostgreSQL would roll them back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlgate.pgwire.backend import CommandComplete, RowDescription
+from sqlgate.pgwire.framing import Framer
+from sqlgate.pgwire.frontend import Bind, Close, Describe, Execute, Parse, Query
+from sqlgate.pgwire.notices import ErrorResponse, error_response
+from sqlgate.policy.model import Guardrails
+from sqlgate.policy.sql import Classification, PreparedRegistry, check, classify
+from sqlgate.proxy.masking import MaskPlan, Masker, mask_data_row
+
+MAX_PARAMS_AUDITED = 32
+MAX_PARAM_BYTES = 256
+MAX_SQL_AUDITED = 16_384
+
+_Q, _P, _B, _E, _S, _C, _X, _F, _D, _H = (ord(c) for c in "QPBESCXFDH")
+_SERVER_COMPLETE, _SERVER_ERROR, _SERVER_READY = ord("C"), ord("E"), ord("Z")
+_SERVER_EMPTY, _SERVER_SUSPENDED, _SERVER_ROWDESC, _SERVER_NODATA = ord("I"), ord("s"), ord("T"), ord("n")
+_SERVER_DATAROW = ord("D")
+
+Send = Callable[[bytes], None]
+
+
+@dataclass(slots=True)
+class StatementRecord:
+    """One statement as the audit log records it."""
+
+    protocol: str
+    sql: str
+    params: tuple[str | None, ...] | None = None
+    started: float = field(default_factory=time.perf_counter)
+    rows: int | None = None
+    tags: list[str] = field(default_factory=list)
+    sqlstate: str | None = None
+    error: str | None = None
+    outcome: str = "success"
+    duration_ms: float = 0.0
+
+    def finish(self, outcome: str | None = None) -> StatementRecord:
+        """Stamp the duration (and outcome) once the server's answer is complete."""
+        self.duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
+        if outcome is not None:
+            self.outcome = outcome
+        return self
+
+
+@dataclass(slots=True)
+class _Entry:
+    """Something the server still owes the client an answer to, in order."""
+
+    kind: str  # "query", "execute", "describe", "sync", "local"
+    record: StatementRecord | None = None
+    payload: bytes = b""  # local: the ErrorResponse to send; sync: an error to put before its ReadyForQuery
+    plan: MaskPlan | None = None
+    describe: tuple[str, str] | None = None
+
+
+class Relay:
+    """Both directions of one session's byte stream, with guardrails, masking and statement records."""
+
+    def __init__(
+        self,
+        *,
+        guardrails: Guardrails | None,
+        send_server: Send,
+        send_client: Send,
+        on_statement: Callable[[StatementRecord], None],
+        masker: Masker | None = None,
+        classifier: Callable[[str], Classification] = classify,
+    ) -> None:
+        self.guardrails = guardrails
+        self.send_server = send_server
+        self.send_client = send_client
+        self.on_statement = on_statement
+        self.masker = masker
+        self.classify = classifier
+        self.prepared = PreparedRegistry()
+        self.client_framer = Framer("frontend")
+        self.server_framer = Framer("backend")
+        self.transaction_status = "I"
+        self.pending: deque[_Entry] = deque()
+        self.statements: dict[str, str] = {}
+        self.portals: dict[str, tuple[str, str, tuple[str | None, ...]]] = {}
+        self.statement_plans: dict[str, MaskPlan] = {}
+        self.portal_plans: dict[str, MaskPlan] = {}
+        self.query_plan: MaskPlan | None = None
+        self.refusing: bytes | None = None
+        self.forwarded_since_sync = False
+        self.terminated = False
+        self.statement_count = 0
+
+    @property
+    def idle(self) -> bool:
+        """True when the server owes nothing and the session is outside a transaction."""
+        return not self.pending and self.transaction_status == "I" and not self.client_framer.buffered
+
+    # -- client -> server ------------------------------------------------------
+
+    def client_data(self, data: bytes) -> None:
+        """Bytes from the client: check, forward, or answer locally."""
+        batch = self.client_framer.split(data)
+        if not batch:
+            return
+        buf = batch.data
+        start = 0
+        for kind, begin, end in batch.index:
+            if self.refusing is not None and kind != _S:
+                forward = False
+            elif kind in (_Q, _P, _B, _E, _S, _C, _X, _F, _D):
+                forward = self._client_message(kind, memoryview(buf)[begin + 5 : end])
+            else:
+                forward = True
+            if not forward:
+                if begin > start:
+                    self.send_server(buf[start:begin])
+                start = end
+            if self.terminated:
+                return
+        if start == 0:
+            self.send_server(buf)
+        elif start < len(buf):
+            self.send_server(buf[start:])
+
+    def _client_message(self, kind: int, payload: memoryview) -> bool:  # noqa: PLR0911 - one branch per type
+        if kind == _Q:
+            return self._query(Query.decode(payload).sql)
+        if kind == _P:
+            return self._parse(Parse.decode(payload))
+        if kind == _B:
+            self._bind(Bind.decode(payload))
+        elif kind == _E:
+            self._execute(Execute.decode(payload))
+        elif kind == _S:
+            return self._sync()
+        elif kind == _D:
+            describe = Describe.decode(payload)
+            self.pending.append(_Entry("describe", describe=(describe.target, describe.name)))
+        elif kind == _C:
+            self._close(Close.decode(payload))
+        elif kind == _X:
+            self.terminated = True
+            return False
+        elif kind == _F:
+            self._refuse_locally("function calls by OID (the fastpath interface) are not available through sqlgate")
+            return False
+        self.forwarded_since_sync = True
+        return True
+
+    def _query(self, sql: str) -> bool:
+        classification = self.classify(sql)
+        refusal = self._refusal(classification)
+        record = StatementRecord("simple", sql[:MAX_SQL_AUDITED])
+        if refusal is not None:
+            self._refused(record, refusal)
+            self._queue_local(refusal)
+            return False
+        self.prepared.observe(classification)
+        self.query_plan = None
+        self.pending.append(_Entry("query", record))
+        return True
+
+    def _parse(self, message: Parse) -> bool:
+        classification = self.classify(message.sql)
+        refusal = self._refusal(classification)
+        if refusal is not None:
+            self._refused(StatementRecord("extended", message.sql[:MAX_SQL_AUDITED]), refusal)
+            self.refusing = refusal
+            return False
+        self.statements[message.name] = message.sql
+        self.statement_plans.pop(message.name, None)
+        if message.name:
+            self.prepared.register(message.name, classification)
+        self.forwarded_since_sync = True
+        return True
+
+    def _bind(self, message: Bind) -> None:
+        sql = self.statements.get(message.statement, "")
+        self.portals[message.portal] = (message.statement, sql, _audit_params(message))
+        self.portal_plans.pop(message.portal, None)
+
+    def _execute(self, message: Execute) -> None:
+        statement, sql, params = self.portals.get(message.portal, ("", "", ()))
+        plan = self.portal_plans.get(message.portal) or self.statement_plans.get(statement)
+        record = StatementRecord("extended", sql[:MAX_SQL_AUDITED], params)
+        self.pending.append(_Entry("execute", record, plan=plan))
+
+    def _close(self, message: Close) -> None:
+        if message.target == "S":
+            self.statements.pop(message.name, None)
+            self.statement_plans.pop(message.name, None)
+            self.prepared.forget(message.name) if message.name else None
+        else:
+            self.portals.pop(message.name, None)
+            self.portal_plans.pop(message.name, None)
+
+    def _sync(self) -> bool:
+        error, self.refusing = self.refusing, None
+        forwarded, self.forwarded_since_sync = self.forwarded_since_sync, False
+        if error is None:
+            self.pending.append(_Entry("sync"))
+            return True
+        if forwarded:
+            self.pending.append(_Entry("sync", payload=error))
+            return True
+        self._queue_local(error)
+        return False
+
+    def _refusal(self, classification: Classification) -> bytes | None:
+        violation = check(self.guardrails, classification, prepared=self.prepared)
+        if violation is not None:
+            return error_response("42501", violation.error().message, hint=_HINT).encode()
+        if self.masker is not None and _copies_out(classification):
+            message = "COPY ... TO is not available while masking rules apply to this grant"
+            return error_response("42501", message, hint="use SELECT, whose results are masked").encode()
+        return None
+
+    def _refused(self, record: StatementRecord, error: bytes) -> None:
+        record.sqlstate = "42501"
+        record.error = ErrorResponse.decode(memoryview(error)[5:]).message
+        self.on_statement(record.finish("refused"))
+
+    def _refuse_locally(self, message: str) -> None:
+        error = error_response("42501", message).encode()
+        self._refused(StatementRecord("function-call", ""), error)
+        self._queue_local(error)
+
+    def _queue_local(self, error: bytes) -> None:
+        if self.pending:
+            self.pending.append(_Entry("local", payload=error))
+        else:
+            self.send_client(error + _ready(self.transaction_status))
+
+    # -- server -> client ------------------------------------------------------
+
+    def server_data(self, data: bytes) -> None:
+        """Bytes from the server: close statement records, mask rows, add queued local replies."""
+        batch = self.server_framer.split(data)
+        if not batch:
+            return
+        buf = batch.data
+        out: list[bytes] | None = None
+        last = 0
+        for kind, begin, end in batch.index:
+            if kind == _SERVER_DATAROW:
+                plan = self._current_plan()
+                if plan is None:
+                    continue
+                out = [] if out is None else out
+                out.append(buf[last:begin])
+                out.append(mask_data_row(memoryview(buf)[begin + 5 : end], plan))
+                last = end
+            elif kind == _SERVER_READY:
+                self.transaction_status = chr(buf[begin + 5])
+                before, after = self._ready()
+                if before or after:
+                    out = [] if out is None else out
+                    out += [buf[last:begin], before, buf[begin:end], after]
+                    last = end
+            elif kind in (_SERVER_COMPLETE, _SERVER_ERROR, _SERVER_EMPTY, _SERVER_SUSPENDED):
+                self._answer(kind, memoryview(buf)[begin + 5 : end])
+            elif kind in (_SERVER_ROWDESC, _SERVER_NODATA):
+                self._row_description(kind, memoryview(buf)[begin + 5 : end])
+        if out is None:
+            self.send_client(buf)
+        else:
+            out.append(buf[last:])
+            self.send_client(b"".join(out))
+
+    def _current_plan(self) -> MaskPlan | None:
+        if not self.pending:
+            return None
+        head = self.pending[0]
+        return head.plan if head.kind == "execute" else self.query_plan if head.kind == "query" else None
+
+    def _row_description(self, kind: int, payload: memoryview) -> None:
+        head = self.pending[0] if self.pending else None
+        if head is not None and head.kind == "describe":
+            self.pending.popleft()
+        if self.masker is None or kind == _SERVER_NODATA:
+            return
+        plan = self.masker.plan(RowDescription.decode(payload).fields)
+        if head is None:
+            return
+        if head.kind == "describe" and head.describe is not None:
+            target, name = head.describe
+            plans = self.statement_plans if target == "S" else self.portal_plans
+            if plan is None:
+                plans.pop(name, None)
+            else:
+                plans[name] = plan
+        elif head.kind == "query":
+            self.query_plan = plan
+        elif head.kind == "execute":
+            head.plan = plan
+
+    def _answer(self, kind: int, payload: memoryview) -> None:
+        head = self.pending[0] if self.pending else None
+        if head is None or head.record is None:
+            if kind == _SERVER_ERROR:
+                self._skip_to_sync(ErrorResponse.decode(payload))
+            return
+        record = head.record
+        if kind == _SERVER_COMPLETE:
+            tag = CommandComplete.decode(payload)
+            record.tags.append(tag.tag)
+            if tag.rows is not None:
+                record.rows = (record.rows or 0) + tag.rows
+        elif kind == _SERVER_ERROR:
+            error = ErrorResponse.decode(payload)
+            record.sqlstate, record.error, record.outcome = error.sqlstate, error.message, "error"
+            if head.kind == "execute":
+                self._finish(self.pending.popleft())
+                self._skip_to_sync(None)
+            return
+        elif kind == _SERVER_SUSPENDED:
+            record.outcome = "suspended"
+        if head.kind == "execute":
+            self._finish(self.pending.popleft())
+
+    def _skip_to_sync(self, error: ErrorResponse | None) -> None:
+        """After an error in the extended protocol the server skips everything up to Sync."""
+        while self.pending and self.pending[0].kind not in ("sync", "query", "local"):
+            entry = self.pending.popleft()
+            if entry.record is not None:
+                if error is not None:
+                    entry.record.sqlstate, entry.record.error = error.sqlstate, error.message
+                    self._finish(entry, "error")
+                    error = None
+                else:
+                    self._finish(entry, "skipped")
+
+    def _ready(self) -> tuple[bytes, bytes]:
+        """The server's ReadyForQuery arrived: close what it ends; return bytes to put before and after it."""
+        before = b""
+        while self.pending:
+            entry = self.pending.popleft()
+            if entry.kind == "query":
+                self._finish(entry)
+                break
+            if entry.kind == "sync":
+                before = entry.payload
+                break
+            if entry.record is not None:
+                self._finish(entry, "skipped")
+        after = []
+        while self.pending and self.pending[0].kind == "local":
+            after.append(self.pending.popleft().payload + _ready(self.transaction_status))
+        return before, b"".join(after)
+
+    def _finish(self, entry: _Entry, outcome: str | None = None) -> None:
+        assert entry.record is not None
+        self.statement_count += 1
+        self.on_statement(entry.record.finish(outcome))
+
+
+_HINT = "the grant's guardrails refuse this statement; ask for a role that allows it (sqlgate policy explain)"
+
+
+def _ready(status: str) -> bytes:
+    return b"Z\x00\x00\x00\x05" + status.encode()
+
+
+def _copies_out(classification: Classification) -> bool:
+    return any(s.kind.startswith("Copy") and "write" not in s.classes for s in classification.statements)
+
+
+def _audit_params(message: Bind) -> tuple[str | None, ...]:
+    values: list[str | None] = []
+    for position, value in enumerate(message.params[:MAX_PARAMS_AUDITED]):
+        if value is None:
+            values.append(None)
+        elif message.param_format(position):
+            values.append(f"<binary, {len(value)} bytes>")
+        else:
+            text = value[:MAX_PARAM_BYTES].decode("utf-8", "replace")
+            values.append(text + ("…" if len(value) > MAX_PARAM_BYTES else ""))
+    if len(message.params) > MAX_PARAMS_AUDITED:
+        values.append(f"<{len(message.params) - MAX_PARAMS_AUDITED} more>")
+    return tuple(values)

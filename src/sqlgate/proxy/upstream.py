@@ -1,0 +1,306 @@
+"""Connections from the gateway to the target server: login, reset, and a pool per lease.
+
+A connection logs in with the lease's credential over SCRAM (TLS first where the
+server offers it, as ``tls`` in the database settings says), then hands its byte
+stream to a session's relay. When the client leaves, a clean connection (idle,
+not in a transaction) is reset with ``DISCARD ALL`` and kept for the next session
+of the same lease, so reconnecting clients do not pay a login each time. When
+the lease ends, its pooled connections are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from sqlgate.config import DatabaseConfig
+from sqlgate.errors import ProtocolError, SqlgateError, UpstreamError
+from sqlgate.pgwire import BackendKeyData, UpstreamHandshake, UpstreamLogin
+from sqlgate.pgwire.framing import Framer
+from sqlgate.pgwire.frontend import Query
+from sqlgate.pgwire.startup import CancelRequest
+from sqlgate.pgwire.upstream_handshake import SSL_REQUEST, server_accepts_tls
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+RESET_TIMEOUT = 5.0
+POOL_IDLE_SECONDS = 300.0
+POOL_MAX_IDLE_PER_LEASE = 8
+_RESET = Query("DISCARD ALL").encode()
+
+DataSink = Callable[[bytes], None]
+
+
+class UpstreamProtocol(asyncio.Protocol):
+    """One connection to the server; bytes go to the login, then to whoever :meth:`attach` names."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[bytes] | None = None
+        self._buffer = bytearray()
+        self._sink: DataSink | None = None
+        self._on_lost: Callable[[], None] | None = None
+        self._pause_peer: Callable[[bool], None] | None = None
+        self.closed = False
+
+    # -- asyncio callbacks ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+
+    def data_received(self, data: bytes) -> None:
+        if self._sink is not None:
+            self._sink(data)
+            return
+        self._buffer += data
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(b"")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(UpstreamError("the database server closed the connection"))
+        if self._on_lost is not None:
+            self._on_lost()
+
+    def pause_writing(self) -> None:
+        if self._pause_peer is not None:
+            self._pause_peer(True)
+
+    def resume_writing(self) -> None:
+        if self._pause_peer is not None:
+            self._pause_peer(False)
+
+    # -- login phase ---------------------------------------------------------
+
+    async def read(self, timeout: float) -> bytes:
+        """Bytes received since the last read (waits for some); only before :meth:`attach`."""
+        while not self._buffer:
+            if self.closed:
+                raise UpstreamError("the database server closed the connection")
+            self._waiter = asyncio.get_running_loop().create_future()
+            async with asyncio.timeout(timeout):
+                await self._waiter
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
+
+    def write(self, data: bytes) -> None:
+        """Send bytes to the server."""
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    # -- relay phase ---------------------------------------------------------
+
+    def attach(self, sink: DataSink, on_lost: Callable[[], None], pause_peer: Callable[[bool], None]) -> None:
+        """Send every byte from now on to ``sink``; ``on_lost`` when the server hangs up."""
+        self._sink, self._on_lost, self._pause_peer = sink, on_lost, pause_peer
+        if self._buffer:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            sink(data)
+
+    def detach(self) -> None:
+        """Stop relaying (the connection goes back to the pool or is closed)."""
+        self._sink = self._on_lost = self._pause_peer = None
+
+    def pause_reading(self, paused: bool) -> None:
+        """Backpressure from the client side."""
+        if self.transport is None or self.closed:
+            return
+        if paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+
+@dataclass
+class Upstream:
+    """A logged-in server connection and what the login told us."""
+
+    protocol: UpstreamProtocol
+    parameters: dict[str, str]
+    backend_key: BackendKeyData
+    lease_id: str
+    params_key: tuple[tuple[str, str], ...]
+    host: str
+    port: int
+    transaction_status: str = "I"
+    idle_since: float = 0.0
+
+    @property
+    def healthy(self) -> bool:
+        """Connected and not inside a transaction."""
+        return not self.protocol.closed and self.transaction_status == "I"
+
+
+async def connect_upstream(
+    config: DatabaseConfig,
+    login: UpstreamLogin,
+    lease_id: str,
+    params_key: tuple[tuple[str, str], ...],
+) -> Upstream:
+    """Open a connection to ``config``'s server and log in as ``login``."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            transport, protocol = await loop.create_connection(UpstreamProtocol, config.host, config.port)
+            certificate: bytes | None = None
+            if config.tls != "disable":
+                transport, certificate = await _negotiate_tls(loop, transport, protocol, config)
+            handshake = UpstreamHandshake(_with_certificate(login, certificate))
+            protocol.write(handshake.start())
+            while not handshake.done:
+                for reply in handshake.receive(await protocol.read(CONNECT_TIMEOUT)):
+                    protocol.write(reply.data)
+    except TimeoutError as exc:
+        raise UpstreamError(f"timed out connecting to the database at {config.host}:{config.port}") from exc
+    except OSError as exc:
+        raise UpstreamError(f"cannot reach the database at {config.host}:{config.port}: {exc.strerror}") from exc
+    except (SqlgateError, ssl.SSLError) as exc:
+        with contextlib.suppress(Exception):
+            protocol.close()
+        if isinstance(exc, ssl.SSLError):
+            raise UpstreamError(f"TLS to the database failed: {exc.reason}") from exc
+        raise
+    if handshake.backend_key is None:
+        protocol.close()
+        raise ProtocolError("the database server sent no BackendKeyData")
+    return Upstream(
+        protocol, dict(handshake.parameters), handshake.backend_key, lease_id, params_key,
+        config.host, config.port, handshake.transaction_status or "I",
+    )
+
+
+def _with_certificate(login: UpstreamLogin, certificate: bytes | None) -> UpstreamLogin:
+    if certificate is None:
+        return login
+    return UpstreamLogin(login.user, login.database, login.password, login.parameters, login.protocol,
+                         certificate, login.methods)
+
+
+async def _negotiate_tls(
+    loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, protocol: UpstreamProtocol, config: DatabaseConfig
+) -> tuple[asyncio.Transport, bytes | None]:
+    protocol.write(SSL_REQUEST)
+    answer = await protocol.read(CONNECT_TIMEOUT)
+    if len(answer) != 1:
+        raise ProtocolError("the database server answered SSLRequest with more than one byte")
+    if not server_accepts_tls(answer):
+        if config.tls in ("require", "verify-full"):
+            raise UpstreamError(f"the database at {config.host}:{config.port} does not offer TLS (tls: {config.tls})")
+        return transport, None
+    context = _client_context(config)
+    server_hostname = config.host if config.tls == "verify-full" else None
+    new_transport = await loop.start_tls(transport, protocol, context, server_hostname=server_hostname)
+    if new_transport is None:
+        raise UpstreamError("TLS to the database could not be started")
+    protocol.transport = new_transport
+    ssl_object = new_transport.get_extra_info("ssl_object")
+    certificate = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return new_transport, certificate
+
+
+def _client_context(config: DatabaseConfig) -> ssl.SSLContext:
+    if config.tls == "verify-full":
+        context = ssl.create_default_context(cafile=str(config.tls_ca_file) if config.tls_ca_file else None)
+    else:
+        # prefer/require: encrypted, not authenticated (libpq's meaning of these modes).
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+async def send_cancel(upstream: Upstream) -> None:
+    """Ask the server to cancel what ``upstream`` is running (a new connection, as libpq does)."""
+    key = upstream.backend_key
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            _reader, writer = await asyncio.open_connection(upstream.host, upstream.port)
+            writer.write(CancelRequest(key.process_id, key.secret_key).encode())
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+    except (OSError, TimeoutError) as exc:
+        log.warning("could not forward a cancel request to %s:%s: %s", upstream.host, upstream.port, exc)
+
+
+class UpstreamPool:
+    """Idle, reset connections per (lease, startup parameters)."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, tuple[tuple[str, str], ...]], list[Upstream]] = {}
+
+    def take(self, lease_id: str, params_key: tuple[tuple[str, str], ...]) -> Upstream | None:
+        """A pooled connection for this lease and parameters, if a healthy one is idle."""
+        idle = self._idle.get((lease_id, params_key))
+        while idle:
+            upstream = idle.pop()
+            if upstream.healthy and time.monotonic() - upstream.idle_since < POOL_IDLE_SECONDS:
+                return upstream
+            upstream.protocol.close()
+        return None
+
+    async def give_back(self, upstream: Upstream) -> None:
+        """Reset ``upstream`` with DISCARD ALL and keep it; close it if that fails or the pool is full."""
+        key = (upstream.lease_id, upstream.params_key)
+        idle = self._idle.setdefault(key, [])
+        if not upstream.healthy or len(idle) >= POOL_MAX_IDLE_PER_LEASE:
+            upstream.protocol.close()
+            return
+        try:
+            await _reset(upstream)
+        except (SqlgateError, TimeoutError, OSError):
+            upstream.protocol.close()
+            return
+        upstream.idle_since = time.monotonic()
+        idle.append(upstream)
+
+    def close_lease(self, lease_id: str) -> None:
+        """Close every pooled connection of ``lease_id``."""
+        for key in [key for key in self._idle if key[0] == lease_id]:
+            for upstream in self._idle.pop(key):
+                upstream.protocol.close()
+
+    def close_all(self) -> None:
+        """Close every pooled connection."""
+        for idle in self._idle.values():
+            for upstream in idle:
+                upstream.protocol.close()
+        self._idle.clear()
+
+    def __len__(self) -> int:
+        return sum(len(idle) for idle in self._idle.values())
+
+
+async def _reset(upstream: Upstream) -> None:
+    """Run DISCARD ALL and read up to ReadyForQuery; the connection must come back idle."""
+    protocol = upstream.protocol
+    protocol.detach()
+    protocol.write(_RESET)
+    framer = Framer("backend")
+    async with asyncio.timeout(RESET_TIMEOUT):
+        while True:
+            framer.feed(await protocol.read(RESET_TIMEOUT))
+            while (frame := framer.next_frame()) is not None:
+                if frame.type == ord("E"):
+                    raise UpstreamError("DISCARD ALL failed on a pooled connection")
+                if frame.type == ord("Z"):
+                    upstream.transaction_status = chr(frame.data[5])
+                    if upstream.transaction_status != "I" or framer.buffered:
+                        raise UpstreamError("a pooled connection was not idle after DISCARD ALL")
+                    return

@@ -1,0 +1,97 @@
+"""Run one gateway replica: services, the HTTP API and the PostgreSQL listener in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from sqlgate.api.app import create_app
+from sqlgate.config import Settings, split_host_port
+from sqlgate.identity.devissuer import check_dev_issuer_exposure
+from sqlgate.proxy.listener import PgListener
+from sqlgate.server.wiring import grant_source, mask_selectors
+from sqlgate.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the gateway stops the HTTP server itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Gateway:
+    """A running replica: its services, HTTP server and PostgreSQL listener."""
+
+    services: Services
+    http: _Server
+    http_task: asyncio.Task[None]
+    pg: PgListener
+
+    @property
+    def http_port(self) -> int:
+        """The bound HTTP port (useful with port 0)."""
+        servers = getattr(self.http, "servers", [])
+        for server in servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return split_host_port(self.services.settings.listen.http)[1]
+
+    async def stop(self) -> None:
+        """Stop accepting, end sessions, close everything in order."""
+        self.http.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.http_task
+        await self.pg.close()
+        await self.services.aclose()
+
+
+async def start_gateway(settings: Settings, *, insecure_dev: bool = False) -> Gateway:
+    """Start a replica and return once both listeners accept connections."""
+    check_dev_issuer_exposure(settings, insecure_dev)
+    services = await Services.start(settings)
+    try:
+        pg = PgListener(services, mask_selectors=mask_selectors(services), grant_source=grant_source(services))
+        await pg.start()
+        host, port = split_host_port(settings.listen.http)
+        config = uvicorn.Config(
+            create_app(services), host=host, port=port, log_level="warning", lifespan="off",
+            access_log=False, server_header=False, loop="none",
+        )
+        http = _Server(config)
+        http_task = asyncio.create_task(http.serve(), name="sqlgate-http")
+        while not http.started:
+            if http_task.done():
+                http_task.result()
+                raise OSError(f"the HTTP listener on {settings.listen.http} did not start")
+            await asyncio.sleep(0.02)
+    except BaseException:
+        await services.aclose()
+        raise
+    return Gateway(services, http, http_task, pg)
+
+
+async def serve_until_stopped(settings: Settings, *, insecure_dev: bool = False,
+                              ready: Callable[[Gateway], None] | None = None) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    gateway = await start_gateway(settings, insecure_dev=insecure_dev)
+    try:
+        if ready is not None:
+            ready(gateway)
+        await stop.wait()
+    finally:
+        await gateway.stop()

@@ -1,0 +1,89 @@
+"""The running services of one gateway replica, built from settings and closed in order.
+
+The proxy and the API receive a :class:`Services` and call into it; nothing in
+those packages builds a service itself. Start-up order follows the data flow
+(store -> audit -> identity -> policy -> broker), shutdown the reverse, so every
+action is still audited while later services stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlgate.audit.log import AuditLog
+from sqlgate.broker.broker import Broker
+from sqlgate.broker.reaper import Reaper
+from sqlgate.config import Settings
+from sqlgate.identity.authenticator import Authenticator
+from sqlgate.identity.principal import Principal
+from sqlgate.policy.decide import Decision, Grant, decide
+from sqlgate.policy.holder import PolicyHolder
+from sqlgate.sessions import SessionRegistry
+from sqlgate.store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a request needs, shared by the pgwire proxy and the HTTP API."""
+
+    settings: Settings
+    store: StateStore
+    audit: AuditLog
+    authenticator: Authenticator
+    policy: PolicyHolder
+    broker: Broker
+    reaper: Reaper
+    sessions: SessionRegistry = field(default_factory=SessionRegistry)
+    deployment_id: str = ""
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, settings: Settings, *, reaper: bool = True) -> Services:
+        """Open the state store, start the audit log, load identity and policy, start the broker."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await StateStore.open(settings.state_url())
+        audit = AuditLog.from_settings(settings, store)
+        await audit.start()
+        try:
+            authenticator = Authenticator.from_settings(settings)
+            policy = PolicyHolder(settings.policy_file, audit)
+            await policy.load()
+            broker = Broker(settings, store, audit)
+        except BaseException:
+            await audit.aclose()
+            await store.close()
+            raise
+        services = cls(settings, store, audit, authenticator, policy, broker, Reaper(broker))
+        services.deployment_id = await store.deployment_id()
+        if reaper:
+            services.reaper.start()
+        services._tasks.append(asyncio.create_task(policy.watch(), name="sqlgate-policy-watch"))
+        return services
+
+    def decide(
+        self, principal: Principal, database: str, role: str | None, *, grants: tuple[Grant, ...] = ()
+    ) -> Decision:
+        """Policy's answer for ``principal`` on ``database`` now, from where the principal connects."""
+        return decide(
+            self.policy.policy, principal, database, role, datetime.now(UTC), principal.source, grants=grants
+        )
+
+    async def aclose(self) -> None:
+        """End sessions, stop background work, then close broker, identity, audit and store."""
+        await self.sessions.end_where(lambda _session: True, "the gateway is shutting down")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.reaper.stop()
+        await self.broker.close()
+        await self.authenticator.aclose()
+        await self.audit.aclose()
+        await self.store.close()
