@@ -145,6 +145,7 @@ def _hostile(a: FakeIssuer, b: FakeIssuer) -> list[tuple[str, str, str]]:
         ("header not JSON", f"{b64('not json')}.{b64(claims)}.{b64('s')}", "header is not JSON"),
         ("payload not JSON", compact({"alg": "RS256", "kid": a.kid}, b"\xff\xfe", sign_a), "payload is not JSON"),
         ("payload a list", compact({"alg": "RS256", "kid": a.kid}, b"[1]", sign_a), "not a JSON object"),
+        ("deeply nested payload", compact({"alg": "RS256", "kid": a.kid}, b"[" * 9000, sign_a), "payload is not JSON"),
         ("NaN in payload", compact({"alg": "RS256", "kid": a.kid}, b'{"exp": NaN}', sign_a), "not valid JSON"),
         (
             "duplicate claim",

@@ -142,7 +142,18 @@ async def test_tampered_requests_are_refused(sts_endpoint, authenticate, change,
         await authenticate(token)
 
 
-@pytest.mark.parametrize("token", ["", "!!!", "bm90IGpzb24", base64.urlsafe_b64encode(b"[1]").decode(), "x" * 20_000])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "!!!",
+        "bm90IGpzb24",
+        base64.urlsafe_b64encode(b"[1]").decode(),
+        base64.urlsafe_b64encode(b"[" * 9000).decode(),
+        "x" * 20_000,
+        "\udc80abc",
+    ],
+)
 def test_garbage_tokens(token):
     with pytest.raises(TokenRejected):
         decode_aws_token(token)

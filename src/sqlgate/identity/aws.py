@@ -61,7 +61,7 @@ def decode_aws_token(token: str) -> SignedRequest:
     check_size(token)
     try:
         data: Any = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise TokenRejected("not an AWS token: expected base64url JSON") from None
     if not isinstance(data, dict):
         raise TokenRejected("not an AWS token: expected a JSON object")
