@@ -229,7 +229,6 @@ class Broker:
             state="minting",
         )
         password = secrets.token_urlsafe(24) if backend.mints_logins else None
-        await self.leases.insert(lease)
         spec = MintSpec(
             lease.id,
             lease.db_login,
@@ -239,6 +238,11 @@ class Broker:
             config.connection_limit,
             marker(lease.id, principal.key),
         )
+        recorded = asyncio.ensure_future(self.leases.insert(lease))  # the row exists before the login does
+        try:
+            spec = await backend.prepare(spec)
+        finally:
+            await recorded
         try:
             await backend.mint(spec)
         except Exception as exc:

@@ -20,6 +20,7 @@ class MintSpec:
     group_role: str | None
     connection_limit: int
     comment: str
+    server_secret: str | None = None  # the password as the server stores it (a SCRAM verifier), from prepare()
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,9 @@ class Backend(Protocol):
 
     def login_for(self, principal: Principal) -> str:
         """The login name a new lease of ``principal`` gets."""
+
+    async def prepare(self, spec: MintSpec) -> MintSpec:
+        """Work that needs no server (hashing the password), done while the lease is being recorded."""
 
     async def mint(self, spec: MintSpec) -> None:
         """Create the login, in the group role, expiring at ``spec.expires_at``, marked with ``spec.comment``."""

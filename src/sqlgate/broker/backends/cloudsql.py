@@ -55,6 +55,10 @@ class CloudSqlBackend:
         """The principal's IAM database user."""
         return iam_database_user(principal)
 
+    async def prepare(self, spec: MintSpec) -> MintSpec:
+        """Nothing to prepare ahead of the server."""
+        return spec
+
     async def mint(self, spec: MintSpec) -> None:
         """Nothing to create: the IAM database user is the login."""
         del spec

@@ -57,6 +57,10 @@ class MysqlBackend:
         """``<prefix>_<name>_<random>``, at most 32 characters."""
         return login_name(self._config.login_prefix, principal, max_length=MAX_LOGIN)
 
+    async def prepare(self, spec: MintSpec) -> MintSpec:
+        """Nothing to prepare ahead of the server."""
+        return spec
+
     async def mint(self, spec: MintSpec) -> None:
         """CREATE USER, GRANT the role, SET DEFAULT ROLE."""
         if spec.password is None or spec.group_role is None:

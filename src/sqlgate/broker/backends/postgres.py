@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -53,11 +54,19 @@ class PostgresBackend:
         """``<prefix>_<name>_<random>``, at most 63 characters."""
         return login_name(self._config.login_prefix, principal)
 
+    async def prepare(self, spec: MintSpec) -> MintSpec:
+        """Compute the SCRAM verifier (PBKDF2, in a thread)."""
+        if spec.password is None:
+            raise BrokerError("a PostgreSQL login needs a password")
+        return replace(spec, server_secret=await asyncio.to_thread(scram_sha256_verifier, spec.password))
+
     async def mint(self, spec: MintSpec) -> None:
         """CREATE ROLE and COMMENT ON ROLE in one transaction."""
-        if spec.password is None or spec.group_role is None:
-            raise BrokerError("a PostgreSQL login needs a password and a group role")
-        verifier = await asyncio.to_thread(scram_sha256_verifier, spec.password)
+        if spec.group_role is None:
+            raise BrokerError("a PostgreSQL login needs a group role")
+        verifier = spec.server_secret or (await self.prepare(spec)).server_secret
+        if not verifier:
+            raise BrokerError("a PostgreSQL login needs a password")
         login = quote_ident(spec.login)
         sql = (
             f"CREATE ROLE {login} LOGIN PASSWORD {quote_literal(verifier)}"
