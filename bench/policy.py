@@ -7,12 +7,14 @@ inside or outside the target a figure is.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlgate.identity.principal import Principal
-from sqlgate.policy import PolicyFile, compile_policy, decide
+from sqlgate.policy import Guardrails, PolicyFile, compile_policy, decide
+from sqlgate.policy.sql import check, classify, clear_caches, uncached_classify
 
 AT = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -38,7 +40,7 @@ def thousand_rules() -> PolicyFile:
     return PolicyFile.model_validate({"rules": rules})
 
 
-def rate(label: str, fn: Callable[[], object], target: float, *, per_second: bool) -> None:
+def rate(label: str, fn: Callable[[], object], target: float | None, *, per_second: bool) -> None:
     """Time ``fn`` for about a second; print ops/s or µs/op against ``target``."""
     fn()
     count, start = 0, time.perf_counter()
@@ -46,7 +48,9 @@ def rate(label: str, fn: Callable[[], object], target: float, *, per_second: boo
         for _ in range(1000):
             fn()
         count += 1000
-    if per_second:
+    if target is None:
+        print(f"{label:<48} {elapsed / count * 1e6:>12.2f} µs   (no target)")
+    elif per_second:
         value = count / elapsed
         print(f"{label:<48} {value:>12,.0f} /s   target >= {target:,.0f} /s   ratio {value / target:5.2f}")
     else:
@@ -74,5 +78,28 @@ def bench_decide() -> None:
     )
 
 
+TYPICAL = "SELECT id, name, email FROM customers WHERE id = 42 AND status = 'active' ORDER BY name LIMIT 10"
+
+
+def bench_classify() -> None:
+    clear_caches()
+    classify(TYPICAL)
+    rate("classify(), cached (same text)", lambda: classify(TYPICAL), 5, per_second=False)
+    counter = iter(range(10**9))
+    rate(
+        "classify(), same shape, new constant",
+        lambda: classify(TYPICAL.replace("42", str(next(counter)))),
+        50,
+        per_second=False,
+    )
+    rate("classify(), uncached typical statement", lambda: uncached_classify(TYPICAL), 50, per_second=False)
+    guardrails = Guardrails(deny=["write", "ddl", "dcl", "admin"])
+    cached = classify(TYPICAL)
+    rate("check(), read-only guardrails", lambda: check(guardrails, cached), 5, per_second=False)
+    rate("classify(mysql), uncached typical", lambda: uncached_classify(TYPICAL, "mysql"), None, per_second=False)
+
+
 if __name__ == "__main__":
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (figures scale with it)")
     bench_decide()
+    bench_classify()

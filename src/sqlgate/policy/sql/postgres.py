@@ -102,21 +102,26 @@ def _prepared_names(kind: str, body: dict[str, Any]) -> tuple[str | None, str | 
 
 def _walk(root: dict[str, Any], facts: _Facts) -> None:
     stack: list[Any] = [root]
+    pop, push, extend, handlers = stack.pop, stack.append, stack.extend, _HANDLERS
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if "relname" in item:
-                _on_range_var(item, facts)
-            if "funcname" in item:
-                _on_func_call(item, facts)
-            for key, value in item.items():
-                handler = _HANDLERS.get(key)
-                if handler is not None and isinstance(value, dict):
+        item = pop()
+        if type(item) is not dict:
+            if type(item) is list:
+                extend(item)
+            continue
+        if "relname" in item:
+            _on_range_var(item, facts)
+        if "funcname" in item:
+            _on_func_call(item, facts)
+        for key, value in item.items():
+            kind = type(value)
+            if kind is dict:
+                handler = handlers.get(key)
+                if handler is not None:
                     handler(value, facts)
-                if isinstance(value, dict | list):
-                    stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
+                push(value)
+            elif kind is list:
+                extend(value)
 
 
 def _on_func_call(body: dict[str, Any], facts: _Facts) -> None:
