@@ -99,3 +99,18 @@ def test_opaque_access_token_uses_expires_in():
 def test_answer_without_access_token_is_refused():
     with pytest.raises(IdentityError, match="without an access token"):
         client.login_from_response(IssuerConfig(issuer=A["issuer"]), "t", {"id_token": "x"})
+
+
+def test_failed_refresh_asks_to_log_in_again():
+    """An unreachable token endpoint (or a refused refresh token) means: sign in again."""
+    stale = client.CachedLogin(
+        issuer=A["issuer"],
+        client_id="cli",
+        token_endpoint="http://127.0.0.1:9/token",
+        access_token="old",
+        refresh_token="r",
+        expires_at=1.0,
+    )
+    client.save_login(stale)
+    with pytest.raises(IdentityError, match="could not be refreshed"):
+        client.current_token(settings(A))

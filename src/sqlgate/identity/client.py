@@ -28,7 +28,11 @@ REFRESH_MARGIN = 60.0
 
 @dataclass(frozen=True, slots=True)
 class CachedLogin:
-    """One issuer's tokens as ``sqlgate login`` left them."""
+    """One issuer's tokens as ``sqlgate login`` left them.
+
+    ``access_token`` is the token to present: the access token, or the ID token
+    when only the ID token carries an audience the gateway accepts for this issuer.
+    """
 
     issuer: str
     client_id: str
@@ -102,16 +106,25 @@ def cached_login(settings: Settings, issuer: str | None = None, *, http: httpx.C
         return login
     if login.refresh_token is None:
         raise IdentityError(f"the login to {config.issuer} expired: run `sqlgate login`")
-    with http or httpx.Client(timeout=10.0) as client:
-        response = client.post(
-            login.token_endpoint,
-            data={"grant_type": "refresh_token", "refresh_token": login.refresh_token, "client_id": login.client_id},
-        )
-    if response.status_code != 200:
-        raise IdentityError(f"the login to {config.issuer} could not be refreshed: run `sqlgate login`")
-    refreshed = login_from_response(config, login.token_endpoint, response.json(), login.refresh_token)
+    refreshed = _refresh(config, login, http)
     save_login(refreshed)
     return refreshed
+
+
+def _refresh(config: IssuerConfig, login: CachedLogin, http: httpx.Client | None) -> CachedLogin:
+    form = {"grant_type": "refresh_token", "refresh_token": login.refresh_token, "client_id": login.client_id}
+    try:
+        if http is None:
+            with httpx.Client(timeout=10.0) as own:
+                response = own.post(login.token_endpoint, data=form)
+        else:
+            response = http.post(login.token_endpoint, data=form)
+        body = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        raise IdentityError(f"the login to {config.issuer} could not be refreshed: run `sqlgate login`")
+    return login_from_response(config, login.token_endpoint, body, login.refresh_token)
 
 
 def current_token(settings: Settings, issuer: str | None = None) -> str:

@@ -58,10 +58,13 @@ def run_login(  # noqa: PLR0913 # the browser, prompt and sleep are seams for te
     with httpx.Client(timeout=10.0) as http:
         meta = _discover(http, config.issuer)
         token_endpoint = str(meta["token_endpoint"])
-        if meta.get("device_authorization_endpoint") and not prefer_browser:
-            body = _device_flow(http, meta, config, prompt, sleep)
-        else:
-            body = _pkce_flow(http, meta, config, prompt, open_browser)
+        try:
+            if meta.get("device_authorization_endpoint") and not prefer_browser:
+                body = _device_flow(http, meta, config, prompt, sleep)
+            else:
+                body = _pkce_flow(http, meta, config, prompt, open_browser)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise IdentityError(f"login failed: the identity provider answered unexpectedly ({exc!r:.80})") from None
     login = login_from_response(config, token_endpoint, body)
     save_login(login)
     return login
