@@ -146,3 +146,19 @@ async def test_many_leases_minted_and_revoked_concurrently(broker, pg_server, pg
     assert auditor.types().count("lease.mint") == count
     assert auditor.types().count("lease.revoke") == count
     assert await broker.leases.active() == []
+
+
+async def test_revocation_by_another_replica_reaches_this_one(broker, pg_target, store, tmp_path):
+    """When replica B revokes a lease replica A minted, A's sync() ends it there and A mints anew."""
+    lease = await broker.lease(principal(), ALIAS, "read", TTL)
+    ended = broker.ended(lease.id)
+    other = Broker(settings_for(pg_target, tmp_path), store, MemoryAuditor())
+    try:
+        assert await other.revoke_for(principal=principal(), reason="offboarded") == 1
+    finally:
+        await other.close()
+    assert not ended.is_set()
+    assert await broker.sync() == [lease.id]
+    assert ended.is_set()
+    assert (await broker.lease(principal(), ALIAS, "read", TTL)).id != lease.id
+    assert await broker.sync() == []

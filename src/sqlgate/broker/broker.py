@@ -185,6 +185,17 @@ class Broker:
         """End a lease found by the reaper (expired, interrupted, orphaned); audited as ``lease.reap``."""
         await self._end(lease, reason, "lease.reap")
 
+    async def sync(self) -> list[str]:
+        """Forget leases another replica ended (their sessions here are told); returns their ids."""
+        ids = list(self._by_id)
+        if not ids:
+            return []
+        stored = await self.leases.states(ids)
+        ended = [lease_id for lease_id in ids if lease_id not in stored or stored[lease_id].state != "active"]
+        for lease_id in ended:
+            self._forget(lease_id)
+        return ended
+
     # -- backends ------------------------------------------------------------
 
     def backend(self, alias: str) -> Backend:

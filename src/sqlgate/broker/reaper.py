@@ -8,6 +8,8 @@ the login) are revoked; then every login on each server that carries our prefix
 (and, on PostgreSQL, our marker comment) but has no live or in-flight lease is
 dropped. Each one is audited as ``lease.reap``. A database with
 ``rotate_admin_every`` has its admin secret rotated when the secret file is older.
+Every replica also forgets, each period, the leases another replica ended
+(:meth:`Broker.sync`), so its sessions on them close and it mints anew.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class Reaper:
     async def _loop(self) -> None:
         while True:
             try:
+                await self.broker.sync()
                 report = await self.run_once()
                 for error in report.errors:
                     log.warning("reaper: %s", error)
