@@ -161,6 +161,7 @@ def test_cli_token_json(tmp_path):
     result = runner.invoke(app, ["token", "-c", str(write_config(tmp_path)), "--user", "bob", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["source"] == "dev"
+    assert json.loads(result.stdout)["expires_at"].endswith("+00:00")
     assert json.loads(result.stdout)["token"].count(".") == 2
 
 

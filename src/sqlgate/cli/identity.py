@@ -42,19 +42,27 @@ def token(  # noqa: PLR0913, PLR0917 # one Typer option per parameter
     """
     settings = load_settings(config)
     if user is not None:
-        value, expires = _dev_token(settings, user, group or [], ttl), None
-        source = "dev"
+        value, source = _dev_token(settings, user, group or [], ttl), "dev"
+        expires = _expiry(value)
     elif aws:
-        value, expires, source = _aws_token(settings), None, "aws"
+        value, source, expires = _aws_token(settings), "aws", None
     else:
         from sqlgate.identity.client import cached_login  # noqa: PLC0415 # keeps start-up fast
 
         login = cached_login(settings, issuer)
-        value, expires, source = login.access_token, login.expires_at, login.issuer
+        value, source, expires = login.access_token, login.issuer, login.expires_at
     if json:
-        print_json({"token": value, "source": source, "expires_at": expires})
+        when = None if expires is None else datetime.fromtimestamp(expires, UTC).isoformat()
+        print_json({"token": value, "source": source, "expires_at": when})
     else:
         print(value)
+
+
+def _expiry(token: str) -> float | None:
+    from sqlgate.identity.jwt import parse  # noqa: PLC0415
+
+    exp = parse(token).claims.get("exp")
+    return float(exp) if isinstance(exp, int | float) else None
 
 
 def _dev_token(settings: Settings, user: str, groups: list[str], ttl: str) -> str:
