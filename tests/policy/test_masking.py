@@ -85,7 +85,7 @@ def test_selectors_choose_functions_by_column():
         "****",
         "****4567",
         None,
-        "200",
+        None,
         "e@f.g",
         "****4242",
     ]
