@@ -73,7 +73,12 @@ class Authenticator:
         if not isinstance(token, str) or not token:
             raise IdentityError("no token was presented")
         now = self._clock()
-        digest = jwt.token_digest(token)
+        try:
+            jwt.check_size(token)  # before hashing or parsing anything
+            digest = jwt.token_digest(token)
+        except TokenRejected as exc:
+            _log_rejection(token, source, exc)
+            raise
         cached = self._cache.get(digest, now)
         if cached is not None:
             if cached.source == source:
@@ -84,14 +89,13 @@ class Authenticator:
         try:
             principal = (await self._verify(token, now)).with_source(source)
         except TokenRejected as exc:
-            log.info("token %s rejected (from %s): %s", jwt.fingerprint(token), source or "-", exc)
+            _log_rejection(token, source, exc)
             raise
         valid_until = principal.expires_at.timestamp() if principal.expires_at else now
         self._cache.put(digest, principal, valid_until)
         return principal
 
     async def _verify(self, token: str, now: float) -> Principal:
-        jwt.check_size(token)
         if token.count(".") != 2:
             if self._aws is None:
                 raise TokenRejected("not a JWT: 3 dot-separated segments expected (AWS IAM tokens are not enabled)")
@@ -124,3 +128,9 @@ class Authenticator:
             await verifier.keys.aclose()
         if self._owned_http is not None:
             await self._owned_http.aclose()
+
+
+def _log_rejection(token: str, source: str | None, exc: TokenRejected) -> None:
+    """One line naming the token by fingerprint only (never the token; oversized ones are not even hashed)."""
+    name = jwt.fingerprint(token) if len(token) <= jwt.MAX_TOKEN_BYTES else "(unhashed)"
+    log.info("token %s rejected (from %s): %s", name, source or "-", exc)
