@@ -60,6 +60,14 @@ class AppDatabase:
         a, b, c, d = (int(x) for x in self.psql(VIOLATIONS_SQL).strip().split(","))
         return a, b, c, d
 
+    def stale_sessions(self) -> int:
+        """Sessions of minted logins still open after their login expired (should always be 0)."""
+        out = self.psql(
+            "SELECT count(*) FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename "
+            "WHERE a.datname = current_database() AND r.rolvaliduntil < now()"
+        )
+        return int(out.strip() or 0)
+
     def terminate_app_backends(self) -> int:
         """pg_terminate_backend every minted login's session (57P01 to the app); returns how many."""
         out = self.psql(

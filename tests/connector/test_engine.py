@@ -18,16 +18,19 @@ async def test_engine_rotates_without_using_expired_logins(app_db, gateway):
     engine = await create_async_engine(
         GatewayCredentials(url, app_db.name, identity=StaticToken(GOOD_TOKEN), ttl=6), pool_size=2
     )
+    stale = 0
     try:
         deadline = time.monotonic() + 14
         while time.monotonic() < deadline:
             async with engine.begin() as conn:
                 await conn.execute(text("INSERT INTO uses (role) VALUES (session_user)"))
+            stale = max(stale, await asyncio.to_thread(app_db.stale_sessions))
             await asyncio.sleep(0.2)
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT 1"))).scalar() == 1
     finally:
         await dispose_engine(engine)
+    assert stale == 0, "an idle pooled connection outlived its login"
     logins_after, uses_after, logins, uses = app_db.violations()
     assert len(gw.minted) >= 3
     assert logins >= 2

@@ -148,3 +148,33 @@ async def test_shutdown_closes_everything(app_db, gateway):
     assert pool._closed
     with pytest.raises(RuntimeError, match="not started"):
         _ = connector.pool
+
+
+async def test_a_lost_connection_is_a_retryable_503(app_db, gateway):
+    """A backend killed mid-request (57P01) answers 503 with Retry-After; the next request gets a new connection."""
+    _, url = gateway
+    connector = Connector(
+        GatewayCredentials(url, app_db.name, identity=StaticToken(GOOD_TOKEN), ttl=60),
+        pool_options={"min_size": 1, "max_size": 1},
+    )
+    app = FastAPI(lifespan=connector.lifespan)
+
+    @app.get("/die")
+    async def die(db: DbConnection) -> dict:
+        await db.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return {}
+
+    @app.get("/pid")
+    async def pid(db: DbConnection) -> dict:
+        return {"pid": await db.fetchval("SELECT pg_backend_pid()")}
+
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://app")
+    async with app.router.lifespan_context(app), client:
+        before = (await client.get("/pid")).json()["pid"]
+        died = await client.get("/die")
+        after = await client.get("/pid")
+    assert died.status_code == 503
+    assert died.headers["retry-after"] == "1"
+    assert "terminating connection due to administrator command" in died.json()["detail"]
+    assert after.status_code == 200
+    assert after.json()["pid"] != before

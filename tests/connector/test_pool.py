@@ -22,18 +22,40 @@ async def test_rotation_never_uses_an_expired_credential(app_db, gateway):
     """Through ~3 credential lifetimes of steady use, no login and no query happens after its login expired."""
     gw, url = gateway
     pool = await create_pool(source(url, app_db, ttl=6), min_size=2, max_size=4)
+    stale = 0
     try:
         deadline = time.monotonic() + 16
         while time.monotonic() < deadline:
             await asyncio.gather(*(pool.execute(RECORD_USE) for _ in range(4)))
+            stale = max(stale, await asyncio.to_thread(app_db.stale_sessions))
             await asyncio.sleep(0.2)
     finally:
         await pool.close()
+    assert stale == 0, "an idle pooled connection outlived its login"
     logins_after, uses_after, logins, uses = app_db.violations()
     assert len(gw.minted) >= 3, "the credential was refreshed in the background"
     assert logins >= 3
     assert uses > 50
     assert (logins_after, uses_after) == (0, 0)
+
+
+async def test_idle_connections_retire_before_their_login_expires(app_db, gateway):
+    """Connections idle in the pool are closed by their timer before the login expires, and replaced."""
+    _, url = gateway
+    pool = await create_pool(source(url, app_db, ttl=5), min_size=3, max_size=3)
+    stale = 0
+    try:
+        async with pool.acquire() as a, pool.acquire() as b, pool.acquire() as c:
+            for con in (a, b, c):
+                await con.execute(RECORD_USE)
+        for _ in range(28):  # 7 s idle: longer than the 5-second login
+            await asyncio.sleep(0.25)
+            stale = max(stale, await asyncio.to_thread(app_db.stale_sessions))
+        await pool.execute(RECORD_USE)
+    finally:
+        await pool.close()
+    assert stale == 0, "an idle pooled connection outlived its login"
+    assert app_db.violations()[:2] == (0, 0)
 
 
 async def test_terminated_backends_are_replaced(app_db, gateway):

@@ -2,9 +2,11 @@
 
 :func:`create_async_engine` builds an ``AsyncEngine`` on the asyncpg dialect with
 ``async_creator`` taking the credential manager's current credential (with the
-same bounded retries as the pool), ``pool_pre_ping=True``, and a checkout check
-that discards a pooled connection whose credential is about to expire, so no
-connection outlives its credential; ``pool_recycle`` caps every connection's age.
+same bounded retries as the pool) and ``pool_pre_ping=True``. As in the asyncpg
+pool, each connection retires before its credential expires: an idle one is
+closed by a timer (the pre-ping then replaces it), a checked-out one at check-in,
+and a checkout never hands out one past its time; ``pool_recycle`` caps every
+connection's age.
 SQLAlchemy is imported only when this module is.
 """
 
@@ -20,7 +22,13 @@ from sqlalchemy.ext.asyncio import create_async_engine as _sa_create_async_engin
 
 from sqlgate.connector.credentials import CredentialSource
 from sqlgate.connector.manager import CredentialManager
-from sqlgate.connector.pool import DEFAULT_MAX_LIFETIME, CredentialConnection, connect_with_retries, lifetime_for
+from sqlgate.connector.pool import (
+    DEFAULT_MAX_LIFETIME,
+    CredentialConnection,
+    arm_retirement,
+    connect_with_retries,
+    lifetime_for,
+)
 from sqlgate.connector.retry import RetryPolicy
 
 __all__ = ["create_async_engine", "dispose_engine"]
@@ -49,13 +57,14 @@ async def create_async_engine(
 
     async def creator() -> Any:
         con, credential = await connect_with_retries(manager, policy, connection_class=CredentialConnection)
-        con.sqlgate = lifetime_for(credential, manager, max_lifetime)
+        arm_retirement(con, lifetime_for(credential, manager, max_lifetime))
         return con
 
     engine_kwargs.setdefault("pool_pre_ping", True)
     engine_kwargs.setdefault("pool_recycle", int(max_lifetime))
     engine = _sa_create_async_engine("postgresql+asyncpg://", async_creator=creator, **engine_kwargs)
-    event.listen(engine.sync_engine, "checkout", _retire_expiring)
+    event.listen(engine.sync_engine, "checkout", _on_checkout)
+    event.listen(engine.sync_engine, "checkin", _on_checkin)
     _MANAGERS[engine.sync_engine] = (manager, not isinstance(source, CredentialManager))
     return engine
 
@@ -68,8 +77,21 @@ async def dispose_engine(engine: AsyncEngine) -> None:
         await manager.aclose()
 
 
-def _retire_expiring(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     state = getattr(dbapi_connection.driver_connection, "sqlgate", None)
-    if state is not None and time.monotonic() >= state.retire_at:
+    if state is None:
+        return
+    if state.due or time.monotonic() >= state.retire_at:
         # SQLAlchemy discards this connection and checks out (or makes) another.
         raise exc.DisconnectionError("the connection's credential is about to expire")
+    state.in_use = True
+
+
+def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+    con = getattr(dbapi_connection, "driver_connection", None)
+    state = getattr(con, "sqlgate", None)
+    if con is None or state is None:
+        return
+    state.in_use = False
+    if state.due:
+        con.terminate()  # the pool's pre-ping replaces it at the next checkout

@@ -22,6 +22,7 @@ transaction runs as its end user (``SET LOCAL ROLE``, ``sqlgate.subject``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,7 +35,7 @@ from sqlgate.connector.endusers import EndUser, EndUsers
 from sqlgate.connector.errors import ConnectorError, DatabaseUnavailable, EndUserRejected, StartupError
 from sqlgate.connector.manager import CredentialManager
 from sqlgate.connector.pool import CredentialPool, create_pool
-from sqlgate.connector.retry import RetryPolicy
+from sqlgate.connector.retry import RetryPolicy, describe_fault, is_transient
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -147,6 +148,20 @@ def connector_of(request: Request) -> Connector:
     return connector
 
 
+@asynccontextmanager
+async def _transaction(con: Any) -> AsyncIterator[None]:
+    """A transaction that commits on success and rolls back on error, keeping the original error."""
+    transaction = con.transaction()
+    await transaction.start()
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):  # a lost connection has nothing to roll back
+            await transaction.rollback()
+        raise
+    await transaction.commit()
+
+
 async def _end_user(request: Request) -> EndUser | None:
     connector = connector_of(request)
     if connector.end_users is None:
@@ -160,12 +175,15 @@ async def _end_user(request: Request) -> EndUser | None:
 async def _db_connection(request: Request, user: Annotated[EndUser | None, Depends(_end_user)]) -> AsyncIterator[Any]:
     connector = connector_of(request)
     try:
-        async with connector.pool.acquire() as con, con.transaction():
+        async with connector.pool.acquire() as con, _transaction(con):
             if user is not None and connector.end_users is not None:
                 await connector.end_users.apply(con, user)
             yield con
     except DatabaseUnavailable as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
+    except Exception as exc:
+        _raise_lost(exc)
+        raise
 
 
 async def _db_session(request: Request, user: Annotated[EndUser | None, Depends(_end_user)]) -> AsyncIterator[Any]:
@@ -179,6 +197,21 @@ async def _db_session(request: Request, user: Annotated[EndUser | None, Depends(
             yield session
     except DatabaseUnavailable as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
+    except Exception as exc:
+        _raise_lost(exc)
+        raise
+
+
+def _raise_lost(exc: BaseException) -> None:
+    """Raise 503 with Retry-After when ``exc`` is a transient database fault (the connection was lost)."""
+    orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
+    chain = [exc, exc.__cause__, orig, getattr(orig, "__cause__", None)]
+    fault = next((e for e in chain if e is not None and is_transient(e)), None)
+    if fault is None and getattr(exc, "connection_invalidated", False):
+        fault = exc
+    if fault is not None:
+        detail = f"the database connection was lost during the request ({describe_fault(fault)}); retry it"
+        raise HTTPException(503, detail, headers={"Retry-After": "1"}) from None
 
 
 DbConnection = Annotated[Any, Depends(_db_connection)]

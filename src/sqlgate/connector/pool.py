@@ -59,6 +59,13 @@ def lifetime_for(credential: Credential, manager: CredentialManager, max_lifetim
     return _Lifetime(retire_at=time.monotonic() + max(life, 0.0), user=credential.user)
 
 
+def arm_retirement(con: CredentialConnection, state: _Lifetime) -> None:
+    """Give ``con`` its lifetime and a timer that retires it then (closed if idle, marked if in use)."""
+    state.timer = asyncio.get_running_loop().call_later(max(state.retire_at - time.monotonic(), 0.0), _retire, con)
+    con.sqlgate = state
+    con.add_termination_listener(_cancel_timer)
+
+
 class CredentialConnection(asyncpg.Connection):  # type: ignore[misc]
     """An asyncpg connection that knows which login it used and when it must retire."""
 
@@ -133,10 +140,7 @@ class CredentialPool(asyncpg.Pool):  # type: ignore[misc]
         return con
 
     def _arm_retirement(self, con: CredentialConnection, credential: Credential) -> None:
-        state = lifetime_for(credential, self.manager, self._max_lifetime)
-        state.timer = asyncio.get_running_loop().call_later(state.retire_at - time.monotonic(), _retire, con)
-        con.sqlgate = state
-        con.add_termination_listener(_cancel_timer)
+        arm_retirement(con, lifetime_for(credential, self.manager, self._max_lifetime))
 
     async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncpg's signature
         for _ in range(self._maxsize + 2):

@@ -15,12 +15,18 @@ class ServerThread:
     """``with ServerThread(app) as server: server.url`` — uvicorn in its own thread and event loop."""
 
     def __init__(
-        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: Literal["auto", "on", "off"] = "auto"
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        lifespan: Literal["auto", "on", "off"] = "auto",
+        log_level: str = "warning",
     ) -> None:
         self.app = app
         self.host = host
         self.port = port
-        self._config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False)
+        self._config = uvicorn.Config(app, log_level=log_level, lifespan=lifespan, access_log=False)
         self._server = uvicorn.Server(self._config)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
