@@ -11,6 +11,9 @@ so the proxy and the API translate errors the same way::
     ├── AccessDenied                  42501 / 403  policy said no
     │   ├── ApprovalRequired          42501 / 403  policy says yes, after approval
     │   └── GuardrailViolation        42501 / 403  a statement broke a rule
+    ├── AccessRequestError            22023 / 400  an access request that cannot be filed as given
+    │   ├── RequestNotFound           42704 / 404  no access request has that id
+    │   └── RequestConflict           55000 / 409  the request is no longer pending (or already approved by you)
     ├── BrokerError                   58000 / 503  could not mint or revoke a login
     ├── LeaseEnded                    57P01 / 403  the grant behind a session ended
     ├── UpstreamError                 08006 / 502  the target database failed
@@ -86,6 +89,27 @@ class ApprovalRequired(AccessDenied):
 
 class GuardrailViolation(AccessDenied):
     """A statement is refused by a guardrail of the caller's grant."""
+
+
+class AccessRequestError(SqlgateError):
+    """An access request cannot be filed or decided as given; the message says what to change."""
+
+    sqlstate = "22023"
+    http_status = 400
+
+
+class RequestNotFound(AccessRequestError):
+    """No access request has that id."""
+
+    sqlstate = "42704"
+    http_status = 404
+
+
+class RequestConflict(AccessRequestError):
+    """The access request is not in a state that allows the step (e.g. already decided)."""
+
+    sqlstate = "55000"
+    http_status = 409
 
 
 class BrokerError(SqlgateError):
