@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlgate.audit.events import AuditEvent, Auditor, EventType, PrincipalRef
+from sqlgate.audit.events import Auditor, EventType
 from sqlgate.broker.backends import Backend, MintSpec, create_backend
+from sqlgate.broker.events import lease_event
 from sqlgate.broker.lease import Credential, Lease, utcnow
 from sqlgate.broker.names import marker
 from sqlgate.broker.repository import LeaseRepository
@@ -79,7 +80,7 @@ class Broker:
         key = (principal.key, database, role)
         live = self._live.get(key)
         if live is not None and time.time() < live.reuse_until:
-            self.auditor.enqueue(_event("lease.reuse", live.lease, "success", principal=principal))
+            self.auditor.enqueue(lease_event("lease.reuse", live.lease, "success", principal=principal))
             return live.lease
         task = self._minting.get(key)
         if task is None:
@@ -163,7 +164,7 @@ class Broker:
         if live is not None:
             live.lease = renewed
             live.reuse_until = renewed.reuse_until.timestamp()
-        await self.auditor.record(_event("lease.renew", renewed, "success"))
+        await self.auditor.record(lease_event("lease.renew", renewed, "success"))
         return renewed
 
     async def revoke(self, lease: Lease, reason: str) -> None:
@@ -264,7 +265,7 @@ class Broker:
         lease = replace(lease, state="active")
         await self.leases.set_state(lease.id, "active")
         try:
-            await self.auditor.record(_event("lease.mint", lease, "success", principal=principal))
+            await self.auditor.record(lease_event("lease.mint", lease, "success", principal=principal))
         except Exception as exc:
             await self._abandon(lease, backend, "revoked")
             raise AuditError(f"lease {lease.id} withdrawn: its audit record could not be written") from exc
@@ -308,10 +309,10 @@ class Broker:
         try:
             await _with_backoff(lambda: backend.revoke(lease.db_login))
         except Exception as exc:
-            await self.auditor.record(_event(event_type, lease, "error", reason=f"{reason}; failed: {exc}"))
+            await self.auditor.record(lease_event(event_type, lease, "error", reason=f"{reason}; failed: {exc}"))
             raise BrokerError(f"could not revoke {lease.db_login} on {lease.database} (will retry): {exc}") from exc
         await self.leases.set_state(lease.id, "revoked")
-        await self.auditor.record(_event(event_type, replace(lease, state="revoked"), "success", reason=reason))
+        await self.auditor.record(lease_event(event_type, replace(lease, state="revoked"), "success", reason=reason))
 
     async def _abandon(self, lease: Lease, backend: Backend, state: str) -> None:
         """Undo a login that must not be handed out; the reaper finishes what fails here."""
@@ -351,30 +352,3 @@ def _group_role(config: DatabaseConfig, alias: str, privilege: str) -> str:
         raise ConfigError(
             f"database {alias!r} maps no group role to privilege {privilege!r} (roles: {known})"
         ) from None
-
-
-def _event(
-    event_type: EventType,
-    lease: Lease,
-    outcome: Any,
-    *,
-    principal: Principal | None = None,
-    reason: str | None = None,
-) -> AuditEvent:
-    ref = PrincipalRef.of(principal) or PrincipalRef(subject=lease.subject, issuer=lease.issuer)
-    return AuditEvent(
-        type=event_type,
-        principal=ref,
-        source=principal.source if principal else None,
-        database=lease.database,
-        db_login=lease.db_login,
-        outcome=outcome,
-        reason=reason,
-        data={
-            "lease_id": lease.id,
-            "privilege": lease.privilege,
-            "db_role": lease.db_role,
-            "state": lease.state,
-            "expires_at": lease.expires_at.isoformat(),
-        },
-    )
