@@ -139,3 +139,22 @@ def test_cli_rotate_admin_unknown_database(pg_target, tmp_path):
     result = CliRunner().invoke(app, ["rotate-admin", "nope", "-c", str(settings)])
     assert result.exit_code == 1
     assert "unknown database 'nope'" in str(result.exception)
+
+
+async def test_scheduled_rotation_with_an_env_secret_is_reported(pg_target, store, tmp_path, monkeypatch):
+    """A schedule on an env-var secret cannot run; each reaper pass says why instead of failing silently."""
+    monkeypatch.setenv("TEST_ADMIN_SECRET", pg_target.admin_password_value())
+    config = pg_target.model_copy(
+        update={
+            "admin_password_file": None,
+            "admin_password_env": "TEST_ADMIN_SECRET",
+            "rotate_admin_every": timedelta(seconds=1),
+        }
+    )
+    broker = Broker(settings_for(config, tmp_path), store, MemoryAuditor())
+    try:
+        report = await Reaper(broker).run_once()
+        assert report.rotated == []
+        assert any("rotate_admin_every needs admin_password_file" in error for error in report.errors)
+    finally:
+        await broker.close()

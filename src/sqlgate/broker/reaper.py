@@ -155,7 +155,12 @@ class Reaper:
     async def _rotate_if_due(self, alias: str, report: ReapReport) -> None:
         config = self.broker.settings.database(alias)
         path = config.admin_password_file
-        if config.rotate_admin_every is None or path is None:
+        if config.rotate_admin_every is None:
+            return
+        if path is None:
+            report.errors.append(
+                f"{alias}: rotate_admin_every needs admin_password_file (an env var cannot be rewritten)"
+            )
             return
         try:
             changed = datetime.fromtimestamp(path.stat().st_mtime, UTC)
