@@ -57,7 +57,7 @@ def _is_plain(value: Any) -> bool:
     if kind is dict:
         return _is_plain_object(value)
     if kind is list:
-        return all(type(item) is str or _is_plain(item) for item in value)
+        return _is_plain_list(value)
     if kind is int:
         return -MAX_SAFE_INT <= value <= MAX_SAFE_INT  # type: ignore[no-any-return]
     if kind is float:
@@ -65,12 +65,21 @@ def _is_plain(value: Any) -> bool:
     return False
 
 
-def _is_plain_object(value: dict[Any, Any]) -> bool:
-    last = ""
-    for key, item in value.items():
-        if type(key) is not str or not key.isascii() or key <= last:
+def _is_plain_list(value: list[Any]) -> bool:
+    for item in value:  # noqa: SIM110 - a plain loop is measurably faster than all() here
+        if type(item) is not str and not _is_plain(item):
             return False
-        last = key
+    return True
+
+
+def _is_plain_object(value: dict[Any, Any]) -> bool:
+    keys = list(value)
+    try:
+        if keys != sorted(keys) or not "".join(keys).isascii():
+            return False
+    except TypeError:  # keys that are not all strings
+        return False
+    for item in value.values():  # noqa: SIM110 - a plain loop is measurably faster than all() here
         if type(item) is not str and item is not None and not _is_plain(item):
             return False
     return True

@@ -86,3 +86,17 @@ class Auditor(Protocol):
 
     def enqueue(self, event: AuditEvent) -> None:
         """Queue a statement-level event for a batched write; never waits on disk."""
+
+
+class BackpressureAuditor(Auditor, Protocol):
+    """An Auditor whose bounded queue can also be waited on: what hot paths should call.
+
+    ``await submit(event)`` returns at once while the queue has room and waits
+    for room when it is full (``audit.on_full: block``), so backpressure
+    reaches the client; ``enqueue`` cannot wait and raises
+    :class:`~sqlgate.errors.AuditQueueFull` instead. Implemented by
+    :class:`sqlgate.audit.log.AuditLog` and :class:`sqlgate.audit.testing.MemoryAuditor`.
+    """
+
+    async def submit(self, event: AuditEvent) -> None:
+        """Queue a statement-level event; waits only while the queue is full."""

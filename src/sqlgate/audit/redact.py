@@ -41,9 +41,23 @@ _SECRET_KEY_PARTS = (
     "session_key",
 )
 
-# Cheap first look: a string with none of these is returned as it is.
-_MAYBE_SECRET = re.compile(
-    r"eyJ|://|signature|security-token|pass|pwd|secret|token|api_?key|bearer|basic\s|identified", re.IGNORECASE
+# Cheap first look (substring tests on the lower-cased text beat one case-insensitive regex
+# by several times): a string containing none of these is returned as it is.
+_MARKERS = (
+    "eyj",
+    "://",
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "signature",
+    "credential",
+    "api_key",
+    "apikey",
+    "api-key",
+    "bearer",
+    "basic",
+    "identified",
 )
 _TEXT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
@@ -84,7 +98,11 @@ def is_secret_key(key: str) -> bool:
 
 def redact_text(text: str) -> str:
     """``text`` with tokens, passwords and signatures replaced by ``[REDACTED]``."""
-    if _MAYBE_SECRET.search(text) is None:
+    lowered = text.lower()
+    for marker in _MARKERS:
+        if marker in lowered:
+            break
+    else:
         return text
     for pattern, replacement in _TEXT_RULES:
         text = pattern.sub(replacement, text)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Dialect, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sqlgate.audit.chain import ChainedRecord
@@ -67,10 +67,26 @@ def row_of(record: ChainedRecord) -> dict[str, object]:
     }
 
 
+_ROW_COLUMNS = tuple(column.name for column in audit_records.columns if column.name != "id")
+_insert_sql: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+
+def _insert_for(dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """The driver-level INSERT for ``dialect`` and the order of its parameters (compiled once)."""
+    known = _insert_sql.get(dialect.name)
+    if known is None:
+        compiled = insert(audit_records).values(dict.fromkeys(_ROW_COLUMNS)).compile(dialect=dialect)
+        order = tuple(compiled.positiontup or _ROW_COLUMNS)
+        known = _insert_sql[dialect.name] = (str(compiled), order)
+    return known
+
+
 async def write_batch(conn: AsyncConnection, records: Sequence[ChainedRecord], head: Head) -> None:
-    """Insert ``records`` and move the chain's head, inside the caller's transaction."""
+    """Insert ``records`` (one driver-level executemany) and move the chain's head, in the caller's transaction."""
     if records:
-        await conn.execute(insert(audit_records), [row_of(record) for record in records])
+        sql, order = _insert_for(conn.dialect)
+        rows = [row_of(record) for record in records]
+        await conn.exec_driver_sql(sql, [tuple(row[name] for name in order) for row in rows])
     values = {"seq": head.seq, "hash": head.hash, "time": head.time, "key_id": head.key_id, "signature": head.signature}
     result = await conn.execute(update(audit_heads).where(audit_heads.c.chain == head.chain).values(**values))
     if result.rowcount == 0:

@@ -19,6 +19,10 @@ class MemoryAuditor:
         """Keep ``event``."""
         self.events.append(event)
 
+    async def submit(self, event: AuditEvent) -> None:
+        """Keep ``event``."""
+        self.events.append(event)
+
     def types(self) -> list[str]:
         """The types of the events seen so far."""
         return [event.type for event in self.events]

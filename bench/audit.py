@@ -1,0 +1,142 @@
+"""Audit log throughput: appending chained statement events, and verifying them.
+
+Run: ``python bench/audit.py [--events N]``. The process is pinned to one CPU
+(where the OS allows) so the figures are per core; SQLite runs in aiosqlite's
+worker thread on that same core. Printed next to the targets of issue 7:
+
+- append: statement events handed to ``AuditLog.submit`` -> redacted, chained,
+  checkpointed, group-committed to SQLite (WAL) with their signed head;
+  target >= 50,000 events/s.
+- verify: ``verify()`` over the stored records (hash, links, columns,
+  checkpoint signatures, head); target >= 200,000 events/s. Reading the rows
+  from SQLite is timed separately.
+
+The machine's load average is printed too: on a shared machine, figures move
+with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sqlgate.audit.chain import Chainer
+from sqlgate.audit.events import AuditEvent, PrincipalRef
+from sqlgate.audit.keys import Signer
+from sqlgate.audit.log import AuditLog
+from sqlgate.audit.pipeline import Pipeline
+from sqlgate.audit.storage import chain_ids, entries, read_heads
+from sqlgate.audit.verify import verify
+from sqlgate.store import StateStore
+
+APPEND_TARGET = 50_000
+VERIFY_TARGET = 200_000
+ALICE = PrincipalRef(subject="alice@example.com", issuer="https://idp.example.com", groups=["dev", "analysts"])
+
+
+def make_events(count: int) -> list[AuditEvent]:
+    """Statement events shaped like the proxy's."""
+    return [
+        AuditEvent(
+            type="statement",
+            principal=ALICE,
+            source="10.1.2.3:51234",
+            database="prod",
+            db_login="sg_alice_7f3a",
+            session_id="9c1e5d2a7b3f4e6d",
+            outcome="success",
+            data={
+                "protocol": "extended",
+                "sql": "SELECT id, total, status FROM orders WHERE customer_id = $1 AND created_at > $2",
+                "params": [str(n), "2026-01-01"],
+                "rows": n % 50,
+                "tags": "SELECT 12",
+                "sqlstate": None,
+                "duration_ms": 0.25 + n % 7,
+            },
+        )
+        for n in range(count)
+    ]
+
+
+def pin_to_one_core() -> str:
+    """Pin this process to one CPU; returns a note for the report."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned (no sched_setaffinity)"
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return f"pinned to CPU {cpu}"
+
+
+async def bench_append(store: StateStore, signer: Signer, events: list[AuditEvent]) -> float:
+    log = AuditLog(store, signer, "bench", queue_size=20_000, batch_size=2000, checkpoint_every=1000)
+    await log.start()
+    start = time.perf_counter()
+    for event in events:
+        await log.submit(event)
+    await log.flush()
+    elapsed = time.perf_counter() - start
+    await log.aclose()
+    return len(events) / elapsed
+
+
+def bench_chain_only(events: list[AuditEvent]) -> float:
+    pipeline, chainer = Pipeline(), Chainer("cpu")
+    start = time.perf_counter()
+    for event in events:
+        chainer(pipeline.prepare(event))
+    return len(events) / (time.perf_counter() - start)
+
+
+async def bench_verify(store: StateStore, signer: Signer) -> tuple[float, float, int]:
+    start = time.perf_counter()
+    heads = await read_heads(store)
+    stored = [entry for chain in await chain_ids(store) async for entry in entries(store, chain, page=20_000)]
+    read_rate = len(stored) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    report = verify(stored, signer.public_key, heads=heads)
+    rate = len(stored) / (time.perf_counter() - start)
+    if not report.ok:
+        raise SystemExit(f"verify failed: {report.findings[0]}")
+    return rate, read_rate, len(stored)
+
+
+def line(name: str, value: float, target: float | None = None) -> str:
+    if target is None:
+        return f"  {name:<44} {value:>12,.0f} events/s"
+    verdict = "ok" if value >= target else "BELOW TARGET"
+    return f"  {name:<44} {value:>12,.0f} events/s   target {target:>9,}   {value / target:5.2f}x  {verdict}"
+
+
+async def main(count: int) -> None:
+    note = pin_to_one_core()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    signer = Signer(Ed25519PrivateKey.generate())
+    events = make_events(count)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await StateStore.open(f"sqlite:///{Path(tmp) / 'state.db'}")
+        try:
+            bench_append_warm = await bench_append(store, signer, make_events(2000))  # warm-up, not reported
+            del bench_append_warm
+            append = await bench_append(store, signer, events)
+            verify_rate, read_rate, stored = await bench_verify(store, signer)
+        finally:
+            await store.close()
+    chain_only = bench_chain_only(events)
+    print(f"audit bench: {count:,} statement events, SQLite WAL, {note}, load average {load:.2f}")
+    print(line("append (redact+chain+group commit, SQLite)", append, APPEND_TARGET))
+    print(line("  of which redact+chain alone (no I/O)", chain_only))
+    print(line(f"verify ({stored:,} stored records)", verify_rate, VERIFY_TARGET))
+    print(line("  reading them from SQLite", read_rate))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000, help="statement events to append")
+    asyncio.run(main(parser.parse_args().events))
