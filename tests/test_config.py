@@ -157,3 +157,16 @@ def test_schema_documents_every_option():
         if not spec.get("description")
     ]
     assert undocumented == []
+
+
+def test_durations_in_yaml_are_parsed(tmp_path):
+    """Durations are written as text in the file; a zero leeway is allowed, a zero grace is not."""
+    text = GOOD.replace(
+        'issuers: [{issuer: "https://idp.example.com", audience: "sqlgate", groups_claim: "groups"}]',
+        'issuers: [{issuer: "https://idp.example.com", leeway: 0, jwks_grace: 2h}]',
+    )
+    settings = load_settings(write(tmp_path, text))
+    assert settings.identity.issuers[0].leeway == timedelta(0)
+    assert settings.identity.issuers[0].jwks_grace == timedelta(hours=2)
+    with pytest.raises(ConfigError, match="jwks_grace: must be longer than zero"):
+        load_settings(write(tmp_path, text.replace("jwks_grace: 2h", "jwks_grace: 0s")))

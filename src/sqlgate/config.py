@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -69,12 +70,35 @@ def _positive(value: timedelta) -> timedelta:
     return value
 
 
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("must not be negative")
+    return value
+
+
+def _duration_input(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str | int | float) else value
+
+
+_DURATION_SCHEMA = Field(json_schema_extra={"type": "string", "examples": ["30s", "15m", "1h"]})
+
 Duration = Annotated[
     timedelta,
-    Field(json_schema_extra={"type": "string", "examples": ["30s", "15m", "1h"]}),
+    _DURATION_SCHEMA,
+    BeforeValidator(_duration_input),
     AfterValidator(_positive),
     PlainSerializer(format_duration, return_type=str),
 ]
+"""A positive duration, written ``30s``, ``15m``, ``1h30m``, ``2d`` or as seconds."""
+
+DurationOrZero = Annotated[
+    timedelta,
+    _DURATION_SCHEMA,
+    BeforeValidator(_duration_input),
+    AfterValidator(_not_negative),
+    PlainSerializer(format_duration, return_type=str),
+]
+"""A duration that may be zero."""
 
 
 class _Section(BaseModel):
@@ -138,7 +162,7 @@ class IssuerConfig(_Section):
         min_length=1,
     )
     jwks_uri: str | None = Field(None, description="Override the JWKS URL instead of using discovery.")
-    leeway: Duration = Field(timedelta(seconds=30), description="Clock skew tolerated on exp, nbf and iat.")
+    leeway: DurationOrZero = Field(timedelta(seconds=30), description="Clock skew tolerated on exp, nbf and iat.")
     max_token_age: Duration | None = Field(None, description="Reject tokens whose `iat` is older than this.")
     required_claims: list[str] = Field(default_factory=list, description="Claims that must be present.")
     jwks_grace: Duration = Field(
@@ -329,6 +353,9 @@ class ApiConfig(_Section):
     )
     default_timeout: Duration = Field(timedelta(seconds=30), description="Statement timeout when a request names none.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted.")
+    pool_size: int = Field(
+        10, ge=1, le=1000, description="Most connections in each API pool (one pool per database login in use)."
+    )
 
 
 class Settings(BaseSettings):

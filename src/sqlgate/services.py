@@ -52,6 +52,7 @@ class Services:
         await audit.start()
         try:
             authenticator = Authenticator.from_settings(settings)
+            await _first_keys(authenticator)
             policy = PolicyHolder(settings.policy_file, audit)
             await policy.load()
             broker = Broker(settings, store, audit)
@@ -87,3 +88,12 @@ class Services:
         await self.authenticator.aclose()
         await self.audit.aclose()
         await self.store.close()
+
+
+async def _first_keys(authenticator: Authenticator) -> None:
+    """Fetch every issuer's keys once, so readiness is green before the first token; an outage is logged."""
+    try:
+        async with asyncio.timeout(10):
+            await authenticator.refresh_keys()
+    except Exception as exc:  # an unreachable issuer must not stop the gateway; readiness shows it
+        log.warning("could not fetch every issuer's keys at start-up: %s", exc)

@@ -47,12 +47,12 @@ SELECT i, 1 + i % 200, round((i * 37 % 50000) / 100.0, 2),
        timestamptz '2026-01-01' + i * interval '3 hours'
 FROM generate_series(1, 1000) AS i
 ON CONFLICT (id) DO NOTHING;
-ALTER TABLE customers OWNER TO demo_owner;
-ALTER TABLE orders OWNER TO demo_owner;
-GRANT USAGE ON SCHEMA public TO demo_read, demo_write;
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO demo_read;
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO demo_write;
-GRANT CREATE ON SCHEMA public TO demo_write;
+ALTER TABLE customers OWNER TO {owner};
+ALTER TABLE orders OWNER TO {owner};
+GRANT USAGE ON SCHEMA public TO {read}, {write};
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO {read};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {write};
+GRANT CREATE ON SCHEMA public TO {write};
 """
 
 POLICY_YAML = """\
@@ -121,8 +121,13 @@ def start_demo_database(paths: DemoPaths) -> EmbeddedPostgres:
         f" GRANT demo_read, demo_write, {OWNER_ROLE} TO {ADMIN_ROLE} WITH ADMIN OPTION;"
     )
     server.create_database(DEMO_DB, owner=OWNER_ROLE)
-    server.psql(SCHEMA_SQL, dbname=DEMO_DB)
+    server.psql(schema_sql(), dbname=DEMO_DB)
     return server
+
+
+def schema_sql(owner: str = OWNER_ROLE, read: str = "demo_read", write: str = "demo_write") -> str:
+    """The sample schema and data, owned by ``owner``, readable by ``read``, writable by ``write``."""
+    return SCHEMA_SQL.format(owner=owner, read=read, write=write)
 
 
 def write_demo_files(paths: DemoPaths, server: EmbeddedPostgres, *, postgres: str, http: str) -> None:
