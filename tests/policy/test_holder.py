@@ -37,6 +37,9 @@ async def test_load_reload_and_keep_old_policy_on_error(tmp_path):
     assert holder.generation == 1
     assert "rules.0.max_ttl: not a duration" in (holder.last_error or "")
     assert not holder.healthy
+    status = holder.status()
+    assert (status["generation"], status["rules"], status["healthy"]) == (1, 1, False)
+    assert "max_ttl" in status["last_error"]
 
     path.write_text(BETTER)
     assert await holder.reload()

@@ -241,7 +241,7 @@ class DatabaseIndex:
 
     def candidates(self, principal: Principal) -> tuple[CompiledRule, ...]:
         """Rules that could match ``principal``, in file order (``who`` still to be checked); memoised."""
-        key = (principal.groups, principal.subject)
+        key = (tuple(principal.groups), principal.subject)
         hit = self._seen.get(key)
         if hit is None:
             if len(self._seen) >= _CANDIDATE_CACHE:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlgate.audit.events import AuditEvent, Auditor
 from sqlgate.errors import ConfigError
@@ -59,6 +60,18 @@ class PolicyHolder:
     def healthy(self) -> bool:
         """True when the newest file on disk is the one in force."""
         return self.last_error is None
+
+    def status(self) -> dict[str, Any]:
+        """Readiness and metrics view: generation, load time, rule count, digest and the last error."""
+        return {
+            "file": str(self.path) if self.path else None,
+            "generation": self.generation,
+            "loaded_at": self.loaded_at.isoformat() if self.loaded_at else None,
+            "rules": len(self._policy.rules),
+            "digest": self._policy.digest or None,
+            "healthy": self.healthy,
+            "last_error": self.last_error,
+        }
 
     async def load(self) -> CompiledPolicy:
         """First load at start-up: an invalid file raises ConfigError (fail fast)."""

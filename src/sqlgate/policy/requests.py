@@ -14,75 +14,32 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import insert, select, update
 
 from sqlgate.audit.events import AuditEvent, Auditor, PrincipalRef
 from sqlgate.config import format_duration
-from sqlgate.errors import AccessDenied, AccessRequestError, RequestConflict, RequestNotFound
+from sqlgate.errors import AccessDenied, AccessRequestError, RequestConflict
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.compiled import CompiledRule
 from sqlgate.policy.decide import Grant, decide
 from sqlgate.policy.holder import PolicyHolder
+from sqlgate.policy.request_rows import (
+    AccessRequest,
+    approval_counts,
+    aware,
+    has_approved,
+    load_request,
+    request_of,
+    utc_or_now,
+)
 from sqlgate.policy.tables import access_requests, request_approvals
 from sqlgate.store.engine import StateStore
 
 MAX_REASON = 2000
 PENDING_LIFETIME = timedelta(days=1)  # a request nobody decides expires after this
-
-
-@dataclass(frozen=True, slots=True)
-class AccessRequest:
-    """One access request as stored."""
-
-    id: str
-    principal_key: str
-    subject: str
-    issuer: str
-    requester_name: str
-    database: str
-    role: str
-    rule: str
-    duration: timedelta
-    reason: str
-    status: str
-    min_approvals: int
-    approvals: int
-    created_at: datetime
-    decided_at: datetime | None
-    expires_at: datetime | None
-    decided_by: str | None
-    decision_reason: str | None
-
-    def grant(self) -> Grant:
-        """The grant an approved request gives (``expires_at`` must be set)."""
-        assert self.expires_at is not None
-        return Grant(self.principal_key, self.database, self.role, self.expires_at, self.id)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view."""
-        return {
-            "id": self.id,
-            "requester": {"subject": self.subject, "issuer": self.issuer, "name": self.requester_name},
-            "database": self.database,
-            "role": self.role,
-            "rule": self.rule,
-            "duration": format_duration(self.duration),
-            "reason": self.reason,
-            "status": self.status,
-            "approvals": self.approvals,
-            "min_approvals": self.min_approvals,
-            "created_at": self.created_at.isoformat(),
-            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "decided_by": self.decided_by,
-            "decision_reason": self.decision_reason,
-        }
 
 
 class RequestService:
@@ -104,7 +61,7 @@ class RequestService:
         at: datetime | None = None,
     ) -> AccessRequest:
         """File a request; refused unless policy says ``needs_approval`` for exactly this role."""
-        now = _utc(at)
+        now = utc_or_now(at)
         reason = _clean_reason(reason)
         decision = decide(self._holder.policy, principal, database, role, now, token_expires_at=None)
         if decision.outcome == "allow":
@@ -132,7 +89,7 @@ class RequestService:
         }
         async with self._store.begin() as conn:
             await conn.execute(insert(access_requests).values(**row))
-            request = await _load(conn, str(row["id"]))
+            request = await load_request(conn, str(row["id"]))
             await self._audit(
                 "request.create",
                 request,
@@ -146,7 +103,7 @@ class RequestService:
     async def get(self, request_id: str) -> AccessRequest:
         """The request ``request_id`` (RequestNotFound when there is none)."""
         async with self._store.begin() as conn:
-            return await _load(conn, request_id)
+            return await load_request(conn, request_id)
 
     async def list(
         self,
@@ -166,16 +123,16 @@ class RequestService:
             query = query.where(access_requests.c.status == status)
         async with self._store.begin() as conn:
             rows = (await conn.execute(query)).mappings().all()
-            counts = await _approval_counts(conn, [row["id"] for row in rows])
-        return [_request(row, counts.get(row["id"], 0)) for row in rows]
+            counts = await approval_counts(conn, [row["id"] for row in rows])
+        return [request_of(row, counts.get(row["id"], 0)) for row in rows]
 
     async def approve(self, request_id: str, approver: Principal, *, at: datetime | None = None) -> AccessRequest:
         """Record ``approver``'s approval; the request is approved once enough distinct approvers agree."""
-        now = _utc(at)
+        now = utc_or_now(at)
         async with self._store.begin() as conn:
-            request = await _load(conn, request_id, lock=True)
+            request = await load_request(conn, request_id, lock=True)
             rule = self._approvable(request, approver, now)
-            if await _has_approved(conn, request.id, approver.key):
+            if await has_approved(conn, request.id, approver.key):
                 raise RequestConflict(f"you have already approved request {request.id}")
             await conn.execute(
                 insert(request_approvals).values(
@@ -194,7 +151,7 @@ class RequestService:
                     .where(access_requests.c.id == request.id, access_requests.c.status == "pending")
                     .values(status="approved", decided_at=now, expires_at=now + duration, decided_by=approver.name)
                 )
-            request = await _load(conn, request.id)
+            request = await load_request(conn, request.id)
             await self._audit(
                 "request.approve", request, approver, outcome="allowed", extra={"approvals": count, "needed": needed}
             )
@@ -204,17 +161,17 @@ class RequestService:
         self, request_id: str, approver: Principal, reason: str, *, at: datetime | None = None
     ) -> AccessRequest:
         """Deny a pending request (only an approver may)."""
-        now = _utc(at)
+        now = utc_or_now(at)
         reason = _clean_reason(reason)
         async with self._store.begin() as conn:
-            request = await _load(conn, request_id, lock=True)
+            request = await load_request(conn, request_id, lock=True)
             self._approvable(request, approver, now)
             await conn.execute(
                 update(access_requests)
                 .where(access_requests.c.id == request.id, access_requests.c.status == "pending")
                 .values(status="denied", decided_at=now, decided_by=approver.name, decision_reason=reason)
             )
-            request = await _load(conn, request.id)
+            request = await load_request(conn, request.id)
             await self._audit("request.deny", request, approver, outcome="denied", reason=reason)
         return request
 
@@ -222,7 +179,7 @@ class RequestService:
         self, principal: Principal, database: str | None = None, *, at: datetime | None = None
     ) -> builtins.list[Grant]:
         """Approved, unexpired grants of ``principal`` (on ``database`` when given), for decide(grants=...)."""
-        now = _utc(at)
+        now = utc_or_now(at)
         query = select(access_requests).where(
             access_requests.c.principal_key == principal.key,
             access_requests.c.status == "approved",
@@ -232,11 +189,11 @@ class RequestService:
             query = query.where(access_requests.c.database == database)
         async with self._store.begin() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [_request(row, 0).grant() for row in rows if _aware(row["expires_at"]) > now]
+        return [request_of(row, 0).grant() for row in rows if aware(row["expires_at"]) > now]
 
     async def expire_due(self, *, at: datetime | None = None) -> int:
         """Mark approved requests past ``expires_at``, and pending ones older than a day, expired; audit each."""
-        now = _utc(at)
+        now = utc_or_now(at)
         due = ((access_requests.c.status == "approved") & (access_requests.c.expires_at <= now)) | (
             (access_requests.c.status == "pending") & (access_requests.c.created_at <= now - PENDING_LIFETIME)
         )
@@ -249,7 +206,7 @@ class RequestService:
                     .values(status="expired", decided_at=row["decided_at"] or now)
                 )
                 if result.rowcount:
-                    request = await _load(conn, row["id"])
+                    request = await load_request(conn, str(row["id"]))
                     await self._audit("request.expire", request, None, outcome="info", reason=f"was {row['status']}")
         return len(rows)
 
@@ -306,73 +263,3 @@ def _clean_reason(reason: str) -> str:
     if len(reason) > MAX_REASON:
         raise AccessRequestError(f"the reason is longer than {MAX_REASON} characters")
     return reason
-
-
-async def _load(conn: AsyncConnection, request_id: str, *, lock: bool = False) -> AccessRequest:
-    query = select(access_requests).where(access_requests.c.id == request_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).mappings().first()
-    if row is None:
-        raise RequestNotFound(f"no access request {request_id!r}")
-    count = (await _approval_counts(conn, [request_id])).get(request_id, 0)
-    return _request(row, count)
-
-
-async def _has_approved(conn: AsyncConnection, request_id: str, approver_key: str) -> bool:
-    query = select(request_approvals.c.request_id).where(
-        request_approvals.c.request_id == request_id, request_approvals.c.approver_key == approver_key
-    )
-    return (await conn.execute(query)).first() is not None
-
-
-async def _approval_counts(conn: AsyncConnection, ids: list[str]) -> dict[str, int]:
-    if not ids:
-        return {}
-    query = (
-        select(request_approvals.c.request_id, func.count())
-        .where(request_approvals.c.request_id.in_(ids))
-        .group_by(request_approvals.c.request_id)
-    )
-    return {str(request_id): int(count) for request_id, count in (await conn.execute(query)).all()}
-
-
-def _utc(at: datetime | None) -> datetime:
-    """``at`` (or now) in UTC; naive times are refused."""
-    if at is None:
-        return datetime.now(UTC)
-    if at.tzinfo is None:
-        raise ValueError("times must be timezone-aware")
-    return at.astimezone(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _maybe(value: datetime | None) -> datetime | None:
-    return None if value is None else _aware(value)
-
-
-def _request(row: RowMapping, approvals: int) -> AccessRequest:
-    return AccessRequest(
-        id=row["id"],
-        principal_key=row["principal_key"],
-        subject=row["subject"],
-        issuer=row["issuer"],
-        requester_name=row["requester_name"],
-        database=row["database"],
-        role=row["role"],
-        rule=row["rule"],
-        duration=timedelta(seconds=row["duration_seconds"]),
-        reason=row["reason"],
-        status=row["status"],
-        min_approvals=row["min_approvals"],
-        approvals=approvals,
-        created_at=_aware(row["created_at"]),
-        decided_at=_maybe(row["decided_at"]),
-        expires_at=_maybe(row["expires_at"]),
-        decided_by=row["decided_by"],
-        decision_reason=row["decision_reason"],
-    )
