@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,6 +24,7 @@ from sqlgate.identity.authenticator import Authenticator
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.decide import Decision, Grant, decide
 from sqlgate.policy.holder import PolicyHolder
+from sqlgate.policy.requests import RequestService
 from sqlgate.sessions import SessionRegistry
 from sqlgate.store import StateStore
 
@@ -39,8 +42,11 @@ class Services:
     policy: PolicyHolder
     broker: Broker
     reaper: Reaper
+    requests: RequestService
     sessions: SessionRegistry = field(default_factory=SessionRegistry)
     deployment_id: str = ""
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Closers of what front ends built on these services (the API's pools), run after sessions end."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -60,24 +66,33 @@ class Services:
             await audit.aclose()
             await store.close()
             raise
-        services = cls(settings, store, audit, authenticator, policy, broker, Reaper(broker))
+        requests = RequestService(store, audit, policy)
+        services = cls(settings, store, audit, authenticator, policy, broker, Reaper(broker), requests)
         services.deployment_id = await store.deployment_id()
         if reaper:
             services.reaper.start()
         services._tasks.append(asyncio.create_task(policy.watch(), name="sqlgate-policy-watch"))
+        services._tasks.append(asyncio.create_task(_expire_requests(requests), name="sqlgate-request-expiry"))
         return services
 
     def decide(
-        self, principal: Principal, database: str, role: str | None, *, grants: tuple[Grant, ...] = ()
+        self, principal: Principal, database: str, role: str | None, *, grants: Sequence[Grant] = ()
     ) -> Decision:
         """Policy's answer for ``principal`` on ``database`` now, from where the principal connects."""
         return decide(
             self.policy.policy, principal, database, role, datetime.now(UTC), principal.source, grants=grants
         )
 
+    async def decide_with_grants(self, principal: Principal, database: str, role: str | None) -> Decision:
+        """:meth:`decide`, counting the principal's approved access requests on ``database``."""
+        grants = await self.requests.active_grants(principal, database)
+        return self.decide(principal, database, role, grants=grants)
+
     async def aclose(self) -> None:
         """End sessions, stop background work, then close broker, identity, audit and store."""
         await self.sessions.end_where(lambda _session: True, "the gateway is shutting down")
+        for close in self.on_close:
+            await close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -88,6 +103,16 @@ class Services:
         await self.authenticator.aclose()
         await self.audit.aclose()
         await self.store.close()
+
+
+async def _expire_requests(requests: RequestService, period: float = 30.0) -> None:
+    """Close approved grants whose time is up (each audited as request.expire)."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await requests.expire_due()
+        except Exception:
+            log.exception("expiring access requests failed; retrying in %s s", period)
 
 
 async def _first_keys(authenticator: Authenticator) -> None:

@@ -1,4 +1,4 @@
-"""The FastAPI application: every route, problem-JSON errors, the dev issuer when enabled."""
+"""The FastAPI application: every route, problem-JSON errors, the dev issuer when enabled, MCP at ``/mcp``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from fastapi import FastAPI
 
 from sqlgate import __version__
 from sqlgate.api import problems
-from sqlgate.api.routes import health
+from sqlgate.api.middleware import ApiMiddleware
+from sqlgate.api.routes import access, audit, health, query, requests, sessions
+from sqlgate.api.state import ApiState
 from sqlgate.identity.devissuer import DevIssuer
 from sqlgate.identity.devissuer_http import dev_issuer_router
 from sqlgate.services import Services
@@ -18,11 +20,17 @@ def create_app(services: Services) -> FastAPI:
         title="sqlgate",
         version=__version__,
         summary="Identity-aware gateway for SQL databases: query, credentials, access requests, audit.",
-        responses=problems.PROBLEM_RESPONSES,  # type: ignore[arg-type]
+        responses=problems.PROBLEM_RESPONSES,
     )
     app.state.services = services
+    api = ApiState(services)
+    app.state.api = api
+    services.on_close.append(api.close)
     problems.install(app)
     app.include_router(health.router)
+    for module in (query, access, requests, sessions, audit):
+        app.include_router(module.router)
     if services.settings.identity.dev_issuer:
         app.include_router(dev_issuer_router(DevIssuer.from_settings(services.settings)))
+    app.add_middleware(ApiMiddleware, max_body_bytes=services.settings.api.max_body_bytes)
     return app

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from sqlgate.api.state import ApiState
 from sqlgate.errors import AccessDenied, IdentityError
 from sqlgate.identity.principal import Principal
 from sqlgate.services import Services
@@ -20,13 +21,24 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+def get_api(request: Request) -> ApiState:
+    """The API's own state: pools, grant cache, query engine, access requests."""
+    state: ApiState = request.app.state.api
+    return state
+
+
+ApiDep = Annotated[ApiState, Depends(get_api)]
+
+
 def bearer_token(request: Request) -> str:
     """The token of ``Authorization: Bearer <token>``; IdentityError (401) when absent or malformed."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise IdentityError("send your identity token as `Authorization: Bearer <token>`",
-                            hint="get one with `sqlgate token` or `sqlgate login`")
+        raise IdentityError(
+            "send your identity token as `Authorization: Bearer <token>`",
+            hint="get one with `sqlgate token` or `sqlgate login`",
+        )
     return token.strip()
 
 

@@ -51,10 +51,24 @@ def _kind(exc: SqlgateError) -> str:
     return "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
 
 
+def _fields(exc: SqlgateError) -> dict[str, Any]:
+    """Problem members of ``exc``: ``sqlstate`` (the database's own code when it refused a statement), ``rule``."""
+    rule = getattr(exc, "rule", None) if isinstance(exc, AccessDenied) else None
+    sqlstate = getattr(exc, "code", None) or exc.sqlstate
+    return {"kind": _kind(exc), "sqlstate": sqlstate, "rule": rule}
+
+
+def problem_body(exc: SqlgateError) -> dict[str, Any]:
+    """``exc`` as problem JSON data (for errors inside a stream that has already started)."""
+    fields = _fields(exc)
+    phrase = HTTPStatus(exc.http_status).phrase
+    body = Problem(type=TYPE_BASE + fields.pop("kind"), title=phrase, status=exc.http_status, detail=str(exc), **fields)
+    return body.model_dump(exclude_none=True)
+
+
 async def _sqlgate_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SqlgateError)
-    rule = getattr(exc, "rule", None) if isinstance(exc, AccessDenied) else None
-    return problem_response(exc.http_status, str(exc), kind=_kind(exc), sqlstate=exc.sqlstate, rule=rule)
+    return problem_response(exc.http_status, str(exc), **_fields(exc))
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -64,8 +64,9 @@ async def _databases_reachable(services: ServicesDep) -> dict[str, bool]:
         return True
 
     aliases = [a for a, c in services.settings.databases.items() if c.engine != "cloudsql"]
-    results = await asyncio.gather(*(reachable(services.settings.databases[a].host,
-                                               services.settings.databases[a].port) for a in aliases))
+    results = await asyncio.gather(
+        *(reachable(services.settings.databases[a].host, services.settings.databases[a].port) for a in aliases)
+    )
     return dict(zip(aliases, results, strict=True))
 
 

@@ -1,0 +1,49 @@
+"""Errors of the HTTP query API, in the tree of :mod:`sqlgate.errors`.
+
+::
+
+    SqlgateError
+    ├── BadRequest        22023 / 400  a parameter the schema cannot check is invalid (a time, a duration)
+    ├── QueryFailed       <the database's SQLSTATE> / 400  the database refused the statement
+    ├── QueryTimeout      57014 / 504  the statement ran past its timeout
+    └── SessionNotFound   42704 / 404  no live session has that id
+
+``QueryFailed`` carries the SQLSTATE the database answered with in ``code``;
+the problem JSON shows it as ``sqlstate``.
+"""
+
+from __future__ import annotations
+
+from sqlgate.errors import SqlgateError
+
+
+class QueryFailed(SqlgateError):
+    """The database refused a statement sent through the API; ``code`` is its SQLSTATE."""
+
+    sqlstate = "42000"
+    http_status = 400
+
+    def __init__(self, message: str, *, code: str | None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code or self.sqlstate
+
+
+class QueryTimeout(SqlgateError):
+    """A statement ran longer than its timeout and was cancelled by the server."""
+
+    sqlstate = "57014"
+    http_status = 504
+
+
+class BadRequest(SqlgateError):
+    """A request parameter is invalid in a way its schema cannot say (a time, a duration)."""
+
+    sqlstate = "22023"
+    http_status = 400
+
+
+class SessionNotFound(SqlgateError):
+    """No live session has that id."""
+
+    sqlstate = "42704"
+    http_status = 404

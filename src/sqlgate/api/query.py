@@ -1,0 +1,382 @@
+"""Running one API query: the same chain as the pgwire proxy, on a pool instead of a relayed socket.
+
+authenticate (the route's dependency) -> :meth:`QueryEngine.authorize` (policy
+with approved grants; audited as ``policy.decision``) -> guardrails on the
+parsed SQL -> broker lease -> the lease's pool -> the statement, with the
+server-side ``statement_timeout`` -> masking -> JSON, or NDJSON chunks for a
+stream. While it runs, the query is a live ``http`` session that an
+administrator can end (its connection is terminated, which cancels it).
+Every statement is audited like the proxy's (sql, params bounded, rows,
+duration, sqlstate).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Self
+
+import asyncpg  # type: ignore[import-untyped,unused-ignore]
+
+from sqlgate.api import metrics
+from sqlgate.api.errors import QueryFailed, QueryTimeout
+from sqlgate.api.grants import GrantCache
+from sqlgate.api.pools import LeasePools
+from sqlgate.api.values import Column, column_masker, converters, row_to_json
+from sqlgate.audit.events import AuditEvent, Outcome, PrincipalRef
+from sqlgate.broker.lease import Lease
+from sqlgate.errors import AccessDenied, ApprovalRequired, LeaseEnded, UpstreamError
+from sqlgate.identity.principal import Principal
+from sqlgate.policy.decide import Decision
+from sqlgate.policy.sql import check, classify
+from sqlgate.services import Services
+from sqlgate.sessions import LiveSession, new_session_id
+
+MAX_SQL_AUDITED = 16_384
+MAX_PARAMS_AUDITED = 32
+MAX_PARAM_CHARS = 256
+STREAM_CHUNK_ROWS = 2000
+_OUTCOMES: dict[str, Outcome] = {"success": "success", "error": "error", "refused": "denied"}
+
+
+@dataclass
+class Statement:
+    """One statement as the caller sent it."""
+
+    database: str
+    sql: str
+    params: list[Any] = field(default_factory=list)
+    role: str | None = None
+    max_rows: int | None = None
+    timeout_ms: int | None = None
+
+
+@dataclass
+class Authorized:
+    """A statement that passed policy and guardrails, with the lease and pool it runs on."""
+
+    principal: Principal
+    statement: Statement
+    decision: Decision
+    lease: Lease
+    pool: Any
+    timeout_ms: int
+
+
+class QueryEngine:
+    """Runs statements for the HTTP API and the MCP tools."""
+
+    def __init__(self, services: Services, pools: LeasePools, grants: GrantCache) -> None:
+        self.services = services
+        self.pools = pools
+        self.grants = grants
+        self.hash_key = services.deployment_id.encode()
+
+    # -- policy ------------------------------------------------------------------
+
+    async def decide(self, principal: Principal, database: str, role: str | None) -> Decision:
+        """Policy's decision now, with the caller's approved grants (not audited: for listings)."""
+        decision = self.services.decide(principal, database, role)
+        if decision.outcome != "allow" or role is None:
+            grants = await self.grants.get(principal, database)
+            if grants:
+                decision = self.services.decide(principal, database, role, grants=grants)
+        return decision
+
+    async def authorize(
+        self, principal: Principal, database: str, role: str | None, *, purpose: str = "query"
+    ) -> Decision:
+        """The allowing decision (audited, with ``purpose``), or ApprovalRequired / AccessDenied naming the rule."""
+        self.services.settings.database(database)
+        decision = await self.decide(principal, database, role)
+        await self.services.audit.submit(
+            AuditEvent(
+                type="policy.decision",
+                principal=PrincipalRef.of(principal),
+                source=principal.source,
+                database=database,
+                outcome="allowed" if decision.allowed else "denied",
+                reason=decision.reason,
+                data={
+                    "protocol": "http",
+                    "purpose": purpose,
+                    "role": decision.role,
+                    "rules": list(decision.matched_rules),
+                    "outcome": decision.outcome,
+                },
+            )
+        )
+        rule = decision.matched_rules[0] if decision.matched_rules else None
+        if decision.outcome == "needs_approval":
+            error: AccessDenied = ApprovalRequired(
+                decision.reason or f"role {decision.role} on {database} needs an approved access request",
+                hint=f"ask for it: sqlgate request {database} --role {decision.role} --reason '...'",
+            )
+        elif not decision.allowed or decision.role is None or decision.ttl is None:
+            error = AccessDenied(
+                decision.reason or f"no rule grants access to {database}",
+                hint=f"see why: sqlgate policy explain --db {database}",
+            )
+        else:
+            return decision
+        error.rule = rule  # type: ignore[attr-defined]
+        metrics.DENIALS.labels("policy").inc()
+        raise error
+
+    async def prepare(self, principal: Principal, statement: Statement) -> Authorized:
+        """Policy, guardrails and lease for ``statement``; raises the refusal the caller should see."""
+        decision = await self.authorize(principal, statement.database, statement.role)
+        config = self.services.settings.database(statement.database)
+        if config.engine != "postgres":
+            raise QueryFailed(
+                f"database {statement.database!r} is a {config.engine} database; the query API serves PostgreSQL",
+                code="0A000",
+                hint=f"use `sqlgate creds {statement.database}`",
+            )
+        violation = check(decision.guardrails, classify(statement.sql))
+        if violation is not None:
+            error = violation.error()
+            error.rule = decision.matched_rules[0] if decision.matched_rules else None  # type: ignore[attr-defined]
+            self.audit_statement(
+                principal,
+                statement,
+                None,
+                result="refused",
+                rows=0,
+                duration_ms=0.0,
+                sqlstate=error.sqlstate,
+                reason=error.message,
+            )
+            metrics.DENIALS.labels("guardrail").inc()
+            raise error
+        assert decision.role is not None
+        assert decision.ttl is not None
+        lease = await self.services.broker.lease(principal, statement.database, decision.role, decision.ttl)
+        pool = await self.pools.get(lease)
+        timeout = statement.timeout_ms or self.pools.default_timeout_ms
+        return Authorized(principal, statement, decision, lease, pool, timeout)
+
+    # -- running -------------------------------------------------------------------
+
+    async def run(self, job: Authorized) -> dict[str, Any]:
+        """Run to completion: ``{columns, rows, row_count, truncated, duration_ms}``."""
+        limit = job.statement.max_rows or self.services.settings.api.max_rows
+        started = time.perf_counter()
+        async with _Running(self, job) as running:
+            conn = running.connection
+            try:
+                if job.timeout_ms != self.pools.default_timeout_ms:
+                    await conn.execute(f"SET statement_timeout = {int(job.timeout_ms)}")
+                # asyncpg's statement cache (the public prepare() bypasses it): one round trip once warm
+                prepared = await conn._prepare(job.statement.sql, use_cache=True)  # noqa: SLF001
+                columns = _columns(prepared)
+                rows, status, _done = await conn._execute(  # noqa: SLF001 - a row limit at the protocol level
+                    job.statement.sql, job.statement.params, limit + 1, job.timeout_ms / 1000 + 5, return_status=True
+                )
+            except Exception as exc:
+                raise running.failure(exc) from exc
+            duration = (time.perf_counter() - started) * 1000
+            truncated = len(rows) > limit
+            plan = converters(columns, column_masker(job.decision.mask, self.hash_key))
+            body = [row_to_json(row, plan) for row in rows[:limit]]
+            count = len(body) if columns else _status_count(status)
+            running.done(rows=count, duration_ms=duration)
+        return {
+            "columns": [{"name": n, "type": t} for n, t in columns],
+            "rows": body,
+            "row_count": count,
+            "truncated": truncated,
+            "duration_ms": round(duration, 3),
+        }
+
+    async def stream(self, job: Authorized) -> AsyncIterator[bytes]:
+        """NDJSON: a ``{"columns": ...}`` line, one JSON array per row, then ``{"row_count", "duration_ms"}``."""
+        from sqlgate.api.ndjson import dumps_line  # noqa: PLC0415 - tiny module, kept apart for the encoder
+
+        started = time.perf_counter()
+        count = 0
+        async with _Running(self, job) as running:
+            conn = running.connection
+            try:
+                async with conn.transaction():
+                    if job.timeout_ms != self.pools.default_timeout_ms:
+                        await conn.execute(f"SET LOCAL statement_timeout = {int(job.timeout_ms)}")
+                    prepared = await conn.prepare(job.statement.sql)
+                    columns = _columns(prepared)
+                    plan = converters(columns, column_masker(job.decision.mask, self.hash_key))
+                    yield dumps_line({"columns": [{"name": n, "type": t} for n, t in columns]})
+                    if columns:
+                        cursor = await prepared.cursor(*job.statement.params)
+                        while chunk := await cursor.fetch(STREAM_CHUNK_ROWS):
+                            count += len(chunk)
+                            yield b"".join(dumps_line(row_to_json(row, plan)) for row in chunk)
+                    else:
+                        status = await conn.execute(job.statement.sql, *job.statement.params)
+                        count = _status_count(status)
+            except Exception as exc:
+                raise running.failure(exc) from exc
+            duration = (time.perf_counter() - started) * 1000
+            running.done(rows=count, duration_ms=duration)
+        yield dumps_line({"row_count": count, "duration_ms": round(duration, 3)})
+
+    # -- audit ---------------------------------------------------------------------
+
+    def audit_statement(  # noqa: PLR0913 - one statement record's fields
+        self,
+        principal: Principal,
+        statement: Statement,
+        session: LiveSession | None,
+        *,
+        result: str,
+        rows: int,
+        duration_ms: float,
+        sqlstate: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Audit one statement like the proxy does (sql, params bounded, rows, duration, sqlstate)."""
+        outcome: Outcome = _OUTCOMES[result]
+        self.services.audit.enqueue(
+            AuditEvent.model_construct(
+                type="statement",
+                time=datetime.now(UTC),
+                id=secrets.token_hex(16),
+                principal=PrincipalRef.of(principal),
+                source=principal.source,
+                database=statement.database,
+                db_login=session.db_login if session else None,
+                session_id=session.id if session else None,
+                trace_id=None,
+                outcome=outcome,
+                reason=reason,
+                data={
+                    "protocol": "http",
+                    "sql": statement.sql[:MAX_SQL_AUDITED],
+                    "params": _bounded(statement.params),
+                    "rows": rows,
+                    "sqlstate": sqlstate,
+                    "duration_ms": round(duration_ms, 3),
+                    "result": result,
+                },
+            )
+        )
+
+
+class _Running:
+    """A pooled connection held by one query, registered as a live ``http`` session while it runs."""
+
+    def __init__(self, engine: QueryEngine, job: Authorized) -> None:
+        self.engine = engine
+        self.job = job
+        self.connection: Any = None
+        self.ended_by: str | None = None
+        self.started = time.perf_counter()
+        lease = job.lease
+        self.session = LiveSession(
+            id=new_session_id(),
+            kind="http",
+            principal=job.principal,
+            database=job.statement.database,
+            role=lease.privilege,
+            db_login=lease.db_login,
+            source=job.principal.source,
+            lease_id=lease.id,
+            expires_at=lease.expires_at,
+            statements=1,
+        )
+        self._finished = False
+
+    async def __aenter__(self) -> Self:
+        try:
+            self.connection = await self.job.pool.acquire()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise UpstreamError(f"cannot reach {self.job.statement.database}: {exc}") from exc
+        self.engine.services.sessions.add(self.session, self._end)
+        metrics.SESSIONS.inc()
+        return self
+
+    async def __aexit__(self, _type: object, error: BaseException | None, _tb: object) -> None:
+        self.engine.services.sessions.remove(self.session.id)
+        metrics.SESSIONS.dec()
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            await self.job.pool.release(connection)
+        if not self._finished and error is not None:
+            self._record("error", 0, "57014", "the client went away before the statement finished")
+
+    async def _end(self, reason: str) -> None:
+        self.ended_by = reason
+        if self.connection is not None:
+            self.connection.terminate()
+
+    def done(self, *, rows: int, duration_ms: float) -> None:
+        """Audit the statement as run."""
+        self._finished = True
+        metrics.QUERY_SECONDS.observe(duration_ms / 1000)
+        self._record("success", rows, None, None, duration_ms)
+
+    def failure(self, exc: Exception) -> Exception:
+        """The error the caller sees for ``exc`` (audited)."""
+        error = self._translate(exc)
+        self._finished = True
+        code = getattr(error, "code", None) or getattr(error, "sqlstate", None)
+        self._record("error", 0, code, str(error))
+        return error
+
+    def _translate(self, exc: Exception) -> Exception:
+        database = self.job.statement.database
+        if self.ended_by is not None:
+            return LeaseEnded(f"an administrator ended this query: {self.ended_by}")
+        if isinstance(exc, asyncpg.QueryCanceledError | TimeoutError):
+            return QueryTimeout(
+                f"the statement ran longer than its timeout of {self.job.timeout_ms} ms",
+                hint="send a larger timeout_ms, or narrow the query",
+            )
+        if isinstance(exc, asyncpg.PostgresError | asyncpg.DataError):
+            return _query_failed(exc)
+        if self.engine.services.broker.ended(self.job.lease.id).is_set():
+            return LeaseEnded(f"your database login for {database} ended while the query ran")
+        if isinstance(exc, asyncpg.InterfaceError | OSError):
+            return UpstreamError(f"the connection to {database} failed: {exc}")
+        return exc
+
+    def _record(self, result: str, rows: int, sqlstate: str | None, reason: str | None, duration: float = 0) -> None:
+        elapsed = duration or (time.perf_counter() - self.started) * 1000
+        self.engine.audit_statement(
+            self.job.principal,
+            self.job.statement,
+            self.session,
+            result=result,
+            rows=rows,
+            duration_ms=elapsed,
+            sqlstate=sqlstate,
+            reason=reason,
+        )
+
+
+def _query_failed(exc: Exception) -> QueryFailed:
+    if isinstance(exc, asyncpg.PostgresError):
+        return QueryFailed(str(exc), code=getattr(exc, "sqlstate", None))
+    return QueryFailed(str(exc), code="22023", hint="params bind as JSON values; cast text in SQL ($1::text)")
+
+
+def _columns(prepared: Any) -> list[Column]:
+    return [(attribute.name, attribute.type.name) for attribute in prepared.get_attributes()]
+
+
+def _status_count(status: bytes | str | None) -> int:
+    text = status.decode() if isinstance(status, bytes) else (status or "")
+    last = text.rpartition(" ")[2]
+    return int(last) if last.isdigit() else 0
+
+
+def _bounded(params: list[Any]) -> list[str | None]:
+    values: list[str | None] = []
+    for value in params[:MAX_PARAMS_AUDITED]:
+        text = None if value is None else str(value)
+        values.append(text if text is None or len(text) <= MAX_PARAM_CHARS else text[:MAX_PARAM_CHARS] + "…")
+    if len(params) > MAX_PARAMS_AUDITED:
+        values.append(f"<{len(params) - MAX_PARAMS_AUDITED} more>")
+    return values

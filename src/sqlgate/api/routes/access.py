@@ -1,0 +1,80 @@
+"""Who am I, what may I reach, and a short-lived login for direct use."""
+
+from __future__ import annotations
+
+import shlex
+
+from fastapi import APIRouter, Response
+
+from sqlgate.api.deps import ApiDep, CurrentPrincipal
+from sqlgate.api.errors import BadRequest
+from sqlgate.api.models import ConnectInfo, Credentials, CredentialsRequest, DatabaseAccess, DatabaseList, WhoAmI
+from sqlgate.config import Settings, parse_duration, split_host_port
+from sqlgate.policy.decide import Decision
+
+router = APIRouter(tags=["access"])
+
+
+@router.get("/v1/whoami", response_model=WhoAmI)
+async def whoami(principal: CurrentPrincipal) -> WhoAmI:
+    """The identity your token proves, as policy sees it."""
+    return WhoAmI(
+        **principal.summary(),
+        source=principal.source,
+        expires_at=principal.expires_at.isoformat() if principal.expires_at else None,
+    )
+
+
+@router.get("/v1/databases", response_model=DatabaseList)
+async def databases(principal: CurrentPrincipal, api: ApiDep) -> DatabaseList:
+    """Each database you may use now (or after an approval), with the role, time limit and how to connect."""
+    settings = api.services.settings
+    found = []
+    for alias in sorted(settings.databases):
+        decision = await api.engine.decide(principal, alias, None)
+        if decision.outcome != "deny":
+            found.append(_access(settings, alias, decision, principal.name))
+    return DatabaseList(databases=found)
+
+
+def _access(settings: Settings, alias: str, decision: Decision, user: str) -> DatabaseAccess:
+    config = settings.databases[alias]
+    ttl = decision.to_dict()
+    connect = None
+    if config.engine == "postgres":
+        host, port = split_host_port(settings.listen.postgres)
+        host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 - naming, not binding
+        line = f"psql {shlex.quote(f'host={host} port={port} dbname={alias} user={user}')}"
+        connect = ConnectInfo(host=host, port=port, dbname=alias, psql=line + "  # password: your token")
+    return DatabaseAccess(
+        name=alias,
+        engine=config.engine,
+        access="allow" if decision.allowed else "needs_approval",
+        role=decision.role,
+        ttl=ttl["ttl"],
+        ttl_seconds=ttl["ttl_seconds"],
+        rules=list(decision.matched_rules),
+        reason=None if decision.allowed else decision.reason,
+        connect=connect,
+    )
+
+
+@router.post("/v1/credentials", response_model=Credentials)
+async def credentials(
+    body: CredentialsRequest, principal: CurrentPrincipal, api: ApiDep, response: Response
+) -> Credentials:
+    """A short-lived login of the database itself (policy decides first; the lifetime is capped by it)."""
+    wanted = None
+    if body.ttl is not None:
+        try:
+            wanted = parse_duration(body.ttl)
+        except ValueError as exc:
+            raise BadRequest(f"ttl: {exc}") from None
+    decision = await api.engine.authorize(principal, body.database, body.role, purpose="credentials")
+    assert decision.role is not None
+    assert decision.ttl is not None
+    ttl = min(wanted, decision.ttl) if wanted is not None and wanted.total_seconds() > 0 else decision.ttl
+    lease = await api.services.broker.lease(principal, body.database, decision.role, ttl)
+    issued = api.services.broker.credentials(lease)
+    response.headers["Cache-Control"] = "no-store"
+    return Credentials(**issued.as_dict())

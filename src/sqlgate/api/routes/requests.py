@@ -1,0 +1,88 @@
+"""Access requests: file one, list yours (and those you may approve), approve or deny."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from sqlgate.api.deps import ApiDep, CurrentPrincipal
+from sqlgate.api.errors import BadRequest
+from sqlgate.api.models import AccessRequestCreate, AccessRequestList, AccessRequestOut, DenyBody
+from sqlgate.api.state import ApiState
+from sqlgate.config import parse_duration
+from sqlgate.errors import SqlgateError
+from sqlgate.identity.principal import Principal
+
+router = APIRouter(tags=["access requests"])
+
+RequestId = Annotated[str, Path(min_length=1, max_length=64, description="The request's id.")]
+
+
+class RequestsUnavailable(SqlgateError):
+    """The gateway has no access-request service."""
+
+    sqlstate = "0A000"
+    http_status = 503
+
+
+def _service(api: ApiState) -> Any:
+    if api.requests is None:
+        raise RequestsUnavailable("access requests are not available in this gateway")
+    return api.requests
+
+
+def _out(request: Any) -> AccessRequestOut:
+    return AccessRequestOut(**request.to_dict())
+
+
+@router.post("/v1/requests", response_model=AccessRequestOut, status_code=201)
+async def create_request(body: AccessRequestCreate, principal: CurrentPrincipal, api: ApiDep) -> AccessRequestOut:
+    """Ask for a role that policy grants only after approval."""
+    api.services.settings.database(body.database)
+    duration = None
+    if body.duration is not None:
+        try:
+            duration = parse_duration(body.duration)
+        except ValueError as exc:
+            raise BadRequest(f"duration: {exc}") from None
+    created = await _service(api).create(principal, body.database, body.role, duration, body.reason)
+    return _out(created)
+
+
+@router.get("/v1/requests", response_model=AccessRequestList)
+async def list_requests(
+    principal: CurrentPrincipal,
+    api: ApiDep,
+    status: Annotated[
+        str | None, Query(pattern="^(pending|approved|denied|expired)$", description="Only this status.")
+    ] = None,
+    database: Annotated[str | None, Query(max_length=63, description="Only this database.")] = None,
+) -> AccessRequestList:
+    """Your own requests and those you may approve (administrators see all), newest first."""
+    found = await _service(api).list(database=database, status=status, limit=500)
+    visible = [request for request in found if _may_see(api, principal, request)]
+    return AccessRequestList(requests=[_out(request) for request in visible])
+
+
+def _may_see(api: ApiState, principal: Principal, request: Any) -> bool:
+    if request.principal_key == principal.key or set(principal.groups) & set(api.services.settings.api.admin_groups):
+        return True
+    for rule in api.services.policy.policy.rules:
+        if rule.name == request.rule and rule.approval is not None and rule.approval.approvers is not None:
+            return bool(set(principal.groups) & set(rule.approval.approvers.groups))
+    return False
+
+
+@router.post("/v1/requests/{request_id}/approve", response_model=AccessRequestOut)
+async def approve(request_id: RequestId, principal: CurrentPrincipal, api: ApiDep) -> AccessRequestOut:
+    """Approve a pending request (an approver of its rule, never the requester)."""
+    approved = await _service(api).approve(request_id, principal)
+    api.grants.forget()
+    return _out(approved)
+
+
+@router.post("/v1/requests/{request_id}/deny", response_model=AccessRequestOut)
+async def deny(request_id: RequestId, body: DenyBody, principal: CurrentPrincipal, api: ApiDep) -> AccessRequestOut:
+    """Deny a pending request, with a reason."""
+    return _out(await _service(api).deny(request_id, principal, body.reason))
