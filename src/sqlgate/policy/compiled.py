@@ -30,6 +30,7 @@ _GLOB_CHARS = frozenset("*?[")
 ROLE_RANK = {"read": 0, "write": 1, "admin": 2}
 CUSTOM_RANK = 3
 _CANDIDATE_CACHE = 10_000  # (groups, subject) combinations remembered per database
+_GLOB_DATABASE_CACHE = 1024  # database names indexed on the fly (names come from callers: bounded)
 
 
 def is_glob(value: str) -> bool:
@@ -274,15 +275,17 @@ class CompiledPolicy:
     by_database: Mapping[str, DatabaseIndex]
     glob_database_rules: tuple[CompiledRule, ...]
     digest: str = ""
-    _empty: DatabaseIndex = field(default_factory=lambda: DatabaseIndex({}, {}, ()))
+    _by_glob: dict[str, DatabaseIndex] = field(default_factory=dict)
 
     def index_for(self, database: str) -> DatabaseIndex:
-        """The index of ``database`` (databases only matched by glob are indexed on the fly)."""
-        index = self.by_database.get(database)
-        if index is not None:
-            return index
-        rules = [r for r in self.glob_database_rules if r.databases.matches(database)]
-        return DatabaseIndex.of(rules) if rules else self._empty
+        """The index of ``database`` (databases matched only by glob are indexed on first use, memoised)."""
+        index = self.by_database.get(database) or self._by_glob.get(database)
+        if index is None:
+            index = DatabaseIndex.of(r for r in self.glob_database_rules if r.databases.matches(database))
+            if len(self._by_glob) >= _GLOB_DATABASE_CACHE:
+                self._by_glob.clear()
+            self._by_glob[database] = index
+        return index
 
 
 def compile_policy(policy: PolicyFile, digest: str = "") -> CompiledPolicy:

@@ -21,7 +21,7 @@ from sqlgate.policy.sql.postgres import classify_postgres, normalized
 from sqlgate.policy.sql.result import Classification, Dialect
 
 DEFAULT_CACHE_SIZE = 10_000
-MAX_CACHED_TEXT = 16_384  # longer texts are classified every time rather than pinned in memory
+MAX_CACHED_TEXT = 2048  # longer texts are classified every time: the caches stay below ~20 MB each
 
 
 class ClassificationCache:
