@@ -130,6 +130,8 @@ class CompiledRule:
             return False
         if self.issuers is not None and not self.issuers.matches(principal.issuer):
             return False
+        if not self.claims:
+            return True
         return all(matcher.matches_any(claim_values(principal.claims, path)) for path, matcher in self.claims)
 
     def window_refusal(self, at: datetime) -> str | None:

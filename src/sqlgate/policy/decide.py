@@ -173,12 +173,12 @@ def _evaluate(policy: CompiledPolicy, request: Request) -> _Evaluation:
 def _conclude(ev: _Evaluation, request: Request, token_left: timedelta | None, grants: Sequence[Grant]) -> Decision:
     database, role = request.database, request.role
     denial = ev.deny_all or (ev.denied_roles.get(role) if role is not None else None)
-    allows = [rule for rule in ev.allows if rule.role not in ev.denied_roles]
+    allows = [rule for rule in ev.allows if rule.role not in ev.denied_roles] if ev.denied_roles else ev.allows
     if denial is None and ev.allows and not allows:
         denial = next(iter(ev.denied_roles.values()))
     if denial is not None:
         return Decision("deny", database, role, matched_rules=(denial.name,), reason=f"denied by rule {denial.name}")
-    active = _active_grants(grants, request.principal.key, database, request.at)
+    active = _active_grants(grants, request.principal.key, database, request.at) if grants else {}
     usable = [rule for rule in allows if not rule.needs_approval or rule.role in active]
     if usable:
         return _allow(usable, database, active, token_left, request.at)
@@ -201,10 +201,13 @@ def _rank(rule: CompiledRule) -> tuple[int, int]:
 def _allow(
     usable: list[CompiledRule], database: str, active: dict[str, Grant], token_left: timedelta | None, at: datetime
 ) -> Decision:
-    chosen = _best(usable)
-    same_role = [rule for rule in usable if rule.role == chosen.role]
+    if len(usable) == 1:
+        same_role = usable
+    else:
+        chosen = _best(usable)
+        same_role = [rule for rule in usable if rule.role == chosen.role]
     decisive = same_role[0]
-    ttl = _least(decisive.max_ttl, token_left)
+    ttl = decisive.max_ttl if token_left is None else min(decisive.max_ttl, token_left)
     grant = active.get(decisive.role or "") if decisive.needs_approval else None
     if grant is not None:
         ttl = _least(ttl, _approval_cap(decisive.approval), grant.expires_at - at)
