@@ -70,3 +70,10 @@ def test_functions_tables_and_unbounded():
 def test_unknown_dialect_is_refused():
     with pytest.raises(ValueError, match="unknown SQL dialect"):
         classify("SELECT 1", dialect="oracle")  # type: ignore[arg-type]
+
+
+def test_statement_text_is_never_logged(caplog):
+    """A password in a statement sqlglot cannot parse must not reach the log through its warning."""
+    classify("CREATE USER x IDENTIFIED BY 'hunter2-secret'", dialect="mysql")
+    classify("ALTER USER y IDENTIFIED BY 'hunter3-secret'", dialect="mysql")
+    assert "secret" not in caplog.text
