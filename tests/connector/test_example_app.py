@@ -12,9 +12,15 @@ from examples.fastapi_app.app import create_app
 from sqlgate.connector import EndUsers, GatewayCredentials
 from sqlgate.connector.fastapi import Connector
 from sqlgate.connector.testing import StaticToken, TestIssuer
-from sqlgate.server.demo import SCHEMA_SQL
+from sqlgate.server.demo import SCHEMA_SQL as DEMO_SCHEMA_TEMPLATE
 from tests.connector.conftest import GOOD_TOKEN
 
+# The demo schema (sqlgate.server.demo), with the demo's role names filled in where it names them by placeholder.
+SCHEMA_SQL = (
+    DEMO_SCHEMA_TEMPLATE.replace("{owner}", "demo_owner")
+    .replace("{read}", "demo_read")
+    .replace("{write}", "demo_write")
+)
 RLS_SQL = (Path(__file__).parents[2] / "examples" / "fastapi_app" / "rls.sql").read_text()
 DEMO_ROLES_SQL = """
 DO $$BEGIN

@@ -19,6 +19,7 @@ from sqlgate.connector.retry import RetryPolicy, describe_fault, is_transient
         asyncpg.CannotConnectNowError("the database system is starting up"),
         asyncpg.ConnectionFailureError("08006"),
         asyncpg.ConnectionDoesNotExistError("closed in the middle of operation"),
+        asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
     ],
 )
 def test_transient_faults(exc):

@@ -214,13 +214,21 @@ def _raise_lost(exc: BaseException) -> None:
         raise HTTPException(503, detail, headers={"Retry-After": "1"}) from None
 
 
-DbConnection = Annotated[Any, Depends(_db_connection)]
+def _around_the_endpoint(dependency: Any) -> Any:
+    """``Depends`` whose exit (commit or rollback) runs before the response is sent (FastAPI >= 0.121)."""
+    try:
+        return Depends(dependency, scope="function")
+    except TypeError:  # older FastAPI: the exit runs after the response
+        return Depends(dependency)
+
+
+DbConnection = Annotated[Any, _around_the_endpoint(_db_connection)]
 """An asyncpg connection in a transaction, as the request's end user when one is configured."""
 
 if TYPE_CHECKING:
-    DbSession = Annotated[AsyncSession, Depends(_db_session)]
+    DbSession = Annotated[AsyncSession, _around_the_endpoint(_db_session)]
 else:
-    DbSession = Annotated[Any, Depends(_db_session)]
+    DbSession = Annotated[Any, _around_the_endpoint(_db_session)]
 """A SQLAlchemy ``AsyncSession`` in a transaction, as the request's end user when one is configured."""
 
 CurrentEndUser = Annotated[EndUser | None, Depends(_end_user)]

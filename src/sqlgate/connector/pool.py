@@ -250,7 +250,7 @@ def _cancel_timer(con: Any) -> None:
 async def _ping(proxy: Any) -> bool:
     try:
         await proxy.execute("SELECT 1", timeout=5.0)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError) as exc:
         log.info("sqlgate connector: pre-ping failed (%s); replacing the connection", describe_fault(exc))
         with contextlib.suppress(asyncpg.InterfaceError):  # already released when asyncpg saw it die
             proxy.terminate()

@@ -54,7 +54,9 @@ def is_transient(exc: BaseException) -> bool:
     state = sqlstate_of(exc)
     if state is not None:
         return state in TRANSIENT_SQLSTATES or state.startswith("08")
-    return type(exc).__name__ in {"ConnectionDoesNotExistError", "ConnectionFailureError"}
+    # asyncpg's InternalClientError "another operation is in progress": the server's FATAL
+    # (shutdown, termination) arrived while the connection was idle and is being consumed.
+    return type(exc).__name__ in {"ConnectionDoesNotExistError", "ConnectionFailureError", "InternalClientError"}
 
 
 def describe_fault(exc: BaseException) -> str:
