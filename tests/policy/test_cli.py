@@ -224,3 +224,16 @@ def test_request_placeholders_remain(command):
     """They wait for the HTTP API; each refuses plainly."""
     result = runner.invoke(app, [command, "abc"])
     assert isinstance(result.exception, NotReady)
+
+
+def test_check_warns_about_databases_and_roles_the_settings_lack(policy, tmp_path):
+    settings = tmp_path / "sqlgate.yaml"
+    settings.write_text(
+        "databases:\n  demo: {dbname: d, admin_user: a, admin_password_env: X, roles: {read: demo_read}}\n"
+    )
+    result = runner.invoke(app, ["policy", "check", str(policy), "-c", str(settings), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["warnings"] == [
+        "rules.1 (oncall-write-with-approval): role 'write' has no database role in databases.demo.roles",
+        "rules.3 (ci): role 'migrator' has no database role in databases.demo.roles",
+    ]

@@ -20,6 +20,7 @@ from sqlgate.errors import ConfigError
 from sqlgate.identity.principal import Principal
 from sqlgate.policy import CompiledPolicy, Decision, explain, load_policy
 from sqlgate.policy.cases import DEFAULT_ISSUER, CaseResult, load_cases, run_case
+from sqlgate.policy.crosscheck import settings_warnings
 
 _LOOSE = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -34,6 +35,10 @@ PolicyOption = Annotated[
 @policy_app.command("check")
 def policy_check(
     file: Annotated[Path, typer.Argument(help="The policy file to validate.", show_default=False)],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Also warn about databases and roles these settings lack."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Validate a policy file; every mistake is listed with its path and line."""
@@ -47,10 +52,21 @@ def policy_check(
             for problem in exc.problems:
                 console.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    warnings = settings_warnings(policy.source, load_settings(config)) if config is not None else []
     if as_json:
-        print_json({"valid": True, "file": str(file), "rules": len(policy.rules), "digest": policy.digest})
-    else:
-        console.print(f"[green]valid:[/green] {escape(str(file))} ({len(policy.rules)} rules)", highlight=False)
+        print_json(
+            {
+                "valid": True,
+                "file": str(file),
+                "rules": len(policy.rules),
+                "digest": policy.digest,
+                "warnings": warnings,
+            }
+        )
+        return
+    console.print(f"[green]valid:[/green] {escape(str(file))} ({len(policy.rules)} rules)", highlight=False)
+    for warning in warnings:
+        console.print(f"  [yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 @policy_app.command("explain")
