@@ -102,6 +102,8 @@ MUST_REFUSE = [
     # prepared statements
     "PREPARE p AS DELETE FROM t WHERE id = $1",
     "PREPARE q (int) AS INSERT INTO t VALUES ($1)",
+    "EXECUTE q(1)",  # nothing known about q in this session: refused (see the registry tests below)
+    "PREPARE ok2 AS SELECT 1; EXECUTE q(1)",
     # not SQL
     "SELEC 1",
     "SELECT 'unterminated",
