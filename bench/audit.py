@@ -65,11 +65,11 @@ def make_events(count: int) -> list[AuditEvent]:
     ]
 
 
-def pin_to_one_core() -> str:
-    """Pin this process to one CPU; returns a note for the report."""
+def pin_to_one_core(cpu: int | None) -> str:
+    """Pin this process to one CPU (``cpu``, else the last one allowed); returns a note for the report."""
     if not hasattr(os, "sched_setaffinity"):
         return "not pinned (no sched_setaffinity)"
-    cpu = min(os.sched_getaffinity(0))
+    cpu = max(os.sched_getaffinity(0)) if cpu is None else cpu
     os.sched_setaffinity(0, {cpu})
     return f"pinned to CPU {cpu}"
 
@@ -114,8 +114,8 @@ def line(name: str, value: float, target: float | None = None) -> str:
     return f"  {name:<44} {value:>12,.0f} events/s   target {target:>9,}   {value / target:5.2f}x  {verdict}"
 
 
-async def main(count: int) -> None:
-    note = pin_to_one_core()
+async def main(count: int, cpu: int | None) -> None:
+    note = pin_to_one_core(cpu)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     signer = Signer(Ed25519PrivateKey.generate())
     events = make_events(count)
@@ -139,4 +139,6 @@ async def main(count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000, help="statement events to append")
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last one allowed)")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.events, arguments.cpu))

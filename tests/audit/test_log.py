@@ -202,3 +202,34 @@ async def test_time_based_checkpoint(sqlite_store, make_log):
     records = await stored(sqlite_store)
     await log.aclose()
     assert [r["type"] for r in records] == ["lease.mint", "audit.checkpoint"]
+
+
+def nested(depth):
+    value = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+async def test_record_that_cannot_be_encoded_fails_alone(sqlite_store, make_log, signer):
+    """A pathological event (nested past the recursion limit) fails its caller; the writer goes on."""
+    from sqlgate.audit.events import AuditEvent  # noqa: PLC0415
+
+    log = make_log(sqlite_store)
+    await log.start()
+    deep = AuditEvent.model_construct(type="config.reload", data={"deep": "ok"})
+    deep = deep.model_copy(update={"data": nested(5000)})
+    with pytest.raises(AuditError, match="could not be prepared"):
+        await log.record(deep)
+    await log.submit(deep.model_copy(update={"type": "statement"}))
+    await log.record(security(2))
+    await log.aclose()
+    assert log.dropped == 1
+    assert (await verify_store(sqlite_store, signer)).ok
+
+
+async def test_close_without_start_writes_what_was_queued(sqlite_store, make_log):
+    log = make_log(sqlite_store)
+    log.enqueue(statement(1))
+    await log.aclose()
+    assert [r["type"] for r in await stored(sqlite_store)] == ["statement", "audit.checkpoint"]

@@ -22,6 +22,10 @@ How callers hand events over:
   :class:`~sqlgate.errors.AuditQueueFull` (it cannot wait, and an unaudited
   statement must not run), so prefer ``submit``.
 
+A security record waits behind the statement records queued before it (at
+most ``queue_size``, written ``batch_size`` per transaction): that is the price
+of one order for both paths.
+
 A dropped event is never silent: it is counted (``dropped``, the
 ``sqlgate_audit_dropped_total`` metric), logged (at most every 10 s, with the
 running total), and the next checkpoint written into the chain carries the
@@ -154,6 +158,8 @@ class AuditLog:
         """Write everything queued, sign a final checkpoint, stop the writer, close the sinks."""
         if self._closing:
             return
+        if self._writer is None and self._queue:
+            await self.start()  # write what was handed over before the log was started
         self._closing = True
         self._room.set()  # waiters in submit() see the log closing
         self._wakeup.set()
@@ -188,14 +194,17 @@ class AuditLog:
     async def record(self, event: AuditEvent) -> None:
         """Record ``event`` and return once it is committed (raises AuditError if it cannot be)."""
         self._check_open()
+        record = self._prepare(event)
+        if record is None:
+            raise AuditError(f"audit event {event.type} could not be prepared; see the log")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._push(_Item(self.pipeline.prepare(event), done), counted=False)
+        self._push(_Item(record, done), counted=False)
         await asyncio.shield(done)
 
     async def submit(self, event: AuditEvent) -> None:
         """Queue ``event`` for a batched write; waits only while the queue is full (``block`` mode)."""
         if event.is_security:
-            self._push(_Item(self.pipeline.prepare(event)), counted=False)
+            self._push_prepared(event, counted=False)
             return
         while self._queued >= self.queue_size:
             self._check_open()
@@ -205,13 +214,13 @@ class AuditLog:
             self._room.clear()
             await self._room.wait()
         self._check_open()
-        self._push(_Item(self.pipeline.prepare(event)), counted=True)
+        self._push_prepared(event, counted=True)
 
     def enqueue(self, event: AuditEvent) -> None:
         """Queue ``event`` without waiting; when full, drop (``drop``) or raise AuditQueueFull (``block``)."""
         self._check_open()
         if event.is_security:
-            self._push(_Item(self.pipeline.prepare(event)), counted=False)
+            self._push_prepared(event, counted=False)
             return
         if self._queued >= self.queue_size:
             if self.on_full == "drop":
@@ -221,7 +230,7 @@ class AuditLog:
                 f"audit queue full ({self.queue_size} records waiting)",
                 hint="the state database is slow or down; callers that can wait should use submit()",
             )
-        self._push(_Item(self.pipeline.prepare(event)), counted=True)
+        self._push_prepared(event, counted=True)
 
     async def flush(self) -> None:
         """Wait until everything handed over so far is committed."""
@@ -229,6 +238,21 @@ class AuditLog:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._push(_Item({}, done), counted=False)  # an empty record is a barrier, not written
         await asyncio.shield(done)
+
+    def _prepare(self, event: AuditEvent) -> dict[str, Any] | None:
+        """``event`` through the processors; None (logged) when it cannot be made a record."""
+        try:
+            return self.pipeline.prepare(event)
+        except Exception as exc:  # e.g. data nested past the recursion limit
+            log.error("audit event %s could not be prepared: %s", event.type, type(exc).__name__)  # noqa: TRY400 - the traceback could show the unredacted event
+            return None
+
+    def _push_prepared(self, event: AuditEvent, *, counted: bool) -> None:
+        record = self._prepare(event)
+        if record is None:
+            self._count_lost()
+            return
+        self._push(_Item(record), counted=counted)
 
     def _check_open(self) -> None:
         if self._closing:
@@ -238,13 +262,16 @@ class AuditLog:
         self._queue.append(item)
         if counted:
             self._queued += 1
-        QUEUE_DEPTH.set(len(self._queue))
         self._wakeup.set()
 
-    def _drop(self) -> None:
+    def _count_lost(self) -> None:
         self.dropped += 1
         self._drops_unreported += 1
         RECORDS_DROPPED.inc()
+        self._wakeup.set()  # the next checkpoint records the loss
+
+    def _drop(self) -> None:
+        self._count_lost()
         now = time.monotonic()
         if now - self._drop_logged_at >= _DROP_LOG_EVERY or self.dropped == 1:
             self._drop_logged_at = now
@@ -263,6 +290,7 @@ class AuditLog:
                 await self._idle()
                 if not self._queue and not self._checkpoint_due():
                     continue
+            QUEUE_DEPTH.set(len(self._queue))
             batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
             await self._write(batch)
         if self._since_checkpoint:
@@ -286,13 +314,24 @@ class AuditLog:
         for item in batch:
             if not item.record:
                 continue
-            records.append(self.chain(item.record))
+            try:
+                records.append(self.chain(item.record))
+            except Exception as exc:  # a record the encoder cannot take must not stop the writer
+                self._unchainable(item, exc)
+                continue
             self._since_checkpoint += 1
             if self._since_checkpoint >= self.checkpoint_every:
                 records.append(self._checkpoint())
         if self._since_checkpoint and (final or self._checkpoint_due()):
             records.append(self._checkpoint())
         return records
+
+    def _unchainable(self, item: _Item, exc: Exception) -> None:
+        log.error("audit record of type %s could not be encoded and is not stored: %s", item.record.get("type"), exc)
+        if item.done is None:
+            self._count_lost()
+        elif not item.done.done():
+            item.done.set_exception(AuditError(f"audit record could not be encoded: {exc}"))
 
     def _checkpoint(self) -> ChainedRecord:
         record = self.chain.checkpoint(self.signer, dropped=self._drops_unreported)

@@ -10,12 +10,12 @@ in the log's single writer, which hands chained records to the sinks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 from sqlgate.audit.canonical import format_time
-from sqlgate.audit.events import AuditEvent
+from sqlgate.audit.events import AuditEvent, PrincipalRef
 from sqlgate.audit.redact import redact
 
 Processor = Callable[[dict[str, Any]], dict[str, Any]]
@@ -27,6 +27,8 @@ current_trace_id: ContextVar[str | None] = ContextVar("sqlgate_trace_id", defaul
 def to_record(event: AuditEvent) -> dict[str, Any]:
     """The record dict of ``event`` (chain fields still empty), keys in canonical order."""
     principal = event.principal
+    if isinstance(principal, Mapping):  # an event built with model_construct(principal={...})
+        principal = PrincipalRef.model_validate(principal)
     return {
         "chain": None,
         "data": event.data,  # redaction makes the copy

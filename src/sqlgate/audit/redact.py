@@ -119,7 +119,7 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, Mapping):
         return _redact_mapping(value)
     if isinstance(value, list | tuple):
-        return [redact_value(item) for item in value]
+        return [redact_text(item) if type(item) is str else redact_value(item) for item in value]
     if isinstance(value, str):
         return redact_text(value)
     return value
@@ -133,20 +133,17 @@ def _redact_mapping(value: Mapping[Any, Any]) -> dict[Any, Any]:
         if secret is None:
             secret = isinstance(key, str) and is_secret_key(key)
         out[key] = REDACTED if secret else redact_value(item)
-    _redact_password_params(out)
+    if "params" in out:
+        _redact_password_params(out)
     return out
 
 
 def _in_order(value: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
     """Items sorted by key when the keys can be compared (canonical JSON then needs no re-sort)."""
     try:
-        return sorted(value.items(), key=_first)
+        return sorted(value.items())  # keys are unique, so values are never compared
     except TypeError:
         return list(value.items())
-
-
-def _first(item: tuple[Any, Any]) -> Any:
-    return item[0]
 
 
 def _redact_password_params(data: dict[Any, Any]) -> None:
@@ -156,7 +153,7 @@ def _redact_password_params(data: dict[Any, Any]) -> None:
         return
     for key in ("sql", "statement", "query"):
         sql = data.get(key)
-        if isinstance(sql, str):
+        if isinstance(sql, str) and ("pass" in sql.lower() or "identified" in sql.lower()):
             for match in _PASSWORD_PARAM.finditer(sql):
                 index = int(match.group(1)) - 1
                 if 0 <= index < len(params):

@@ -20,6 +20,7 @@ from sqlgate.audit.tables import audit_heads, audit_records
 from sqlgate.store import StateStore
 
 CHAIN_ID_FILE = "chain_id"
+_ROW_COLUMNS = tuple(column.name for column in audit_records.columns if column.name != "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,25 +50,29 @@ class Entry:
 
 def row_of(record: ChainedRecord) -> dict[str, object]:
     """The ``audit_records`` row of ``record``."""
+    return dict(zip(_ROW_COLUMNS, row_values(record), strict=True))
+
+
+def row_values(record: ChainedRecord) -> tuple[object, ...]:
+    """The ``audit_records`` values of ``record``, in :data:`_ROW_COLUMNS` order."""
     fields = record.fields
     principal = fields["principal"]
-    return {
-        "chain": record.chain,
-        "seq": record.seq,
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-        "time": fields["time"],
-        "type": fields["type"],
-        "subject": principal["subject"] if principal else None,
-        "issuer": principal["issuer"] if principal else None,
-        "database": fields["database"],
-        "session_id": fields["session_id"],
-        "outcome": fields["outcome"],
-        "body": record.body,
-    }
+    return (
+        record.chain,
+        record.seq,
+        record.prev_hash,
+        record.hash,
+        fields["time"],
+        fields["type"],
+        principal["subject"] if principal else None,
+        principal["issuer"] if principal else None,
+        fields["database"],
+        fields["session_id"],
+        fields["outcome"],
+        record.body,
+    )
 
 
-_ROW_COLUMNS = tuple(column.name for column in audit_records.columns if column.name != "id")
 _insert_sql: dict[str, tuple[str, tuple[str, ...]]] = {}
 
 
@@ -85,8 +90,10 @@ async def write_batch(conn: AsyncConnection, records: Sequence[ChainedRecord], h
     """Insert ``records`` (one driver-level executemany) and move the chain's head, in the caller's transaction."""
     if records:
         sql, order = _insert_for(conn.dialect)
-        rows = [row_of(record) for record in records]
-        await conn.exec_driver_sql(sql, [tuple(row[name] for name in order) for row in rows])
+        rows = [row_values(record) for record in records]
+        if order != _ROW_COLUMNS:  # a dialect that orders parameters its own way
+            rows = [tuple(dict(zip(_ROW_COLUMNS, row, strict=True))[name] for name in order) for row in rows]
+        await conn.exec_driver_sql(sql, rows)
     values = {"seq": head.seq, "hash": head.hash, "time": head.time, "key_id": head.key_id, "signature": head.signature}
     result = await conn.execute(update(audit_heads).where(audit_heads.c.chain == head.chain).values(**values))
     if result.rowcount == 0:

@@ -37,7 +37,6 @@ audit_records = Table(
     Index("ix_audit_records_subject", "subject"),
     Index("ix_audit_records_database", "database"),
     Index("ix_audit_records_type", "type"),
-    Index("ix_audit_records_session_id", "session_id"),
 )
 
 audit_heads = Table(

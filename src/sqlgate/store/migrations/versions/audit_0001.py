@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("body", sa.Text, nullable=False),
     )
     op.create_index("ix_audit_records_chain_seq", "audit_records", ["chain", "seq"], unique=True)
-    for column in ("time", "subject", "database", "type", "session_id"):
+    for column in ("time", "subject", "database", "type"):
         op.create_index(f"ix_audit_records_{column}", "audit_records", [column])
     op.create_table(
         "audit_heads",
