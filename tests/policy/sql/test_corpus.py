@@ -243,3 +243,15 @@ def test_a_warm_cache_never_hides_a_difference(warm, probe):
     clear_caches()
     classify(warm)
     assert classify(probe) == uncached_classify(probe)
+
+
+def test_prepare_and_execute_in_one_text_is_checked_in_order():
+    """A PREPARE earlier in the same text counts; a DEALLOCATE in between makes the EXECUTE unknown."""
+    assert check(READ_ONLY, classify("PREPARE r AS SELECT 1; EXECUTE r")) is None
+    assert check(READ_ONLY, classify("PREPARE r AS SELECT 1; DEALLOCATE ALL; EXECUTE r")) is not None
+    registry = PreparedRegistry()
+    registry.observe(classify("PREPARE r AS SELECT 1"))
+    violation = check(Guardrails(deny=["ddl"]), classify("PREPARE r AS DELETE FROM t WHERE id = 1; EXECUTE r"))
+    assert violation is None  # a write grant may
+    violation = check(READ_ONLY, classify("DEALLOCATE r; PREPARE r AS DELETE FROM t WHERE id = 1"), prepared=registry)
+    assert violation is not None

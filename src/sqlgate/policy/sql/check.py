@@ -39,19 +39,21 @@ def check(
         if _allows_ddl(guardrails):
             return None
         return Violation("unparsable", f"the statement does not parse ({classification.error}); it cannot be checked")
+    earlier: dict[str, Classification | None] = {}  # PREPARE / DEALLOCATE earlier in this same text
     for index, statement in enumerate(classification.statements):
-        violation = _check_statement(guardrails, statement, prepared) or _check_executed(
-            guardrails, statement, prepared
-        )
+        violation = _check_statement(guardrails, statement) or _check_executed(guardrails, statement, earlier, prepared)
         if violation is not None:
             return Violation(violation.kind, violation.reason, index)
+        if statement.prepares:
+            earlier[statement.prepares] = Classification((statement,), classification.dialect)
+        if statement.deallocates == "*":
+            earlier.clear()
+        if statement.deallocates:
+            earlier[statement.deallocates] = None
     return None
 
 
-def _check_statement(  # noqa: PLR0911 - one exit per kind of refusal
-    guardrails: Guardrails | None, statement: Statement, prepared: PreparedRegistry | None
-) -> Violation | None:
-    del prepared
+def _check_statement(guardrails: Guardrails | None, statement: Statement) -> Violation | None:  # noqa: PLR0911
     if statement.identity is not None:
         return Violation("identity", f"{statement.identity}; sessions keep the caller's identity")
     if guardrails is None:
@@ -73,12 +75,20 @@ def _check_statement(  # noqa: PLR0911 - one exit per kind of refusal
 
 
 def _check_executed(
-    guardrails: Guardrails | None, statement: Statement, prepared: PreparedRegistry | None
+    guardrails: Guardrails | None,
+    statement: Statement,
+    earlier: dict[str, Classification | None],
+    prepared: PreparedRegistry | None,
 ) -> Violation | None:
     name = statement.executes
     if name is None or guardrails is None:
         return None
-    target = prepared.lookup(name) if prepared is not None else None
+    if name in earlier:
+        target = earlier[name]
+    elif "*" in earlier:
+        target = None
+    else:
+        target = prepared.lookup(name) if prepared is not None else None
     if target is None:
         return Violation("prepared", f"EXECUTE {name}: what it prepared is unknown, so it cannot be checked")
     inner = check(guardrails, target)
