@@ -5,7 +5,8 @@ Pure: no I/O, no clock (the caller passes ``at``). The order of reasoning:
 1. An expired token is denied.
 2. Rules that apply are those naming the database and matching the caller's ``who``.
 3. A deny rule whose conditions hold wins: without a role it denies everything,
-   with a role it removes that role.
+   with a role it removes that role. An unknown source address counts as inside
+   a deny rule's ``from`` (fail closed) and outside an allow rule's.
 4. Among allow rules whose ``when`` and ``from`` hold, the requested role is
    chosen; when no role is asked for, the best one granted without waiting for
    approval, in the order read < write < admin < custom roles (an earlier rule's

@@ -1,5 +1,8 @@
 """PolicyHolder: the policy in force, reloaded from its file when the file changes.
 
+:meth:`PolicyHolder.watch` polls the file's SHA-256 (not its mtime, which a quick
+rewrite can leave unchanged) and reloads when it differs.
+
 A changed file is validated and compiled off to the side, then swapped in with
 one assignment, so a decision sees either the old policy or the new one, never a
 mix. An invalid file changes nothing: the old policy stays in force, the error is
