@@ -14,8 +14,8 @@ from sqlgate.identity.devissuer_http import dev_issuer_router
 from sqlgate.services import Services
 
 
-def create_app(services: Services) -> FastAPI:
-    """The HTTP API of one gateway replica, serving ``services``."""
+def create_app(services: Services, *, pgwire_port: int | None = None) -> FastAPI:
+    """The HTTP API of one gateway replica, serving ``services``; ``pgwire_port``: the bound pgwire port."""
     app = FastAPI(
         title="sqlgate",
         version=__version__,
@@ -24,6 +24,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     api = ApiState(services)
+    api.pgwire_port = pgwire_port
     app.state.api = api
     services.on_close.append(api.close)
     problems.install(app)

@@ -6,7 +6,8 @@
     ├── BadRequest        22023 / 400  a parameter the schema cannot check is invalid (a time, a duration)
     ├── QueryFailed       <the database's SQLSTATE> / 400  the database refused the statement
     ├── QueryTimeout      57014 / 504  the statement ran past its timeout
-    └── SessionNotFound   42704 / 404  no live session has that id
+    ├── SessionNotFound   42704 / 404  no live session has that id
+    └── UnknownDatabase   3D000 / 404  no database has that alias
 
 ``QueryFailed`` carries the SQLSTATE the database answered with in ``code``;
 the problem JSON shows it as ``sqlstate``.
@@ -46,4 +47,11 @@ class SessionNotFound(SqlgateError):
     """No live session has that id."""
 
     sqlstate = "42704"
+    http_status = 404
+
+
+class UnknownDatabase(SqlgateError):
+    """No database of the gateway's settings has that alias."""
+
+    sqlstate = "3D000"
     http_status = 404

@@ -22,12 +22,13 @@ from typing import Any, Self
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
 from sqlgate.api import metrics
-from sqlgate.api.errors import QueryFailed, QueryTimeout
+from sqlgate.api.errors import QueryFailed, QueryTimeout, UnknownDatabase
 from sqlgate.api.grants import GrantCache
 from sqlgate.api.pools import LeasePools
 from sqlgate.api.values import Column, column_masker, converters, row_to_json
 from sqlgate.audit.events import AuditEvent, Outcome, PrincipalRef
 from sqlgate.broker.lease import Lease
+from sqlgate.config import DatabaseConfig
 from sqlgate.errors import AccessDenied, ApprovalRequired, LeaseEnded, UpstreamError
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.decide import Decision
@@ -77,6 +78,14 @@ class QueryEngine:
 
     # -- policy ------------------------------------------------------------------
 
+    def database(self, alias: str) -> DatabaseConfig:
+        """The configured database ``alias`` (UnknownDatabase, 404, when there is none)."""
+        config = self.services.settings.databases.get(alias)
+        if config is None:
+            known = ", ".join(sorted(self.services.settings.databases)) or "none"
+            raise UnknownDatabase(f"database {alias!r} is not served by this gateway (databases here: {known})")
+        return config
+
     async def decide(self, principal: Principal, database: str, role: str | None) -> Decision:
         """Policy's decision now, with the caller's approved grants (not audited: for listings)."""
         decision = self.services.decide(principal, database, role)
@@ -90,7 +99,7 @@ class QueryEngine:
         self, principal: Principal, database: str, role: str | None, *, purpose: str = "query"
     ) -> Decision:
         """The allowing decision (audited, with ``purpose``), or ApprovalRequired / AccessDenied naming the rule."""
-        self.services.settings.database(database)
+        self.database(database)
         decision = await self.decide(principal, database, role)
         await self.services.audit.submit(
             AuditEvent(
@@ -129,7 +138,7 @@ class QueryEngine:
     async def prepare(self, principal: Principal, statement: Statement) -> Authorized:
         """Policy, guardrails and lease for ``statement``; raises the refusal the caller should see."""
         decision = await self.authorize(principal, statement.database, statement.role)
-        config = self.services.settings.database(statement.database)
+        config = self.database(statement.database)
         if config.engine != "postgres":
             raise QueryFailed(
                 f"database {statement.database!r} is a {config.engine} database; the query API serves PostgreSQL",

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlgate.api.grants import GrantCache
 from sqlgate.api.pools import LeasePools
 from sqlgate.api.query import QueryEngine
+from sqlgate.audit.events import AuditEvent
+from sqlgate.audit.log import AuditLog
+from sqlgate.policy.requests import RequestService
 from sqlgate.services import Services
 
 
-def _request_service(services: Services) -> Any:
-    """The access-request service: the gateway's own when it has one, else one over the same store."""
-    existing = getattr(services, "requests", None)
-    if existing is not None:
-        return existing
-    try:
-        from sqlgate.policy.requests import RequestService  # noqa: PLC0415 - optional until the policy package has it
-    except ImportError:
-        return None
-    return RequestService(services.store, services.audit, services.policy)
+class _QueuedAuditor:
+    """Records request steps through the audit queue instead of waiting for the write.
+
+    RequestService audits inside its own state-database transaction; waiting there
+    for the audit writer's transaction deadlocks on SQLite (one writer at a time).
+    Queued, the record is written right after the step's transaction commits.
+    """
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+
+    async def record(self, event: AuditEvent) -> None:
+        """Queue ``event`` (written once the caller's transaction ends)."""
+        await self._audit.submit(event)
+
+    def enqueue(self, event: AuditEvent) -> None:
+        """Queue ``event``."""
+        self._audit.enqueue(event)
+
+
+def _request_service(services: Services) -> RequestService:
+    """The access-request service over the gateway's store, auditing through the queue (see _QueuedAuditor)."""
+    return RequestService(services.store, _QueuedAuditor(services.audit), services.policy)
 
 
 class ApiState:
@@ -36,6 +50,7 @@ class ApiState:
             default_timeout_ms=int(settings.default_timeout.total_seconds() * 1000),
         )
         self.engine = QueryEngine(services, self.pools, self.grants)
+        self.pgwire_port: int | None = None
 
     async def close(self) -> None:
         """Close every pool."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shlex
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from sqlgate.api.deps import ApiDep, CurrentPrincipal
 from sqlgate.api.errors import BadRequest
 from sqlgate.api.models import ConnectInfo, Credentials, CredentialsRequest, DatabaseAccess, DatabaseList, WhoAmI
+from sqlgate.api.state import ApiState
 from sqlgate.config import Settings, parse_duration, split_host_port
 from sqlgate.policy.decide import Decision
 
@@ -26,24 +27,31 @@ async def whoami(principal: CurrentPrincipal) -> WhoAmI:
 
 
 @router.get("/v1/databases", response_model=DatabaseList)
-async def databases(principal: CurrentPrincipal, api: ApiDep) -> DatabaseList:
+async def databases(principal: CurrentPrincipal, api: ApiDep, request: Request) -> DatabaseList:
     """Each database you may use now (or after an approval), with the role, time limit and how to connect."""
     settings = api.services.settings
     found = []
     for alias in sorted(settings.databases):
         decision = await api.engine.decide(principal, alias, None)
         if decision.outcome != "deny":
-            found.append(_access(settings, alias, decision, principal.name))
+            found.append(_access(settings, alias, decision, principal.name, _pgwire_address(api, request)))
     return DatabaseList(databases=found)
 
 
-def _access(settings: Settings, alias: str, decision: Decision, user: str) -> DatabaseAccess:
+def _pgwire_address(api: ApiState, request: Request) -> tuple[str, int]:
+    """Where clients reach the pgwire listener: its host (the one this request used when it listens on all)."""
+    host, port = split_host_port(api.services.settings.listen.postgres)
+    if host in {"0.0.0.0", "::", ""}:  # noqa: S104 - naming the address, not binding it
+        host = request.url.hostname or "127.0.0.1"
+    return host, api.pgwire_port or port
+
+
+def _access(settings: Settings, alias: str, decision: Decision, user: str, address: tuple[str, int]) -> DatabaseAccess:
     config = settings.databases[alias]
     ttl = decision.to_dict()
     connect = None
     if config.engine == "postgres":
-        host, port = split_host_port(settings.listen.postgres)
-        host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 - naming, not binding
+        host, port = address
         line = f"psql {shlex.quote(f'host={host} port={port} dbname={alias} user={user}')}"
         connect = ConnectInfo(host=host, port=port, dbname=alias, psql=line + "  # password: your token")
     return DatabaseAccess(

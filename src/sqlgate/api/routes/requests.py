@@ -39,7 +39,7 @@ def _out(request: Any) -> AccessRequestOut:
 @router.post("/v1/requests", response_model=AccessRequestOut, status_code=201)
 async def create_request(body: AccessRequestCreate, principal: CurrentPrincipal, api: ApiDep) -> AccessRequestOut:
     """Ask for a role that policy grants only after approval."""
-    api.services.settings.database(body.database)
+    api.engine.database(body.database)
     duration = None
     if body.duration is not None:
         try:
