@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -191,3 +192,15 @@ async def test_a_step_whose_audit_fails_does_not_happen(env):
     with pytest.raises(AuditError):
         await broken.create(BOB, "demo", "write", None, "x", at=T0)
     assert await service.list() == []
+
+
+async def test_concurrent_approvals_count_both(env, state_url):
+    """Two approvers at once: the row lock serialises them, so the second sees the first (PostgreSQL)."""
+    if state_url.startswith("sqlite"):
+        pytest.skip("SQLite serialises writers itself; the row lock matters on PostgreSQL")
+    service, _, _, _ = env
+    request = await service.create(BOB, "demo", "write", None, "incident", at=T0)
+    results = await asyncio.gather(service.approve(request.id, ALICE, at=T0), service.approve(request.id, CAROL, at=T0))
+    assert sorted(r.approvals for r in results) == [1, 2]
+    final = await service.get(request.id)
+    assert (final.status, final.approvals) == ("approved", 2)
