@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlgate.identity.principal import Principal
 from sqlgate.policy import Guardrails, PolicyFile, compile_policy, decide
+from sqlgate.policy.masking import Masker, apply
 from sqlgate.policy.sql import check, classify, clear_caches, uncached_classify
 
 AT = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -99,7 +100,19 @@ def bench_classify() -> None:
     rate("classify(mysql), uncached typical", lambda: uncached_classify(TYPICAL, "mysql"), None, per_second=False)
 
 
+def bench_masking() -> None:
+    masker = Masker({"customers.email": "email", "*.ssn": "redact", "*.card": "last4"})
+    columns = [("customers", "id"), ("customers", "email"), ("customers", "ssn"), ("orders", "card"), (None, "total")]
+    row = ["1", "alice@example.com", "123-45-6789", "4242424242424242", "9.99"]
+    plan = masker.columns_to_mask(columns)
+    rate(
+        "Masker.columns_to_mask(), known result shape", lambda: masker.columns_to_mask(columns), None, per_second=False
+    )
+    rate("masking one 5-column row (3 masked)", lambda: apply(plan, row), None, per_second=False)
+
+
 if __name__ == "__main__":
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (figures scale with it)")
     bench_decide()
     bench_classify()
+    bench_masking()
