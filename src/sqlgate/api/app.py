@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from sqlgate import __version__
-from sqlgate.api import problems
+from sqlgate.api import mcp, problems
+from sqlgate.api.mcp import McpEndpoint
 from sqlgate.api.middleware import ApiMiddleware
 from sqlgate.api.routes import access, audit, health, query, requests, sessions
 from sqlgate.api.state import ApiState
@@ -33,5 +35,8 @@ def create_app(services: Services, *, pgwire_port: int | None = None) -> FastAPI
         app.include_router(module.router)
     if services.settings.identity.dev_issuer:
         app.include_router(dev_issuer_router(DevIssuer.from_settings(services.settings)))
+    endpoint = McpEndpoint(api)
+    services.on_close.append(endpoint.close)
+    app.router.routes.append(Route(mcp.PATH, endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False))
     app.add_middleware(ApiMiddleware, max_body_bytes=services.settings.api.max_body_bytes)
     return app

@@ -32,7 +32,11 @@ ApiDep = Annotated[ApiState, Depends(get_api)]
 
 def bearer_token(request: Request) -> str:
     """The token of ``Authorization: Bearer <token>``; IdentityError (401) when absent or malformed."""
-    header = request.headers.get("authorization", "")
+    return parse_bearer(request.headers.get("authorization", ""))
+
+
+def parse_bearer(header: str) -> str:
+    """The token of an ``Authorization`` header value ``Bearer <token>``; IdentityError (401) otherwise."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise IdentityError(

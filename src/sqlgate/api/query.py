@@ -53,6 +53,7 @@ class Statement:
     role: str | None = None
     max_rows: int | None = None
     timeout_ms: int | None = None
+    protocol: str = "http"
 
 
 @dataclass
@@ -261,7 +262,7 @@ class QueryEngine:
                 outcome=outcome,
                 reason=reason,
                 data={
-                    "protocol": "http",
+                    "protocol": statement.protocol,
                     "sql": statement.sql[:MAX_SQL_AUDITED],
                     "params": _bounded(statement.params),
                     "rows": rows,

@@ -11,6 +11,7 @@ from sqlgate.api.errors import BadRequest
 from sqlgate.api.models import ConnectInfo, Credentials, CredentialsRequest, DatabaseAccess, DatabaseList, WhoAmI
 from sqlgate.api.state import ApiState
 from sqlgate.config import Settings, parse_duration, split_host_port
+from sqlgate.identity.principal import Principal
 from sqlgate.policy.decide import Decision
 
 router = APIRouter(tags=["access"])
@@ -29,20 +30,25 @@ async def whoami(principal: CurrentPrincipal) -> WhoAmI:
 @router.get("/v1/databases", response_model=DatabaseList)
 async def databases(principal: CurrentPrincipal, api: ApiDep, request: Request) -> DatabaseList:
     """Each database you may use now (or after an approval), with the role, time limit and how to connect."""
+    return DatabaseList(databases=await reachable_databases(api, principal, request.url.hostname))
+
+
+async def reachable_databases(api: ApiState, principal: Principal, request_host: str | None) -> list[DatabaseAccess]:
+    """Databases policy grants ``principal`` now or after approval; ``request_host``: the host the caller used."""
     settings = api.services.settings
     found = []
     for alias in sorted(settings.databases):
         decision = await api.engine.decide(principal, alias, None)
         if decision.outcome != "deny":
-            found.append(_access(settings, alias, decision, principal.name, _pgwire_address(api, request)))
-    return DatabaseList(databases=found)
+            found.append(_access(settings, alias, decision, principal.name, _pgwire_address(api, request_host)))
+    return found
 
 
-def _pgwire_address(api: ApiState, request: Request) -> tuple[str, int]:
+def _pgwire_address(api: ApiState, request_host: str | None) -> tuple[str, int]:
     """Where clients reach the pgwire listener: its host (the one this request used when it listens on all)."""
     host, port = split_host_port(api.services.settings.listen.postgres)
     if host in {"0.0.0.0", "::", ""}:  # noqa: S104 - naming the address, not binding it
-        host = request.url.hostname or "127.0.0.1"
+        host = request_host or "127.0.0.1"
     return host, api.pgwire_port or port
 
 

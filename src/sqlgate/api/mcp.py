@@ -1,0 +1,186 @@
+"""The MCP server at ``/mcp`` (streamable HTTP): the gateway's tools for AI agents.
+
+Tools: ``list_databases``, ``describe`` (tables and columns the caller may see),
+``query`` (the same policy, guardrails, masking and audit as ``POST /v1/query``:
+read-only unless policy grants more) and ``explain_access`` (why policy decides
+as it does). The caller authenticates with the same bearer tokens as the API:
+a request without a valid token is refused with 401 before it reaches the MCP
+server, and every tool verifies the token of the request it serves (cached by
+the authenticator), so a tool always acts as the identity that called it.
+
+The server runs stateless with JSON responses: each request stands alone, so
+any replica can answer it. Its session manager starts with the first request
+and stops when the API closes (the gateway runs uvicorn without lifespan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sqlgate import __version__
+from sqlgate.api.deps import parse_bearer
+from sqlgate.api.problems import problem_response
+from sqlgate.api.query import Statement
+from sqlgate.api.state import ApiState
+from sqlgate.api.values import column_masker
+from sqlgate.config import is_loopback, split_host_port
+from sqlgate.errors import SqlgateError
+from sqlgate.identity.principal import Principal
+from sqlgate.policy.explain import explain
+
+PATH = "/mcp"
+MAX_ROWS = 500
+DESCRIBE_SQL = (
+    "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
+    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
+    "ORDER BY table_schema, table_name, ordinal_position"
+)
+INSTRUCTIONS = (
+    "sqlgate runs SQL on databases as the calling identity. Call list_databases first, then describe a "
+    "database, then query it. Statements are read-only unless policy grants more; some columns are masked. "
+    "When access is refused, explain_access says which rule decided and why."
+)
+
+
+async def _principal(api: ApiState, ctx: Context) -> Principal:
+    headers = ctx.headers or {}
+    request = ctx.request_context.request
+    client = getattr(request, "client", None)
+    try:
+        token = parse_bearer(headers.get("authorization", ""))
+        return await api.services.authenticator.authenticate(token, client.host if client else None)
+    except SqlgateError as exc:
+        raise ToolError(f"401: {exc}") from None
+
+
+def _tool_error(exc: SqlgateError) -> ToolError:
+    rule = getattr(exc, "rule", None)
+    return ToolError(f"{exc.http_status}: {exc}" + (f" (rule {rule})" if rule else ""))
+
+
+def build_server(api: ApiState) -> MCPServer[Any]:
+    """The MCP server with sqlgate's four tools, acting for ``api``."""
+    server: MCPServer[Any] = MCPServer(name="sqlgate", version=__version__, instructions=INSTRUCTIONS)
+
+    @server.tool()
+    async def list_databases(ctx: Context) -> dict[str, Any]:
+        """The databases you may query now (or after an approval), with role and time limit."""
+        from sqlgate.api.routes.access import reachable_databases  # noqa: PLC0415 - routes import this module's peers
+
+        principal = await _principal(api, ctx)
+        found = await reachable_databases(api, principal, None)
+        return {"databases": [entry.model_dump(exclude={"connect"}) for entry in found]}
+
+    @server.tool()
+    async def describe(database: str, ctx: Context) -> dict[str, Any]:
+        """Tables and columns you may see on `database` (masked columns are marked)."""
+        principal = await _principal(api, ctx)
+        try:
+            job = await api.engine.prepare(principal, Statement(database, DESCRIBE_SQL, protocol="mcp"))
+            result = await api.engine.run(job)
+        except SqlgateError as exc:
+            raise _tool_error(exc) from None
+        masker = column_masker(job.decision.mask, api.engine.hash_key)
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for schema, table, column, data_type in result["rows"]:
+            masked = bool(masker and masker.columns_to_mask([(None, column)]))
+            tables.setdefault(f"{schema}.{table}", []).append({"name": column, "type": data_type, "masked": masked})
+        return {
+            "database": database,
+            "role": job.decision.role,
+            "tables": [{"name": name, "columns": columns} for name, columns in tables.items()],
+        }
+
+    @server.tool()
+    async def query(
+        database: str, sql: str, ctx: Context, params: list[Any] | None = None, max_rows: int = 100
+    ) -> dict[str, Any]:
+        """Run one SQL statement on `database` as you (read-only unless policy grants more; masked results)."""
+        principal = await _principal(api, ctx)
+        rows = max(1, min(max_rows, MAX_ROWS))
+        try:
+            job = await api.engine.prepare(
+                principal, Statement(database, sql, list(params or []), max_rows=rows, protocol="mcp")
+            )
+            return await api.engine.run(job)
+        except SqlgateError as exc:
+            raise _tool_error(exc) from None
+
+    @server.tool()
+    async def explain_access(database: str, ctx: Context, role: str | None = None) -> dict[str, Any]:
+        """Why policy allows, denies or needs approval for you on `database`: every rule and what it said."""
+        principal = await _principal(api, ctx)
+        try:
+            api.engine.database(database)
+        except SqlgateError as exc:
+            raise _tool_error(exc) from None
+        grants = await api.grants.get(principal, database)
+        explanation = explain(
+            api.services.policy.policy, principal, database, role, datetime.now(UTC), principal.source, grants=grants
+        )
+        return explanation.to_dict()
+
+    return server
+
+
+class McpEndpoint:
+    """The ASGI endpoint at ``/mcp``: refuses requests without a valid token, then hands them to the MCP server."""
+
+    def __init__(self, api: ApiState) -> None:
+        self.api = api
+        self.server = build_server(api)
+        host, _port = split_host_port(api.services.settings.listen.http)
+        security = None if is_loopback(host) else TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        self.app: ASGIApp = self.server.streamable_http_app(
+            streamable_http_path=PATH,
+            stateless_http=True,
+            json_response=True,
+            transport_security=security,
+            host=host,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one MCP request."""
+        client = scope.get("client")
+        try:
+            token = parse_bearer(_header(scope, b"authorization"))
+            await self.api.services.authenticator.authenticate(token, client[0] if client else None)
+        except SqlgateError as exc:
+            response = problem_response(exc.http_status, str(exc), kind="unauthorized", sqlstate=exc.sqlstate)
+            await response(scope, receive, send)
+            return
+        await self._ensure_running()
+        await self.app(scope, receive, send)
+
+    async def _ensure_running(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="sqlgate-mcp")
+        await self._started.wait()
+
+    async def _run(self) -> None:
+        async with self.server.session_manager.run():
+            self._started.set()
+            await self._stop.wait()
+
+    async def close(self) -> None:
+        """Stop the MCP session manager (if it started)."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return ""
