@@ -31,13 +31,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from examples.fastapi_app.app import create_app
+import multiprocessing
+from typing import Any, Self
 
-from sqlgate.connector import EndUsers, GatewayCredentials
+import uvicorn
+from examples.fastapi_app.app import create_app
+from joserfc.jwk import ECKey
+
+from sqlgate.connector import EndUsers, GatewayCredentials, JwtVerifier
 from sqlgate.connector.fastapi import Connector
 from sqlgate.connector.testing import MintingGateway, ServerThread, StaticToken, TestIssuer
 from sqlgate.embedded import EmbeddedPostgres
@@ -120,18 +126,19 @@ def prepare(server: EmbeddedPostgres) -> None:
     server.psql(SCHEMA_SQL + RLS_SQL + LOGIN_EVENTS_SQL, dbname="demo")
 
 
-async def client(http: httpx.AsyncClient, tokens: list[str], until: float, out: list[Outcome]) -> None:
+async def client(http: aiohttp.ClientSession, base: str, tokens: list[str], until: float, out: list[Outcome]) -> None:
     while time.monotonic() < until:
         headers = {"Authorization": "Bearer " + random.choice(tokens)}  # noqa: S311 - load mix
         path = random.choice(PATHS)  # noqa: S311 - load mix
         start, retries, ok, status = time.monotonic(), 0, False, ""
         while True:
             try:
-                response = await http.get(path, headers=headers)
-                ok = response.status_code in {200, 404}
-                retry = response.status_code == 503
-                status = str(response.status_code)
-            except httpx.HTTPError as exc:
+                async with http.get(base + path, headers=headers) as response:
+                    await response.read()
+                ok = response.status in {200, 404}
+                retry = response.status == 503
+                status = str(response.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 ok, retry, status = False, True, type(exc).__name__
             if ok or not retry or retries >= 5:
                 break
@@ -161,6 +168,62 @@ async def sample(server: EmbeddedPostgres, until: float, sampled: Sampled) -> No
         await asyncio.sleep(0.5)
 
 
+def app_config(args: argparse.Namespace, gateway_url: str, issuer: TestIssuer) -> dict[str, Any]:
+    """What the app process needs: the gateway, the end users' issuer key, pool sizes, its port."""
+    return {
+        "gateway": gateway_url,
+        "ttl": args.ttl,
+        "pool": args.pool,
+        "port": free_port(),
+        "log_level": args.app_log_level,
+        "issuer": issuer.issuer,
+        "audience": issuer.audience,
+        "jwk": issuer.key.as_dict(private=False),
+    }
+
+
+def serve_app(config: dict[str, Any]) -> None:
+    """The example app under uvicorn (runs in its own process, so clients and app do not share a GIL)."""
+    source = GatewayCredentials(config["gateway"], "demo", identity=StaticToken(APP_TOKEN), ttl=config["ttl"])
+    verifier = JwtVerifier(
+        ECKey.import_key(config["jwk"]), issuer=config["issuer"], audience=config["audience"], algorithms=["ES256"]
+    )
+    connector = Connector(
+        source,
+        end_users=EndUsers(verifier),
+        sqlalchemy=True,
+        pool_options={"min_size": 5, "max_size": config["pool"]},
+        engine_options={"pool_size": config["pool"], "max_overflow": 0},  # overflow connections churn
+    )
+    uvicorn.run(
+        create_app(connector), host="127.0.0.1", port=config["port"], log_level=config["log_level"], access_log=False
+    )
+
+
+class AppProcess:
+    """The app in a child process; ready once /healthz answers."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.url = f"http://127.0.0.1:{config['port']}"
+        self._process = multiprocessing.get_context("spawn").Process(target=serve_app, args=(config,), daemon=True)
+
+    def __enter__(self) -> Self:
+        self._process.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self._process.is_alive():
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError("the example app did not start (run with --app-log-level info to see why)")
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.terminate()  # SIGTERM: uvicorn shuts down, the lifespan closes the pool
+        self._process.join(30)
+
+
 async def run(args: argparse.Namespace, server: EmbeddedPostgres) -> None:
     issuer = TestIssuer()
     tokens = [issuer.issue(f"customer{i}@example.com", ttl=3600) for i in range(1, 201)]
@@ -173,29 +236,20 @@ async def run(args: argparse.Namespace, server: EmbeddedPostgres) -> None:
         grant=GRANT,
         default_ttl=args.ttl,
     )
-    with ServerThread(gateway.app) as gw:
-        source = GatewayCredentials(gw.url, "demo", identity=StaticToken(APP_TOKEN), ttl=args.ttl)
-        connector = Connector(
-            source,
-            end_users=EndUsers(issuer.verifier),
-            sqlalchemy=True,
-            pool_options={"min_size": 5, "max_size": args.pool},
-            engine_options={"pool_size": 5, "max_overflow": args.pool - 5},
-        )
-        with ServerThread(create_app(connector), log_level=args.app_log_level) as app:
-            outcomes: list[Outcome] = []
-            window, sampled = Window(), Sampled()
-            limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-            async with httpx.AsyncClient(base_url=app.url, limits=limits, timeout=30) as http:
-                began = time.monotonic()
-                until = began + args.duration
-                await asyncio.gather(
-                    *(client(http, tokens, until, outcomes) for _ in range(args.clients)),
-                    restart(server, began + args.duration * args.restart_at, window),
-                    sample(server, until, sampled),
-                )
-                elapsed = time.monotonic() - began
-            minted = len(gateway.minted)
+    with ServerThread(gateway.app) as gw, AppProcess(app_config(args, gw.url, issuer)) as app:
+        outcomes: list[Outcome] = []
+        window, sampled = Window(), Sampled()
+        connector = aiohttp.TCPConnector(limit=args.clients)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
+            began = time.monotonic()
+            until = began + args.duration
+            await asyncio.gather(
+                *(client(http, app.url, tokens, until, outcomes) for _ in range(args.clients)),
+                restart(server, began + args.duration * args.restart_at, window),
+                sample(server, until, sampled),
+            )
+            elapsed = time.monotonic() - began
+        minted = len(gateway.minted)
     report(args, outcomes, window, sampled, elapsed, minted, server)
 
 
