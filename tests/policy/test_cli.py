@@ -8,7 +8,6 @@ import pytest
 from typer.testing import CliRunner
 
 from sqlgate.cli import app
-from sqlgate.errors import NotReady
 
 runner = CliRunner()
 
@@ -217,13 +216,6 @@ def test_policy_test_reports_bad_cases_with_lines(policy):
     result = runner.invoke(app, ["policy", "test", str(cases)])
     assert result.exit_code == 1
     assert "cases.0.at" in str(result.exception) or "cases.0.at" in result.output
-
-
-@pytest.mark.parametrize("command", ["request", "requests", "approve", "deny"])
-def test_request_placeholders_remain(command):
-    """They wait for the HTTP API; each refuses plainly."""
-    result = runner.invoke(app, [command, "abc"])
-    assert isinstance(result.exception, NotReady)
 
 
 def test_check_warns_about_databases_and_roles_the_settings_lack(policy, tmp_path):
