@@ -1,7 +1,8 @@
-"""Credential commands: `rotate-admin` rotates a database's admin secret; `creds` is still a placeholder.
+"""Credential commands: `rotate-admin` rotates a database's admin secret; `creds` prints a short-lived login.
 
-`creds` will ask the gateway's HTTP API (``POST /v1/credentials``) for a
-short-lived login once that API lands; until then it refuses with exit code 3.
+`creds` asks the gateway's HTTP API (``POST /v1/credentials``) for a login of the
+database itself, decided by policy for the caller's token (see
+:mod:`sqlgate.cli.apiclient` for the gateway URL and token).
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import typer
 from sqlgate.audit.events import AuditEvent
 from sqlgate.broker.backends import create_backend
 from sqlgate.broker.rotation import rotate_admin as rotate
-from sqlgate.cli.common import ConfigOption, JsonOption, console, not_ready, print_json
+from sqlgate.cli.apiclient import ApiClient, GatewayOption, TokenOption
+from sqlgate.cli.common import ConfigOption, JsonOption, console, print_json
 from sqlgate.config import DatabaseConfig, load_settings
-
-_LOOSE = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 class _StderrAuditor:
@@ -35,9 +35,29 @@ class _StderrAuditor:
         sys.stderr.write(json.dumps({"audit": event.model_dump(mode="json")}) + "\n")
 
 
-def creds() -> None:
-    """Print a short-lived database login for direct use."""
-    not_ready("creds")
+def creds(  # noqa: PLR0913, PLR0917 - one Typer option per parameter
+    database: Annotated[str, typer.Argument(help="Database alias.", show_default=False)],
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="Privilege level (default: the best policy grants).", show_default=False),
+    ] = None,
+    ttl: Annotated[
+        str | None, typer.Option("--ttl", help="Lifetime, e.g. 15m (capped by policy).", show_default=False)
+    ] = None,
+    config: ConfigOption = None,
+    gateway: GatewayOption = None,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Print a short-lived database login for direct use (policy decides; it expires by itself)."""
+    body = {"database": database, "role": role, "ttl": ttl}
+    issued = ApiClient(config, gateway, token).call("POST", "/v1/credentials", json=body)
+    if json_output:
+        print_json(issued)
+        return
+    for key in ("host", "port", "dbname", "user", "password", "expires_at"):
+        console.print(f"{key + ':':<12}{issued[key]}", highlight=False, markup=False)
+    console.print(f"{'dsn:':<12}{issued['dsn']}", highlight=False, markup=False, soft_wrap=True)
 
 
 def rotate_admin(
@@ -75,5 +95,5 @@ async def _rotate(alias: str, target: DatabaseConfig) -> datetime:
 
 def register(app: typer.Typer) -> None:
     """Add these commands to the command line."""
-    app.command("creds", context_settings=_LOOSE)(creds)
+    app.command("creds")(creds)
     app.command("rotate-admin")(rotate_admin)

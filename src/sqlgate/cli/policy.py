@@ -1,7 +1,7 @@
 """Policy commands (check, explain, test) and just-in-time access requests.
 
-``request``, ``requests``, ``approve`` and ``deny`` are placeholders until the
-HTTP API they call has landed; each says so and exits with code 3.
+``request``, ``requests``, ``approve`` and ``deny`` live in :mod:`sqlgate.cli.requests`
+(they call the gateway's HTTP API) and are registered here.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sqlgate.cli.common import ConfigOption, JsonOption, console, fail, not_ready, print_json
+from sqlgate.cli import requests as access_requests
+from sqlgate.cli.common import ConfigOption, JsonOption, console, fail, print_json
 from sqlgate.config import format_duration, load_settings
 from sqlgate.errors import ConfigError
 from sqlgate.identity.principal import Principal
 from sqlgate.policy import CompiledPolicy, Decision, explain, load_policy
 from sqlgate.policy.cases import DEFAULT_ISSUER, CaseResult, load_cases, run_case
 from sqlgate.policy.crosscheck import settings_warnings
-
-_LOOSE = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 policy_app = typer.Typer(help="Check, explain and test the policy file.", no_args_is_help=True)
 
@@ -186,30 +185,7 @@ def _print_results(results: list[CaseResult]) -> None:
     console.print(f"{len(results) - failed} passed, {failed} failed", highlight=False)
 
 
-def request() -> None:
-    """File an access request (database, role, duration, reason)."""
-    not_ready("request")
-
-
-def requests() -> None:
-    """List access requests."""
-    not_ready("requests")
-
-
-def approve() -> None:
-    """Approve an access request."""
-    not_ready("approve")
-
-
-def deny() -> None:
-    """Deny an access request."""
-    not_ready("deny")
-
-
 def register(app: typer.Typer) -> None:
     """Add these commands to the command line."""
     app.add_typer(policy_app, name="policy")
-    app.command("request", context_settings=_LOOSE)(request)
-    app.command("requests", context_settings=_LOOSE)(requests)
-    app.command("approve", context_settings=_LOOSE)(approve)
-    app.command("deny", context_settings=_LOOSE)(deny)
+    access_requests.register(app)
