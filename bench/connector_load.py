@@ -224,7 +224,56 @@ class AppProcess:
         self._process.join(30)
 
 
-async def run(args: argparse.Namespace, server: EmbeddedPostgres) -> None:
+@dataclass
+class Figures:
+    """The figures of one run."""
+
+    clients: int
+    elapsed: float
+    ttl: float
+    downtime: float
+    requests: int
+    failed_in_window: int
+    failed_outside: int
+    failure_kinds: dict[str, int]
+    retried: int
+    retried_ok: int
+    p50_ms: float
+    p99_ms: float
+    minted: int
+    logins: int
+    expired_refused: int
+    expired_accepted: int
+    stale_active: int
+    stale_idle: int
+    samples: int
+
+    def print(self) -> None:
+        """Print the figures."""
+        print(
+            f"connector load: {self.clients} clients, {self.elapsed:.1f} s, logins of {self.ttl:g} s (rotated every "
+            f"{self.ttl / 2:g} s), database restarted once ({self.downtime:.1f} s down)"
+        )
+        print(f"  requests            {self.requests}  ({self.requests / self.elapsed:.0f}/s)")
+        print(
+            f"  failed              {self.failed_in_window} in the restart window, {self.failed_outside} outside it"
+            f"  {self.failure_kinds}"
+        )
+        print(f"  retried (503)       {self.retried}, of which succeeded {self.retried_ok}")
+        print(f"  latency             p50 {self.p50_ms:.1f} ms  p99 {self.p99_ms:.1f} ms")
+        print(f"  credentials minted  {self.minted}; app logins {self.logins}")
+        print(
+            f"  expired logins      {self.expired_refused} refused (server log), "
+            f"{self.expired_accepted} accepted after VALID UNTIL"
+        )
+        print(
+            f"  sessions of expired logins (max seen, {self.samples} samples): {self.stale_active} running a "
+            f"query, {self.stale_idle} idle"
+        )
+
+
+async def run(args: argparse.Namespace, server: EmbeddedPostgres) -> Figures:
+    """One load run on a prepared server; returns its figures."""
     issuer = TestIssuer()
     tokens = [issuer.issue(f"customer{i}@example.com", ttl=3600) for i in range(1, 201)]
     gateway = MintingGateway(
@@ -250,10 +299,10 @@ async def run(args: argparse.Namespace, server: EmbeddedPostgres) -> None:
             )
             elapsed = time.monotonic() - began
         minted = len(gateway.minted)
-    report(args, outcomes, window, sampled, elapsed, minted, server)
+    return figures(args, outcomes, window, sampled, elapsed, minted, server)
 
 
-def report(  # noqa: PLR0917 - one call site, all figures of one run
+def figures(  # noqa: PLR0917 - one call site, all inputs of one run
     args: argparse.Namespace,
     outcomes: list[Outcome],
     window: Window,
@@ -261,52 +310,61 @@ def report(  # noqa: PLR0917 - one call site, all figures of one run
     elapsed: float,
     minted: int,
     server: EmbeddedPostgres,
-) -> None:
+) -> Figures:
+    """The figures of a run, with the server-side checks."""
     ok = [o for o in outcomes if o.ok]
     failed_in = [o for o in outcomes if not o.ok and window.overlaps(o)]
     failed_out = [o for o in outcomes if not o.ok and not window.overlaps(o)]
     retried = [o for o in outcomes if o.retries]
     latencies = sorted((o.end - o.start) * 1000 for o in ok)
-    p50 = statistics.median(latencies) if latencies else float("nan")
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
-    refused_expired = (server.root / "server.log").read_text(errors="replace").count("has an expired password")
-    late_logins = int(server.psql("SELECT count(*) FROM login_events WHERE at >= valid_until", "demo").strip())
-    logins = int(server.psql("SELECT count(*) FROM login_events WHERE valid_until IS NOT NULL", "demo").strip())
-    print(
-        f"connector load: {args.clients} clients, {elapsed:.1f} s, logins of {args.ttl:g} s (rotated every "
-        f"{args.ttl / 2:g} s), database restarted once ({window.started_at - window.stop_at:.1f} s down)"
-    )
-    print(f"  requests            {len(outcomes)}  ({len(outcomes) / elapsed:.0f}/s)")
-    print(
-        f"  failed              {len(failed_in)} in the restart window, {len(failed_out)} outside it"
-        f"  {dict(Counter(o.status for o in failed_in + failed_out))}"
-    )
-    print(f"  retried (503)       {len(retried)}, of which succeeded {sum(o.ok for o in retried)}")
-    print(f"  latency             p50 {p50:.1f} ms  p99 {p99:.1f} ms")
-    print(f"  credentials minted  {minted}; app logins {logins}")
-    print(f"  expired logins      {refused_expired} refused (server log), {late_logins} accepted after VALID UNTIL")
-    print(
-        f"  sessions of expired logins (max seen, {sampled.samples} samples): {sampled.stale_active} running a "
-        f"query, {sampled.stale_idle} idle"
+    return Figures(
+        clients=args.clients,
+        elapsed=elapsed,
+        ttl=args.ttl,
+        downtime=window.started_at - window.stop_at,
+        requests=len(outcomes),
+        failed_in_window=len(failed_in),
+        failed_outside=len(failed_out),
+        failure_kinds=dict(Counter(o.status for o in failed_in + failed_out)),
+        retried=len(retried),
+        retried_ok=sum(o.ok for o in retried),
+        p50_ms=statistics.median(latencies) if latencies else float("nan"),
+        p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
+        minted=minted,
+        logins=int(server.psql("SELECT count(*) FROM login_events WHERE valid_until IS NOT NULL", "demo").strip()),
+        expired_refused=(server.root / "server.log").read_text(errors="replace").count("has an expired password"),
+        expired_accepted=int(server.psql("SELECT count(*) FROM login_events WHERE at >= valid_until", "demo").strip()),
+        stale_active=sampled.stale_active,
+        stale_idle=sampled.stale_idle,
+        samples=sampled.samples,
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def load_test(args: argparse.Namespace) -> Figures:
+    """Start a persistent embedded PostgreSQL, prepare it, run the load, stop it; returns the figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "pg", port=free_port()).start()
+        try:
+            prepare(server)
+            return asyncio.run(run(args, server))
+        finally:
+            server.stop()
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command-line arguments (defaults for a quick run)."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients (the issue's run: 200)")
     parser.add_argument("--duration", type=float, default=30, help="seconds of load (the issue's run: 60)")
     parser.add_argument("--ttl", type=float, default=10, help="login lifetime in seconds (rotation at half of it)")
     parser.add_argument("--restart-at", type=float, default=0.5, help="restart the database at this fraction")
     parser.add_argument("--app-log-level", default="critical", help="uvicorn log level of the app (error: tracebacks)")
     parser.add_argument("--pool", type=int, default=20, help="most connections per pool")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pg", port=free_port()).start()
-        try:
-            prepare(server)
-            asyncio.run(run(args, server))
-        finally:
-            server.stop()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    load_test(arguments()).print()
 
 
 if __name__ == "__main__":
