@@ -187,6 +187,7 @@ async def test_closed_log_refuses(sqlite_store, make_log):
         await log.record(security(1))
     with pytest.raises(AuditError, match="closed"):
         log.enqueue(statement(1))
+    await log.aclose()
 
 
 async def test_time_based_checkpoint(sqlite_store, make_log):
@@ -233,3 +234,23 @@ async def test_close_without_start_writes_what_was_queued(sqlite_store, make_log
     log.enqueue(statement(1))
     await log.aclose()
     assert [r["type"] for r in await stored(sqlite_store)] == ["statement", "audit.checkpoint"]
+
+
+async def test_record_before_start_is_refused(sqlite_store, make_log):
+    with pytest.raises(AuditError, match="not started"):
+        await make_log(sqlite_store).record(security(1))
+
+
+async def test_a_dead_writer_fails_waiters_instead_of_hanging(sqlite_store, make_log):
+    log = make_log(sqlite_store)
+    await log.start()
+
+    def broken(batch, *, final):
+        raise RuntimeError("bug")
+
+    log._chain_batch = broken
+    with pytest.raises(AuditError, match="writer stopped"):
+        await log.record(security(1))
+    with pytest.raises(AuditError, match="closed"):
+        log.enqueue(statement(1))
+    await log.aclose()

@@ -26,6 +26,8 @@ A security record waits behind the statement records queued before it (at
 most ``queue_size``, written ``batch_size`` per transaction): that is the price
 of one order for both paths.
 
+All methods are called from the event loop's thread.
+
 A dropped event is never silent: it is counted (``dropped``, the
 ``sqlgate_audit_dropped_total`` metric), logged (at most every 10 s, with the
 running total), and the next checkpoint written into the chain carries the
@@ -113,6 +115,7 @@ class AuditLog:
         self._drops_unreported = 0
         self._drop_logged_at = 0.0
         self._writer: asyncio.Task[None] | None = None
+        self._in_flight: list[_Item] = []
         self._closing = False
         self._failures = 0
 
@@ -153,6 +156,20 @@ class AuditLog:
             return
         await self._resume()
         self._writer = asyncio.create_task(self._run(), name=f"audit-writer-{self.chain_id}")
+        self._writer.add_done_callback(self._writer_ended)
+
+    def _writer_ended(self, task: asyncio.Task[None]) -> None:
+        """If the writer ever dies, nobody may wait for it: fail every waiter and refuse new events."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.critical("the audit writer stopped: %r; the audit log is closed", task.exception())
+        self._closing = True
+        self._room.set()
+        error = AuditError("the audit writer stopped; see the log")
+        for item in [*self._in_flight, *self._queue]:
+            if item.done is not None and not item.done.done():
+                item.done.set_exception(error)
+        self._queue.clear()
 
     async def aclose(self) -> None:
         """Write everything queued, sign a final checkpoint, stop the writer, close the sinks."""
@@ -164,7 +181,8 @@ class AuditLog:
         self._room.set()  # waiters in submit() see the log closing
         self._wakeup.set()
         if self._writer is not None:
-            await self._writer
+            with contextlib.suppress(Exception):  # a dead writer was already logged and failed its waiters
+                await self._writer
         for sink in self.sinks:
             with contextlib.suppress(Exception):
                 await sink.close()
@@ -194,6 +212,8 @@ class AuditLog:
     async def record(self, event: AuditEvent) -> None:
         """Record ``event`` and return once it is committed (raises AuditError if it cannot be)."""
         self._check_open()
+        if self._writer is None:
+            raise AuditError("the audit log is not started (await AuditLog.start() first)")
         record = self._prepare(event)
         if record is None:
             raise AuditError(f"audit event {event.type} could not be prepared; see the log")
@@ -235,6 +255,8 @@ class AuditLog:
     async def flush(self) -> None:
         """Wait until everything handed over so far is committed."""
         self._check_open()
+        if self._writer is None:
+            raise AuditError("the audit log is not started (await AuditLog.start() first)")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._push(_Item({}, done), counted=False)  # an empty record is a barrier, not written
         await asyncio.shield(done)
@@ -292,7 +314,9 @@ class AuditLog:
                     continue
             QUEUE_DEPTH.set(len(self._queue))
             batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            self._in_flight = batch
             await self._write(batch)
+            self._in_flight = []
         if self._since_checkpoint:
             await self._write([], final=True)
 
