@@ -88,7 +88,7 @@ class ChainReport:
 
     @property
     def unproven(self) -> int:
-        """Records after the last signature that covers them."""
+        """Records after the last checkpoint (or signed head) that vouches for them."""
         return max(0, self.last_seq - self.proven_seq)
 
 
@@ -254,7 +254,7 @@ class Verifier:
             self._fail(state, "bad_signature", seq, entry, f"checkpoint seq {seq}: the signature does not verify{why}")
             return False
         state.checkpoints += 1
-        state.proven_seq = seq - 1
+        state.proven_seq = seq  # the checkpoint itself carries the signature: only deleting it goes unseen
         return True
 
     def _signature_ok(self, chain: str, seq: int, record_hash: str, signature: str) -> bool:
