@@ -206,12 +206,17 @@ def _raise_lost(exc: BaseException) -> None:
     """Raise 503 with Retry-After when ``exc`` is a transient database fault (the connection was lost)."""
     orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error
     chain = [exc, exc.__cause__, orig, getattr(orig, "__cause__", None)]
-    fault = next((e for e in chain if e is not None and is_transient(e)), None)
+    fault = next((e for e in chain if e is not None and _from_the_database(e) and is_transient(e)), None)
     if fault is None and getattr(exc, "connection_invalidated", False):
         fault = exc
     if fault is not None:
         detail = f"the database connection was lost during the request ({describe_fault(fault)}); retry it"
         raise HTTPException(503, detail, headers={"Retry-After": "1"}) from None
+
+
+def _from_the_database(exc: BaseException) -> bool:
+    """True for the driver's and SQLAlchemy's errors and socket errors (not an endpoint's own OSError)."""
+    return type(exc).__module__.split(".")[0] in {"asyncpg", "sqlalchemy"} or isinstance(exc, ConnectionError)
 
 
 def _around_the_endpoint(dependency: Any) -> Any:

@@ -176,10 +176,6 @@ class CredentialPool(asyncpg.Pool):  # type: ignore[misc]
             if self._owns_manager:
                 await self.manager.aclose()
 
-    def terminate(self) -> None:
-        """Close every connection at once (the manager is left to :meth:`close`)."""
-        super().terminate()
-
 
 async def create_pool(  # noqa: PLR0913 - keyword-only options of a public constructor
     source: CredentialSource | CredentialManager,

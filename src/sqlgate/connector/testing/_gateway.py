@@ -18,6 +18,8 @@ import asyncpg  # type: ignore[import-untyped,unused-ignore]
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from sqlgate.connector.endusers import quote_ident
+
 TokenCheck = Callable[[str], Awaitable[bool]]
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -79,7 +81,7 @@ class MintingGateway:
         user = f"sgt_{secrets.token_hex(6)}"
         password = secrets.token_urlsafe(24)
         expires_at = (datetime.now(UTC) + timedelta(seconds=ttl)).replace(microsecond=0)
-        member = f' IN ROLE "{self.grant}"' if self.grant else ""
+        member = f" IN ROLE {quote_ident(self.grant)}" if self.grant else ""
         admin = await asyncpg.connect(self.admin_dsn)
         try:
             await admin.execute(
