@@ -188,3 +188,19 @@ async def test_dev_issuer_token_verifies_against_the_real_dev_issuer(real_dev_is
     claims = await verifier(token.value)
     assert (claims["sub"], claims["groups"]) == ("svc-orders", ["apps", "dba"])
     assert token.expires_at is not None
+
+
+async def test_dev_issuer_token_from_the_real_cli(tmp_path):
+    """Without an issuer URL, DevIssuerToken runs `sqlgate token --user U --group G --ttl T --json`."""
+    from joserfc import jwt  # noqa: PLC0415
+
+    from sqlgate.identity.devissuer import DevIssuer  # noqa: PLC0415 - the gateway side, for this test only
+
+    config = tmp_path / "sqlgate.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\nidentity:\n  dev_issuer: true\n")
+    command = [sys.executable, "-m", "sqlgate", "token", "-c", str(config)]
+    token = await DevIssuerToken("svc-orders", groups=["dba"], ttl="5m", command=command).token()
+    key = DevIssuer.load(tmp_path / "data", "http://unused").public_key()
+    claims = jwt.decode(token.value, key, algorithms=["ES256"]).claims
+    assert (claims["sub"], claims["groups"]) == ("svc-orders", ["dba"])
+    assert token.expires_at is not None
