@@ -42,41 +42,27 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal, Self
 
-from prometheus_client import Counter, Gauge
-
-from sqlgate.audit.canonical import format_time
-from sqlgate.audit.chain import ChainedRecord, Chainer
+from sqlgate.audit.chain import Chainer
 from sqlgate.audit.events import AuditEvent
 from sqlgate.audit.keys import Signer, signing_key_path
 from sqlgate.audit.otel import OtelSink
 from sqlgate.audit.pipeline import Pipeline
 from sqlgate.audit.sinks import JsonlSink, Sink, StdoutSink
-from sqlgate.audit.storage import Head, chain_id_for, last_record, read_heads, write_batch
+from sqlgate.audit.storage import chain_id_for
+from sqlgate.audit.writer import BatchWriter, Item
 from sqlgate.config import Settings
 from sqlgate.errors import AuditError, AuditQueueFull
 from sqlgate.store import StateStore
 
 log = logging.getLogger(__name__)
 
-RECORDS_WRITTEN = Counter("sqlgate_audit_records", "Audit records committed to the state database.")
-RECORDS_DROPPED = Counter("sqlgate_audit_dropped", "Statement audit records dropped because the queue was full.")
-QUEUE_DEPTH = Gauge("sqlgate_audit_queue_depth", "Audit records waiting for the writer.")
-SINK_ERRORS = Counter("sqlgate_audit_sink_errors", "Batches an extra sink (file, stdout, OTel) failed to write.")
 _DROP_LOG_EVERY = 10.0
-_RETRY_MAX = 5.0
 
 
-@dataclass(slots=True)
-class _Item:
-    record: dict[str, Any]
-    done: asyncio.Future[None] | None = None  # set when the caller waits for the commit
-
-
-class AuditLog:
+class AuditLog(BatchWriter):
     """The audit log of one replica: its own chain, written into the shared state database."""
 
     def __init__(  # noqa: PLR0913 - every option has a sensible default
@@ -105,7 +91,7 @@ class AuditLog:
         self.pipeline = pipeline or Pipeline()
         self.dropped = 0
         self.written = 0
-        self._queue: deque[_Item] = deque()
+        self._queue: deque[Item] = deque()
         self._queued = 0  # items in the queue that count against queue_size
         self._wakeup = asyncio.Event()
         self._room = asyncio.Event()
@@ -115,7 +101,7 @@ class AuditLog:
         self._drops_unreported = 0
         self._drop_logged_at = 0.0
         self._writer: asyncio.Task[None] | None = None
-        self._in_flight: list[_Item] = []
+        self._in_flight: list[Item] = []
         self._closing = False
         self._failures = 0
 
@@ -142,11 +128,6 @@ class AuditLog:
             checkpoint_every=audit.checkpoint_every,
             checkpoint_interval=audit.checkpoint_interval,
         )
-
-    @property
-    def chain_id(self) -> str:
-        """The chain id of this replica."""
-        return self.chain.chain_id
 
     # -- lifecycle -------------------------------------------------------
 
@@ -194,19 +175,6 @@ class AuditLog:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    async def _resume(self) -> None:
-        head = (await read_heads(self.store)).get(self.chain_id)
-        last = await last_record(self.store, self.chain_id)
-        if head is None and last is None:
-            return
-        if head is None or last is None or (head.seq, head.hash) != last:
-            raise AuditError(
-                f"audit chain {self.chain_id}: the stored records and the signed head disagree",
-                hint="run `sqlgate audit verify`; to continue on a new chain, set audit.chain_id "
-                "or remove data_dir/audit/chain_id",
-            )
-        self.chain.seq, self.chain.head_hash = head.seq, head.hash
-
     # -- handing events over ----------------------------------------------
 
     async def record(self, event: AuditEvent) -> None:
@@ -218,7 +186,7 @@ class AuditLog:
         if record is None:
             raise AuditError(f"audit event {event.type} could not be prepared; see the log")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._push(_Item(record, done), counted=False)
+        self._push(Item(record, done), counted=False)
         await asyncio.shield(done)
 
     async def submit(self, event: AuditEvent) -> None:
@@ -258,7 +226,7 @@ class AuditLog:
         if self._writer is None:
             raise AuditError("the audit log is not started (await AuditLog.start() first)")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._push(_Item({}, done), counted=False)  # an empty record is a barrier, not written
+        self._push(Item({}, done), counted=False)  # an empty record is a barrier, not written
         await asyncio.shield(done)
 
     def _prepare(self, event: AuditEvent) -> dict[str, Any] | None:
@@ -274,23 +242,17 @@ class AuditLog:
         if record is None:
             self._count_lost()
             return
-        self._push(_Item(record), counted=counted)
+        self._push(Item(record), counted=counted)
 
     def _check_open(self) -> None:
         if self._closing:
             raise AuditError("the audit log is closed")
 
-    def _push(self, item: _Item, *, counted: bool) -> None:
+    def _push(self, item: Item, *, counted: bool) -> None:
         self._queue.append(item)
         if counted:
             self._queued += 1
         self._wakeup.set()
-
-    def _count_lost(self) -> None:
-        self.dropped += 1
-        self._drops_unreported += 1
-        RECORDS_DROPPED.inc()
-        self._wakeup.set()  # the next checkpoint records the loss
 
     def _drop(self) -> None:
         self._count_lost()
@@ -301,126 +263,3 @@ class AuditLog:
                 "audit queue full (%d waiting): dropped statement records, %d so far", self._queued, self.dropped
             )
         self._wakeup.set()
-
-    # -- the writer ---------------------------------------------------------
-
-    async def _run(self) -> None:
-        while True:
-            if not self._queue:
-                if self._closing:
-                    break
-                await self._idle()
-                if not self._queue and not self._checkpoint_due():
-                    continue
-            QUEUE_DEPTH.set(len(self._queue))
-            batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
-            self._in_flight = batch
-            await self._write(batch)
-            self._in_flight = []
-        if self._since_checkpoint:
-            await self._write([], final=True)
-
-    async def _idle(self) -> None:
-        self._wakeup.clear()
-        timeout = None
-        if self._since_checkpoint or self._drops_unreported:
-            timeout = max(0.0, self._checkpoint_at + self.checkpoint_interval - time.monotonic())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
-
-    def _checkpoint_due(self) -> bool:
-        if self._drops_unreported:
-            return True
-        return bool(self._since_checkpoint) and time.monotonic() >= self._checkpoint_at + self.checkpoint_interval
-
-    def _chain_batch(self, batch: list[_Item], *, final: bool) -> list[ChainedRecord]:
-        records = []
-        for item in batch:
-            if not item.record:
-                continue
-            try:
-                records.append(self.chain(item.record))
-            except Exception as exc:  # a record the encoder cannot take must not stop the writer
-                self._unchainable(item, exc)
-                continue
-            self._since_checkpoint += 1
-            if self._since_checkpoint >= self.checkpoint_every:
-                records.append(self._checkpoint())
-        if self._since_checkpoint and (final or self._checkpoint_due()):
-            records.append(self._checkpoint())
-        return records
-
-    def _unchainable(self, item: _Item, exc: Exception) -> None:
-        log.error("audit record of type %s could not be encoded and is not stored: %s", item.record.get("type"), exc)
-        if item.done is None:
-            self._count_lost()
-        elif not item.done.done():
-            item.done.set_exception(AuditError(f"audit record could not be encoded: {exc}"))
-
-    def _checkpoint(self) -> ChainedRecord:
-        record = self.chain.checkpoint(self.signer, dropped=self._drops_unreported)
-        self._since_checkpoint = 0
-        self._drops_unreported = 0
-        self._checkpoint_at = time.monotonic()
-        return record
-
-    async def _write(self, batch: list[_Item], *, final: bool = False) -> None:
-        mark = self.chain.mark()
-        state = (self._since_checkpoint, self._drops_unreported, self._checkpoint_at)
-        records = self._chain_batch(batch, final=final)
-        try:
-            if records:
-                head = self._signed_head()
-                async with self.store.begin() as conn:
-                    await write_batch(conn, records, head)
-        except Exception as exc:
-            self.chain.rollback(mark)
-            self._since_checkpoint, self._drops_unreported, self._checkpoint_at = state
-            await self._failed(batch, exc)
-            return
-        self._failures = 0
-        self._committed(batch, len(records))
-        await self._fan_out(records)
-
-    def _signed_head(self) -> Head:
-        seq, digest = self.chain.mark()
-        signature = self.signer.sign(self.chain_id, seq, digest)
-        return Head(self.chain_id, seq, digest, format_time(datetime.now(UTC)), self.signer.key_id, signature)
-
-    def _committed(self, batch: list[_Item], count: int) -> None:
-        self.written += count
-        RECORDS_WRITTEN.inc(count)
-        for item in batch:
-            if item.done is None:
-                self._queued -= 1
-            elif not item.done.done():
-                item.done.set_result(None)
-        QUEUE_DEPTH.set(len(self._queue))
-        self._room.set()
-
-    async def _failed(self, batch: list[_Item], exc: Exception) -> None:
-        """Fail waiting callers (their action must not go on); put queued records back; back off."""
-        self._failures += 1
-        log.error("audit batch of %d records not stored: %s", len(batch), exc)
-        error = AuditError(f"audit record not stored: {exc}")
-        for item in reversed(batch):
-            if item.done is None:
-                self._queue.appendleft(item)
-            elif not item.done.done():
-                item.done.set_exception(error)
-        if self._closing and self._failures >= 3:
-            lost = sum(1 for item in self._queue if item.done is None)
-            log.error("audit log closing with the state database failing: %d queued records lost", lost)
-            self._queue.clear()
-            return
-        await asyncio.sleep(min(_RETRY_MAX, 0.05 * 2**self._failures))
-        with contextlib.suppress(Exception):
-            await self._resume()
-
-    async def _fan_out(self, records: list[ChainedRecord]) -> None:
-        for sink in self.sinks:
-            try:
-                await sink.write(records)
-            except Exception as exc:
-                SINK_ERRORS.inc()
-                log.error("audit sink %s failed on %d records: %s", type(sink).__name__, len(records), exc)  # noqa: TRY400 - one line, no traceback
