@@ -101,7 +101,7 @@ async def _verify_store(store: StateStore, key: Ed25519PublicKey) -> VerifyRepor
     verifier = Verifier(key, partial=False)
     heads = await read_heads(store)
     for chain in await chain_ids(store):
-        async for entry in entries(store, chain):
+        async for entry in entries(store, chain, page=20_000):
             verifier.add(entry)
     return verifier.finish(heads)
 
