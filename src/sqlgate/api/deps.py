@@ -12,7 +12,7 @@ from sqlgate.identity.principal import Principal
 from sqlgate.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The gateway's services (set on the app at creation)."""
     services: Services = request.app.state.services
     return services
@@ -21,7 +21,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_api(request: Request) -> ApiState:
+async def get_api(request: Request) -> ApiState:
     """The API's own state: pools, grant cache, query engine, access requests."""
     state: ApiState = request.app.state.api
     return state

@@ -7,6 +7,7 @@ cache when it records an approval itself.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -25,22 +26,29 @@ class GrantCache:
 
     def __init__(self, requests: RequestService | None) -> None:
         self._requests = requests
-        self._cache: dict[tuple[str, str], tuple[float, tuple[Grant, ...]]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, asyncio.Future[tuple[Grant, ...]]]] = {}
 
     async def get(self, principal: Principal, database: str) -> tuple[Grant, ...]:
-        """The grants of ``principal`` on ``database`` that were active a moment ago."""
+        """The grants of ``principal`` on ``database`` that were active a moment ago (one read at a time)."""
         if self._requests is None:
             return ()
         key = (principal.key, database)
-        now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < CACHE_SECONDS:
-            return hit[1]
-        grants = tuple(await self._requests.active_grants(principal, database))
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return await hit[1]
+        read = asyncio.ensure_future(self._read(principal, database))
         if len(self._cache) >= _MAX_ENTRIES:
             self._cache.clear()
-        self._cache[key] = (now, grants)
-        return grants
+        self._cache[key] = (time.monotonic(), read)
+        try:
+            return await asyncio.shield(read)
+        except Exception:
+            self._cache.pop(key, None)
+            raise
+
+    async def _read(self, principal: Principal, database: str) -> tuple[Grant, ...]:
+        assert self._requests is not None
+        return tuple(await self._requests.active_grants(principal, database))
 
     def forget(self) -> None:
         """Drop every cached answer (an approval was just recorded)."""

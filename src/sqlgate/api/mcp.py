@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sqlgate import __version__
 from sqlgate.api.deps import parse_bearer
 from sqlgate.api.problems import problem_response
-from sqlgate.api.query import Statement
+from sqlgate.api.running import Statement
 from sqlgate.api.state import ApiState
 from sqlgate.api.values import column_masker
 from sqlgate.config import is_loopback, split_host_port

@@ -17,15 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from datetime import timedelta
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
 from sqlgate.broker.broker import Broker
 from sqlgate.broker.lease import Lease
+from sqlgate.identity.principal import Principal
 
 log = logging.getLogger(__name__)
 
+_MAX_LEASES = 10_000
 _RESET = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL; SET statement_timeout = {ms}"
 
 
@@ -39,6 +43,7 @@ class LeasePools:
         self._pools: dict[str, Any] = {}
         self._opening: dict[str, asyncio.Task[Any]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._leases: dict[tuple[str, str, str], Lease] = {}
 
     @property
     def default_timeout_ms(self) -> int:
@@ -47,6 +52,22 @@ class LeasePools:
 
     def __len__(self) -> int:
         return len(self._pools)
+
+    async def lease(self, principal: Principal, database: str, role: str, ttl: timedelta) -> Lease:
+        """The broker's lease for this caller, remembered while the broker would hand out the same one.
+
+        The broker itself reuses a lease until a quarter of its life remains; asking
+        it once per API request would only add a ``lease.reuse`` record per statement.
+        """
+        key = (principal.key, database, role)
+        lease = self._leases.get(key)
+        if lease is not None and time.time() < lease.reuse_until.timestamp() and lease.id in self._pools:
+            return lease
+        lease = await self._broker.lease(principal, database, role, ttl)
+        if len(self._leases) >= _MAX_LEASES:
+            self._leases.clear()
+        self._leases[key] = lease
+        return lease
 
     async def get(self, lease: Lease) -> Any:
         """The pool of ``lease`` (opened on first use; concurrent callers share one opening)."""
@@ -86,6 +107,7 @@ class LeasePools:
 
     def _lease_ended(self, lease_id: str) -> None:
         self._watchers.pop(lease_id, None)
+        self._leases = {key: lease for key, lease in self._leases.items() if lease.id != lease_id}
         pool = self._pools.pop(lease_id, None)
         if pool is not None:
             log.debug("lease %s ended: closing its API pool", lease_id)

@@ -15,57 +15,30 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self
-
-import asyncpg  # type: ignore[import-untyped,unused-ignore]
+from typing import Any
 
 from sqlgate.api import metrics
-from sqlgate.api.errors import QueryFailed, QueryTimeout, UnknownDatabase
+from sqlgate.api.decisions import DecisionLog
+from sqlgate.api.errors import QueryFailed, UnknownDatabase
 from sqlgate.api.grants import GrantCache
 from sqlgate.api.pools import LeasePools
+from sqlgate.api.running import Authorized, Running, Statement
 from sqlgate.api.values import Column, column_masker, converters, row_to_json
 from sqlgate.audit.events import AuditEvent, Outcome, PrincipalRef
-from sqlgate.broker.lease import Lease
 from sqlgate.config import DatabaseConfig
-from sqlgate.errors import AccessDenied, ApprovalRequired, LeaseEnded, UpstreamError
+from sqlgate.errors import AccessDenied, ApprovalRequired
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.decide import Decision
 from sqlgate.policy.sql import check, classify
 from sqlgate.services import Services
-from sqlgate.sessions import LiveSession, new_session_id
+from sqlgate.sessions import LiveSession
 
 MAX_SQL_AUDITED = 16_384
 MAX_PARAMS_AUDITED = 32
 MAX_PARAM_CHARS = 256
 STREAM_CHUNK_ROWS = 2000
 _OUTCOMES: dict[str, Outcome] = {"success": "success", "error": "error", "refused": "denied"}
-
-
-@dataclass
-class Statement:
-    """One statement as the caller sent it."""
-
-    database: str
-    sql: str
-    params: list[Any] = field(default_factory=list)
-    role: str | None = None
-    max_rows: int | None = None
-    timeout_ms: int | None = None
-    protocol: str = "http"
-
-
-@dataclass
-class Authorized:
-    """A statement that passed policy and guardrails, with the lease and pool it runs on."""
-
-    principal: Principal
-    statement: Statement
-    decision: Decision
-    lease: Lease
-    pool: Any
-    timeout_ms: int
 
 
 class QueryEngine:
@@ -76,6 +49,7 @@ class QueryEngine:
         self.pools = pools
         self.grants = grants
         self.hash_key = services.deployment_id.encode()
+        self.decisions = DecisionLog(services.audit)
 
     # -- policy ------------------------------------------------------------------
 
@@ -102,23 +76,7 @@ class QueryEngine:
         """The allowing decision (audited, with ``purpose``), or ApprovalRequired / AccessDenied naming the rule."""
         self.database(database)
         decision = await self.decide(principal, database, role)
-        await self.services.audit.submit(
-            AuditEvent(
-                type="policy.decision",
-                principal=PrincipalRef.of(principal),
-                source=principal.source,
-                database=database,
-                outcome="allowed" if decision.allowed else "denied",
-                reason=decision.reason,
-                data={
-                    "protocol": "http",
-                    "purpose": purpose,
-                    "role": decision.role,
-                    "rules": list(decision.matched_rules),
-                    "outcome": decision.outcome,
-                },
-            )
-        )
+        await self.decisions.record(principal, decision, purpose)
         rule = decision.matched_rules[0] if decision.matched_rules else None
         if decision.outcome == "needs_approval":
             error: AccessDenied = ApprovalRequired(
@@ -164,7 +122,7 @@ class QueryEngine:
             raise error
         assert decision.role is not None
         assert decision.ttl is not None
-        lease = await self.services.broker.lease(principal, statement.database, decision.role, decision.ttl)
+        lease = await self.pools.lease(principal, statement.database, decision.role, decision.ttl)
         pool = await self.pools.get(lease)
         timeout = statement.timeout_ms or self.pools.default_timeout_ms
         return Authorized(principal, statement, decision, lease, pool, timeout)
@@ -175,7 +133,7 @@ class QueryEngine:
         """Run to completion: ``{columns, rows, row_count, truncated, duration_ms}``."""
         limit = job.statement.max_rows or self.services.settings.api.max_rows
         started = time.perf_counter()
-        async with _Running(self, job) as running:
+        async with Running(self, job) as running:
             conn = running.connection
             try:
                 if job.timeout_ms != self.pools.default_timeout_ms:
@@ -208,7 +166,7 @@ class QueryEngine:
 
         started = time.perf_counter()
         count = 0
-        async with _Running(self, job) as running:
+        async with Running(self, job) as running:
             conn = running.connection
             try:
                 async with conn.transaction():
@@ -272,104 +230,6 @@ class QueryEngine:
                 },
             )
         )
-
-
-class _Running:
-    """A pooled connection held by one query, registered as a live ``http`` session while it runs."""
-
-    def __init__(self, engine: QueryEngine, job: Authorized) -> None:
-        self.engine = engine
-        self.job = job
-        self.connection: Any = None
-        self.ended_by: str | None = None
-        self.started = time.perf_counter()
-        lease = job.lease
-        self.session = LiveSession(
-            id=new_session_id(),
-            kind="http",
-            principal=job.principal,
-            database=job.statement.database,
-            role=lease.privilege,
-            db_login=lease.db_login,
-            source=job.principal.source,
-            lease_id=lease.id,
-            expires_at=lease.expires_at,
-            statements=1,
-        )
-        self._finished = False
-
-    async def __aenter__(self) -> Self:
-        try:
-            self.connection = await self.job.pool.acquire()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise UpstreamError(f"cannot reach {self.job.statement.database}: {exc}") from exc
-        self.engine.services.sessions.add(self.session, self._end)
-        metrics.SESSIONS.inc()
-        return self
-
-    async def __aexit__(self, _type: object, error: BaseException | None, _tb: object) -> None:
-        self.engine.services.sessions.remove(self.session.id)
-        metrics.SESSIONS.dec()
-        connection, self.connection = self.connection, None
-        if connection is not None:
-            await self.job.pool.release(connection)
-        if not self._finished and error is not None:
-            self._record("error", 0, "57014", "the client went away before the statement finished")
-
-    async def _end(self, reason: str) -> None:
-        self.ended_by = reason
-        if self.connection is not None:
-            self.connection.terminate()
-
-    def done(self, *, rows: int, duration_ms: float) -> None:
-        """Audit the statement as run."""
-        self._finished = True
-        metrics.QUERY_SECONDS.observe(duration_ms / 1000)
-        self._record("success", rows, None, None, duration_ms)
-
-    def failure(self, exc: Exception) -> Exception:
-        """The error the caller sees for ``exc`` (audited)."""
-        error = self._translate(exc)
-        self._finished = True
-        code = getattr(error, "code", None) or getattr(error, "sqlstate", None)
-        self._record("error", 0, code, str(error))
-        return error
-
-    def _translate(self, exc: Exception) -> Exception:
-        database = self.job.statement.database
-        if self.ended_by is not None:
-            return LeaseEnded(f"an administrator ended this query: {self.ended_by}")
-        if isinstance(exc, asyncpg.QueryCanceledError | TimeoutError):
-            return QueryTimeout(
-                f"the statement ran longer than its timeout of {self.job.timeout_ms} ms",
-                hint="send a larger timeout_ms, or narrow the query",
-            )
-        if isinstance(exc, asyncpg.PostgresError | asyncpg.DataError):
-            return _query_failed(exc)
-        if self.engine.services.broker.ended(self.job.lease.id).is_set():
-            return LeaseEnded(f"your database login for {database} ended while the query ran")
-        if isinstance(exc, asyncpg.InterfaceError | OSError):
-            return UpstreamError(f"the connection to {database} failed: {exc}")
-        return exc
-
-    def _record(self, result: str, rows: int, sqlstate: str | None, reason: str | None, duration: float = 0) -> None:
-        elapsed = duration or (time.perf_counter() - self.started) * 1000
-        self.engine.audit_statement(
-            self.job.principal,
-            self.job.statement,
-            self.session,
-            result=result,
-            rows=rows,
-            duration_ms=elapsed,
-            sqlstate=sqlstate,
-            reason=reason,
-        )
-
-
-def _query_failed(exc: Exception) -> QueryFailed:
-    if isinstance(exc, asyncpg.PostgresError):
-        return QueryFailed(str(exc), code=getattr(exc, "sqlstate", None))
-    return QueryFailed(str(exc), code="22023", hint="params bind as JSON values; cast text in SQL ($1::text)")
 
 
 def _columns(prepared: Any) -> list[Column]:

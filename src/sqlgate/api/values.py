@@ -78,10 +78,23 @@ def _masked(function: MaskFn) -> Converter:
 
 def column_masker(mask: Mapping[str, str], hash_key: bytes) -> Masker | None:
     """A masker whose rules match by column name only (see the module docstring); None without rules."""
-    by_column: dict[str, str] = {}
-    for selector, function in mask.items():
-        by_column.setdefault("*." + selector.rpartition(".")[2], function)
-    return Masker(by_column, hash_key=hash_key) if by_column else None
+    if not mask:
+        return None
+    key = (tuple(mask.items()), hash_key)
+    masker = _MASKERS.get(key)
+    if masker is None:
+        by_column: dict[str, str] = {}
+        for selector, function in mask.items():
+            by_column.setdefault("*." + selector.rpartition(".")[2], function)
+        masker = Masker(by_column, hash_key=hash_key)
+        if len(_MASKERS) >= _MAX_MASKERS:
+            _MASKERS.clear()
+        _MASKERS[key] = masker
+    return masker
+
+
+_MASKERS: dict[tuple[tuple[tuple[str, str], ...], bytes], Masker] = {}
+_MAX_MASKERS = 256
 
 
 def converters(columns: Sequence[Column], masker: Masker | None) -> list[Converter | None]:

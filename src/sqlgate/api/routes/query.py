@@ -11,7 +11,7 @@ from sqlgate.api import ndjson
 from sqlgate.api.deps import ApiDep, CurrentPrincipal
 from sqlgate.api.models import QueryRequest, QueryResult
 from sqlgate.api.problems import problem_body
-from sqlgate.api.query import Statement
+from sqlgate.api.running import Statement
 from sqlgate.errors import SqlgateError
 
 router = APIRouter(tags=["query"])
