@@ -29,7 +29,7 @@ from sqlgate.api.deps import parse_bearer
 from sqlgate.api.problems import problem_response
 from sqlgate.api.running import Statement
 from sqlgate.api.state import ApiState
-from sqlgate.api.values import column_masker
+from sqlgate.api.values import table_masker
 from sqlgate.config import is_loopback, split_host_port
 from sqlgate.errors import SqlgateError
 from sqlgate.identity.principal import Principal
@@ -87,10 +87,10 @@ def build_server(api: ApiState) -> MCPServer[Any]:
             result = await api.engine.run(job)
         except SqlgateError as exc:
             raise _tool_error(exc) from None
-        masker = column_masker(job.decision.mask, api.engine.hash_key)
+        masker = table_masker(job.decision.mask, api.engine.hash_key) if job.decision.mask else None
         tables: dict[str, list[dict[str, Any]]] = {}
         for schema, table, column, data_type in result["rows"]:
-            masked = bool(masker and masker.columns_to_mask([(None, column)]))
+            masked = bool(masker and masker.columns_to_mask([(f"{schema}.{table}", column)]))
             tables.setdefault(f"{schema}.{table}", []).append({"name": column, "type": data_type, "masked": masked})
         return {
             "database": database,

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -44,6 +45,8 @@ class LeasePools:
         self._opening: dict[str, asyncio.Task[Any]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._leases: dict[tuple[str, str, str], Lease] = {}
+        self.on_lease_end: list[Callable[[str], None]] = []
+        """Called with a lease id when its pool is closed (others keep per-lease state too)."""
 
     @property
     def default_timeout_ms(self) -> int:
@@ -108,6 +111,8 @@ class LeasePools:
     def _lease_ended(self, lease_id: str) -> None:
         self._watchers.pop(lease_id, None)
         self._leases = {key: lease for key, lease in self._leases.items() if lease.id != lease_id}
+        for callback in self.on_lease_end:
+            callback(lease_id)
         pool = self._pools.pop(lease_id, None)
         if pool is not None:
             log.debug("lease %s ended: closing its API pool", lease_id)

@@ -22,9 +22,10 @@ from sqlgate.api import metrics
 from sqlgate.api.decisions import DecisionLog
 from sqlgate.api.errors import QueryFailed, UnknownDatabase
 from sqlgate.api.grants import GrantCache
+from sqlgate.api.origins import ColumnOrigins
 from sqlgate.api.pools import LeasePools
 from sqlgate.api.running import Authorized, Running, Statement
-from sqlgate.api.values import Column, column_masker, converters, row_to_json
+from sqlgate.api.values import Column, Converter, converters, mask_plan, row_to_json
 from sqlgate.audit.events import AuditEvent, Outcome, PrincipalRef
 from sqlgate.config import DatabaseConfig
 from sqlgate.errors import AccessDenied, ApprovalRequired
@@ -50,6 +51,8 @@ class QueryEngine:
         self.grants = grants
         self.hash_key = services.deployment_id.encode()
         self.decisions = DecisionLog(services.audit)
+        self.origins = ColumnOrigins(services.broker, services.settings)
+        pools.on_lease_end.append(self.origins.lease_ended)
 
     # -- policy ------------------------------------------------------------------
 
@@ -141,6 +144,7 @@ class QueryEngine:
                 # asyncpg's statement cache (the public prepare() bypasses it): one round trip once warm
                 prepared = await conn._prepare(job.statement.sql, use_cache=True)  # noqa: SLF001
                 columns = _columns(prepared)
+                plan = await self._plan(job, columns, conn)
                 rows, status, _done = await conn._execute(  # noqa: SLF001 - a row limit at the protocol level
                     job.statement.sql, job.statement.params, limit + 1, job.timeout_ms / 1000 + 5, return_status=True
                 )
@@ -148,7 +152,6 @@ class QueryEngine:
                 raise running.failure(exc) from exc
             duration = (time.perf_counter() - started) * 1000
             truncated = len(rows) > limit
-            plan = converters(columns, column_masker(job.decision.mask, self.hash_key))
             body = [row_to_json(row, plan) for row in rows[:limit]]
             count = len(body) if columns else _status_count(status)
             running.done(rows=count, duration_ms=duration)
@@ -159,6 +162,14 @@ class QueryEngine:
             "truncated": truncated,
             "duration_ms": round(duration, 3),
         }
+
+    async def _plan(self, job: Authorized, columns: list[Column], connection: Any) -> list[Converter | None]:
+        """How each column becomes JSON, masked per the grant (origins are looked up only when it masks)."""
+        mask = job.decision.mask
+        if not mask:
+            return converters(columns, {})
+        origins = await self.origins.of(job.lease, job.statement.sql, connection)
+        return converters(columns, mask_plan(columns, origins, mask, self.hash_key, job.statement.sql))
 
     async def stream(self, job: Authorized) -> AsyncIterator[bytes]:
         """NDJSON: a ``{"columns": ...}`` line, one JSON array per row, then ``{"row_count", "duration_ms"}``."""
@@ -174,7 +185,7 @@ class QueryEngine:
                         await conn.execute(f"SET LOCAL statement_timeout = {int(job.timeout_ms)}")
                     prepared = await conn.prepare(job.statement.sql)
                     columns = _columns(prepared)
-                    plan = converters(columns, column_masker(job.decision.mask, self.hash_key))
+                    plan = await self._plan(job, columns, conn)
                     yield dumps_line({"columns": [{"name": n, "type": t} for n, t in columns]})
                     if columns:
                         cursor = await prepared.cursor(*job.statement.params)

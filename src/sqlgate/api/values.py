@@ -6,20 +6,23 @@ cannot hold exactly are sent as text: numeric (``Decimal``) keeps every digit,
 ``bytea`` is ``\\x``-prefixed hex, times are ISO 8601, non-finite floats are
 ``"NaN"``/``"Infinity"``.
 
-Masking: asyncpg does not expose the table OID of a result column, so the API
-cannot tell which table a column came from. It fails closed: every mask rule
-applies to every column of that name, whatever its table (``customers.email``
-masks any column named ``email``). Masked values are sent as text (or null).
+Masking: each result column is matched by its origin (``schema.table`` and the
+column's real name, from :mod:`sqlgate.api.origins`), so an alias does not hide
+it. A column without an origin (an expression) fails closed: it is masked when
+its own name matches any rule's column, or when the statement's text names a
+masked column (``SELECT upper(email) ...``). Masked values are sent as text (or null).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlgate.policy.masking import Masker, MaskFn
+from sqlgate.api.origins import Origin
+from sqlgate.policy.masking import FUNCTIONS, Masker, MaskFn
 
 Converter = Callable[[Any], Any]
 Column = tuple[str, str]
@@ -97,9 +100,53 @@ _MASKERS: dict[tuple[tuple[tuple[str, str], ...], bytes], Masker] = {}
 _MAX_MASKERS = 256
 
 
-def converters(columns: Sequence[Column], masker: Masker | None) -> list[Converter | None]:
+def mask_plan(
+    columns: Sequence[Column], origins: Sequence[Origin] | None, mask: Mapping[str, str], hash_key: bytes, sql: str
+) -> dict[int, MaskFn]:
+    """Column index -> masking function for one result (see the module docstring for unattributed columns)."""
+    by_name = column_masker(mask, hash_key)
+    if by_name is None:
+        return {}
+    by_origin = table_masker(mask, hash_key)
+    plan: dict[int, MaskFn] = {}
+    for index, (name, _type) in enumerate(columns):
+        origin = origins[index] if origins is not None and index < len(origins) else None
+        if origin is not None:
+            function = by_origin.columns_to_mask([origin]).get(0)
+        else:
+            function = by_name.columns_to_mask([(None, name)]).get(0) or _mentioned(sql, mask, by_name)
+        if function is not None:
+            plan[index] = function
+    return plan
+
+
+def _mentioned(sql: str, mask: Mapping[str, str], by_name: Masker) -> MaskFn | None:
+    """The function of the first masked column the statement's text names (a computed column may hold it)."""
+    for selector in mask:
+        column = selector.rpartition(".")[2]
+        if any(ch in column for ch in "*?["):
+            return FUNCTIONS["redact"]
+        if re.search(rf"(?<![\w$]){re.escape(column)}(?![\w$])", sql, re.IGNORECASE):
+            return by_name.columns_to_mask([(None, column)]).get(0)
+    return None
+
+
+def table_masker(mask: Mapping[str, str], hash_key: bytes) -> Masker:
+    """The grant's masker matching ``schema.table``/column origins (cached per mask map)."""
+    key = (tuple(mask.items()), hash_key, "table")
+    masker = _BY_TABLE.get(key)
+    if masker is None:
+        if len(_BY_TABLE) >= _MAX_MASKERS:
+            _BY_TABLE.clear()
+        masker = _BY_TABLE[key] = Masker(mask, hash_key=hash_key)
+    return masker
+
+
+_BY_TABLE: dict[tuple[tuple[tuple[str, str], ...], bytes, str], Masker] = {}
+
+
+def converters(columns: Sequence[Column], plan: Mapping[int, MaskFn]) -> list[Converter | None]:
     """Per column: None when the value is JSON as it is, else the function that makes it JSON (or masks it)."""
-    plan = masker.columns_to_mask([(None, name) for name, _type in columns]) if masker else {}
     result: list[Converter | None] = []
     for index, (_name, type_name) in enumerate(columns):
         function = plan.get(index)
