@@ -16,7 +16,7 @@ import logging
 import random
 
 from sqlgate.connector.credentials import Credential, CredentialSource
-from sqlgate.connector.errors import ConnectorError, GatewayUnavailable
+from sqlgate.connector.errors import GatewayUnavailable
 
 __all__ = ["CredentialManager", "refresh_delay"]
 
@@ -126,7 +126,7 @@ class CredentialManager:
                 continue  # someone refreshed lazily: plan again from the new credential
             try:
                 await self.refresh_if_due()
-            except ConnectorError as exc:
+            except Exception as exc:  # the task must outlive any failure; get() still refreshes lazily
                 log.warning("sqlgate connector: background refresh failed, will retry: %s", exc)
                 await asyncio.sleep(self._retry_delay())
 

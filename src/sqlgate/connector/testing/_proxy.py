@@ -44,6 +44,7 @@ class FaultProxy:
         """Cut everything and stop the thread."""
         if self._thread.is_alive():
             self._call(self._cut())
+            self._call(self._finish_tasks())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         self._loop.close()
@@ -72,20 +73,29 @@ class FaultProxy:
         if server is not None:
             await server.wait_closed()
 
+    async def _finish_tasks(self) -> None:
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        writers = [client_writer]
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
+            writers.append(server_writer)
+            self.connections += 1
+            self._pipes.update(writers)
+            await asyncio.gather(
+                _pump(client_reader, server_writer), _pump(server_reader, client_writer), return_exceptions=True
+            )
         except OSError:
-            client_writer.transport.abort()
-            return
-        self.connections += 1
-        self._pipes.update((client_writer, server_writer))
-        await asyncio.gather(
-            _pump(client_reader, server_writer), _pump(server_reader, client_writer), return_exceptions=True
-        )
-        for writer in (client_writer, server_writer):
-            self._pipes.discard(writer)
-            writer.transport.abort()
+            pass  # the target refused: the client sees its connection closed
+        finally:
+            for writer in writers:
+                self._pipes.discard(writer)
+                writer.transport.abort()
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
