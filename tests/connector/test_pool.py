@@ -74,11 +74,12 @@ async def test_terminated_backends_are_replaced(app_db, gateway):
 async def test_connection_refused_is_retried_until_restored(app_db, proxied_gateway, fault_proxy):
     """With the database unreachable for a moment, a checkout waits through retries and then succeeds."""
     _, url = proxied_gateway
-    pool = await create_pool(source(url, app_db, ttl=60), min_size=1, max_size=2)
+    patient = RetryPolicy(attempts=30, base_delay=0.1, max_delay=0.3)  # ~4 s of retries, far more than 0.5 s
+    pool = await create_pool(source(url, app_db, ttl=60), min_size=1, max_size=2, retry=patient)
     try:
         fault_proxy.cut()
         query = asyncio.create_task(pool.fetchval("SELECT 42"))
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
         assert not query.done()
         fault_proxy.restore()
         assert await query == 42
