@@ -151,3 +151,14 @@ def test_admin_and_auditor_routes_refuse_others(gateway, client, path):
     response = client.get(path, headers=bearer(gateway.token("erin", ("engineers",))))
     assert response.status_code == 403
     assert "needs membership" in response.json()["detail"]
+
+
+def test_metrics_count_requests_queries_and_sessions(gateway, client):
+    """/metrics exports API request counts, the query latency histogram and the running-queries gauge."""
+    client.post(
+        "/v1/query", headers=bearer(gateway.token("erin", ("engineers",))), json={"database": "demo", "sql": "SELECT 1"}
+    )
+    text = client.get("/metrics").text
+    assert 'sqlgate_api_requests_total{route="/v1/query",status="200"}' in text
+    assert "sqlgate_api_query_seconds_bucket" in text
+    assert "sqlgate_api_running_queries" in text

@@ -141,12 +141,13 @@ class QueryEngine:
             try:
                 if job.timeout_ms != self.pools.default_timeout_ms:
                     await conn.execute(f"SET statement_timeout = {int(job.timeout_ms)}")
-                # asyncpg's statement cache (the public prepare() bypasses it): one round trip once warm
+                # asyncpg's statement cache (the public prepare() bypasses it): one round trip once warm.
+                # No client-side timeout: the server's statement_timeout ends the statement (and costs nothing here).
                 prepared = await conn._prepare(job.statement.sql, use_cache=True)  # noqa: SLF001
                 columns = _columns(prepared)
                 plan = await self._plan(job, columns, conn)
                 rows, status, _done = await conn._execute(  # noqa: SLF001 - a row limit at the protocol level
-                    job.statement.sql, job.statement.params, limit + 1, job.timeout_ms / 1000 + 5, return_status=True
+                    job.statement.sql, job.statement.params, limit + 1, None, return_status=True
                 )
             except Exception as exc:
                 raise running.failure(exc) from exc
