@@ -1,6 +1,6 @@
 """Point selects through sqlgate's ``POST /v1/query`` against a minimal FastAPI + asyncpg app, in one run.
 
-    python bench/api.py [--seconds 10] [--rounds 2] [--concurrency 16]
+    python bench/api.py [--seconds 10] [--rounds 2] [--concurrency 16] [--state sqlite|postgresql]
 
 Starts an embedded PostgreSQL with a ``customers`` table, a sqlgate gateway
 (``sqlgate serve``, uvicorn inside) and a baseline app (FastAPI + asyncpg with a
@@ -8,7 +8,9 @@ static pool of the same size, served by uvicorn) in subprocesses on this machine
 A load generator (httpx, async, ``--concurrency`` requests in flight) posts the
 same point select with a random id to each, interleaved round by round so machine
 noise hits both alike. Prints requests/s, p50/p99 latency and the ratio
-sqlgate / baseline (target >= 0.8).
+sqlgate / baseline (target >= 0.8). ``--state postgresql`` keeps the gateway's
+state (and so its audit log, written for every statement) on the PostgreSQL
+server instead of a SQLite file.
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> It
 
 
 @contextlib.contextmanager
-def sqlgate(server: EmbeddedPostgres, workdir: Path) -> Iterator[Target]:
+def sqlgate(server: EmbeddedPostgres, workdir: Path, state: str) -> Iterator[Target]:
     """A gateway (`sqlgate serve`) whose policy lets the bench identity read the bench database."""
     http_port = free_port()
     secret = workdir / "admin.secret"
@@ -124,7 +126,7 @@ def sqlgate(server: EmbeddedPostgres, workdir: Path) -> Iterator[Target]:
         "rules:\n  - name: bench\n    who: {groups: [bench]}\n    databases: [bench]\n    role: read\n    max_ttl: 1h\n"
     )
     (workdir / "sqlgate.yaml").write_text(
-        f"data_dir: {workdir / 'data'}\nlisten: {{postgres: '127.0.0.1:{free_port()}', http: '127.0.0.1:{http_port}'}}\n"
+        f"data_dir: {workdir / 'data'}\nstate: '{state}'\nlisten: {{postgres: '127.0.0.1:{free_port()}', http: '127.0.0.1:{http_port}'}}\n"
         "identity: {dev_issuer: true}\n"
         f"api: {{pool_size: {POOL_SIZE}}}\n"
         f"databases:\n  bench:\n    host: 127.0.0.1\n    port: {server.port}\n    dbname: bench\n"
@@ -254,6 +256,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--state", choices=["sqlite", "postgresql"], default="sqlite",
+                        help="The gateway's state database (audit log, leases): a SQLite file or the PostgreSQL server.")
     args = parser.parse_args()
     with EmbeddedPostgres() as server, tempfile.TemporaryDirectory() as tmp:
         server.create_database("bench")
@@ -266,7 +270,11 @@ def main() -> None:
             dbname="bench",
         )
         workdir = Path(tmp)
-        with sqlgate(server, workdir) as gate, baseline(server, workdir) as base:
+        state = "sqlite"
+        if args.state == "postgresql":
+            server.create_database("sqlgate_state")
+            state = server.dsn("sqlgate_state")
+        with sqlgate(server, workdir, state) as gate, baseline(server, workdir) as base:
             results: dict[str, list[tuple[float, list[float]]]] = {"sqlgate": [], "baseline": []}
             for _round in range(args.rounds):
                 for target in (base, gate):
@@ -276,7 +284,8 @@ def main() -> None:
 
 def report(results: dict[str, list[tuple[float, list[float]]]], args: argparse.Namespace) -> None:
     """Print requests/s and latency per target, then the ratio."""
-    print(f"point select over HTTP, {args.concurrency} in flight, {args.rounds} x {args.seconds:.0f} s each")
+    print(f"point select over HTTP, {args.concurrency} in flight, {args.rounds} x {args.seconds:.0f} s each, "
+          f"gateway state (audit log) in {args.state}")
     rates = {}
     for name, runs in results.items():
         rate = statistics.median(run[0] for run in runs)

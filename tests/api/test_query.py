@@ -152,3 +152,12 @@ def test_statements_are_audited(gateway, client):
     assert record["data"]["params"] == ["7"]
     assert record["data"]["rows"] == 1
     assert record["data"]["protocol"] == "http"
+
+
+def test_oversized_body_is_413(gateway, client):
+    """A body over api.max_body_bytes is refused as problem JSON before it is read."""
+    token = gateway.token("erin", ("engineers",))
+    sql = "SELECT 1 -- " + "x" * 1_100_000
+    response = client.post("/v1/query", headers=bearer(token), json={"database": "demo", "sql": sql})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"

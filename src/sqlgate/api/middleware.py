@@ -28,16 +28,6 @@ class ApiMiddleware:
             await _too_large(send, self.max_body_bytes)
             return
         status = 500
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    return {"type": "http.disconnect"}
-            return message
 
         async def counting_send(message: Message) -> None:
             nonlocal status
@@ -46,11 +36,37 @@ class ApiMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, counting_send)
+            await self.app(scope, receive if length is not None else self._limited(receive), counting_send)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or ("/mcp" if scope["path"].startswith("/mcp") else "other")
-            metrics.REQUESTS.labels(path, str(status)).inc()
+            _counter(path, status).inc()
+
+    def _limited(self, receive: Receive) -> Receive:
+        """``receive`` for a body without Content-Length: it ends the request once the body is too large."""
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    return {"type": "http.disconnect"}
+            return message
+
+        return limited
+
+
+_COUNTERS: dict[tuple[str, int], Any] = {}
+
+
+def _counter(path: str, status: int) -> Any:
+    """The request counter child for (route, status), looked up once."""
+    child = _COUNTERS.get((path, status))
+    if child is None:
+        child = _COUNTERS[(path, status)] = metrics.REQUESTS.labels(path, str(status))
+    return child
 
 
 def _content_length(scope: Scope) -> int | None:
