@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
@@ -11,28 +11,15 @@ from sqlgate.api.errors import BadRequest
 from sqlgate.api.models import AccessRequestCreate, AccessRequestList, AccessRequestOut, DenyBody
 from sqlgate.api.state import ApiState
 from sqlgate.config import parse_duration
-from sqlgate.errors import SqlgateError
 from sqlgate.identity.principal import Principal
+from sqlgate.policy.request_rows import AccessRequest
 
 router = APIRouter(tags=["access requests"])
 
 RequestId = Annotated[str, Path(min_length=1, max_length=64, description="The request's id.")]
 
 
-class RequestsUnavailable(SqlgateError):
-    """The gateway has no access-request service."""
-
-    sqlstate = "0A000"
-    http_status = 503
-
-
-def _service(api: ApiState) -> Any:
-    if api.requests is None:
-        raise RequestsUnavailable("access requests are not available in this gateway")
-    return api.requests
-
-
-def _out(request: Any) -> AccessRequestOut:
+def _out(request: AccessRequest) -> AccessRequestOut:
     return AccessRequestOut(**request.to_dict())
 
 
@@ -46,7 +33,7 @@ async def create_request(body: AccessRequestCreate, principal: CurrentPrincipal,
             duration = parse_duration(body.duration)
         except ValueError as exc:
             raise BadRequest(f"duration: {exc}") from None
-    created = await _service(api).create(principal, body.database, body.role, duration, body.reason)
+    created = await api.requests.create(principal, body.database, body.role, duration, body.reason)
     return _out(created)
 
 
@@ -60,12 +47,12 @@ async def list_requests(
     database: Annotated[str | None, Query(max_length=63, description="Only this database.")] = None,
 ) -> AccessRequestList:
     """Your own requests and those you may approve (administrators see all), newest first."""
-    found = await _service(api).list(database=database, status=status, limit=500)
+    found = await api.requests.list(database=database, status=status, limit=500)
     visible = [request for request in found if _may_see(api, principal, request)]
     return AccessRequestList(requests=[_out(request) for request in visible])
 
 
-def _may_see(api: ApiState, principal: Principal, request: Any) -> bool:
+def _may_see(api: ApiState, principal: Principal, request: AccessRequest) -> bool:
     if request.principal_key == principal.key or set(principal.groups) & set(api.services.settings.api.admin_groups):
         return True
     for rule in api.services.policy.policy.rules:
@@ -77,7 +64,7 @@ def _may_see(api: ApiState, principal: Principal, request: Any) -> bool:
 @router.post("/v1/requests/{request_id}/approve", response_model=AccessRequestOut)
 async def approve(request_id: RequestId, principal: CurrentPrincipal, api: ApiDep) -> AccessRequestOut:
     """Approve a pending request (an approver of its rule, never the requester)."""
-    approved = await _service(api).approve(request_id, principal)
+    approved = await api.requests.approve(request_id, principal)
     api.grants.forget()
     return _out(approved)
 
@@ -85,4 +72,4 @@ async def approve(request_id: RequestId, principal: CurrentPrincipal, api: ApiDe
 @router.post("/v1/requests/{request_id}/deny", response_model=AccessRequestOut)
 async def deny(request_id: RequestId, body: DenyBody, principal: CurrentPrincipal, api: ApiDep) -> AccessRequestOut:
     """Deny a pending request, with a reason."""
-    return _out(await _service(api).deny(request_id, principal, body.reason))
+    return _out(await api.requests.deny(request_id, principal, body.reason))
