@@ -6,7 +6,7 @@ matched by name. For grants with mask rules, the API asks the server itself: it
 describes the statement (Parse + Describe + Sync, never executed) on a raw
 connection logged in with the same lease, and resolves each (table OID, column
 number) in the catalog to ``schema.table`` and the column's real name. Answers
-are cached per (lease, statement text).
+are cached for a minute per (lease, statement text, result columns).
 
 A column the server cannot attribute to a table (an expression) has no origin;
 :mod:`sqlgate.api.values` then masks it by its own name and by the masked
@@ -16,6 +16,8 @@ columns the statement's text mentions (failing closed).
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlgate.broker.broker import Broker
@@ -29,6 +31,7 @@ from sqlgate.proxy.upstream import Upstream, connect_upstream
 Origin = tuple[str, str] | None
 """(``schema.table``, column name) of a result column, or None when it is computed."""
 
+CACHE_SECONDS = 60.0
 _TIMEOUT = 10.0
 _MAX_CACHED = 4096
 _CATALOG_SQL = (
@@ -47,21 +50,29 @@ class ColumnOrigins:
         self._broker = broker
         self._settings = settings
         self._upstreams: dict[str, tuple[Upstream, asyncio.Lock]] = {}
-        self._cache: dict[tuple[str, str], tuple[Origin, ...] | None] = {}
+        self._cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[float, tuple[Origin, ...] | None]] = {}
 
-    async def of(self, lease: Lease, sql: str, connection: Any) -> tuple[Origin, ...] | None:
+    async def of(
+        self, lease: Lease, sql: str, columns: Sequence[tuple[str, str]], connection: Any
+    ) -> tuple[Origin, ...] | None:
         """Each result column's origin; None when the statement does not describe (it will fail on its own).
 
-        ``connection``: an asyncpg connection of the same lease, for the catalog lookup.
+        ``columns``: the (name, type) of the result as the driver sees it, part of the cache key so a
+        changed table is described again; ``connection``: an asyncpg connection of the same lease.
         """
-        key = (lease.id, sql)
-        if key in self._cache:
-            return self._cache[key]
-        fields = await self._describe(lease, sql)
+        key = (lease.id, sql, tuple(columns))
+        hit = self._cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        try:
+            fields = await self._describe(lease, sql)
+        except BaseException:
+            self.lease_ended(lease.id)  # the raw connection may hold half an answer: start afresh
+            raise
         origins = None if fields is None else await _resolve(fields, connection)
         if len(self._cache) >= _MAX_CACHED:
             self._cache.clear()
-        self._cache[key] = origins
+        self._cache[key] = (time.monotonic(), origins)
         return origins
 
     async def _describe(self, lease: Lease, sql: str) -> tuple[tuple[int, int], ...] | None:

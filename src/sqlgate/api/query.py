@@ -169,7 +169,7 @@ class QueryEngine:
         mask = job.decision.mask
         if not mask:
             return converters(columns, {})
-        origins = await self.origins.of(job.lease, job.statement.sql, connection)
+        origins = await self.origins.of(job.lease, job.statement.sql, columns, connection)
         return converters(columns, mask_plan(columns, origins, mask, self.hash_key, job.statement.sql))
 
     async def stream(self, job: Authorized) -> AsyncIterator[bytes]:
