@@ -129,7 +129,7 @@ class ClientConnection(asyncio.Protocol):
             elif isinstance(action, Disconnect):
                 self._close()
             elif isinstance(action, CancelRequested):
-                self._spawn(self.listener.cancel(action.process_id, action.secret_key))
+                self.listener.forward_cancel(action.process_id, action.secret_key)
             elif isinstance(action, StartupReceived):
                 self._run(self._on_startup(action.startup))
             elif isinstance(action, PasswordReceived):
@@ -205,8 +205,7 @@ class ClientConnection(asyncio.Protocol):
     async def _decide(self, principal: Principal, startup: StartupMessage) -> Decision:
         database = startup.database or startup.user or ""
         role = self._requested_role(principal, startup.user or "", database)
-        grants = await self.listener.grants(principal, database)
-        decision = self.services.decide(principal, database, role, grants=grants)
+        decision = await self.services.decide_with_grants(principal, database, role)
         await self.services.audit.submit(AuditEvent(
             type="policy.decision", principal=PrincipalRef.of(principal), source=self.source, database=database,
             outcome="allowed" if decision.allowed else "denied", reason=decision.reason,

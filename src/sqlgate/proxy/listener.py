@@ -6,39 +6,23 @@ import asyncio
 import hmac
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlgate.config import is_loopback, split_host_port
-from sqlgate.identity.principal import Principal
-from sqlgate.policy.decide import Grant
 from sqlgate.proxy.catalog import TableNames
 from sqlgate.proxy.connection import ClientConnection, new_backend_key
-from sqlgate.proxy.masking import Selector
+from sqlgate.proxy.masking import Selector, selector_for
 from sqlgate.proxy.tls import server_context
 from sqlgate.proxy.upstream import UpstreamPool, send_cancel
 from sqlgate.services import Services
 
 log = logging.getLogger(__name__)
 
-GrantSource = Callable[[Principal, str], Awaitable[tuple[Grant, ...]]]
-SelectorFactory = Callable[[Mapping[str, str]], Selector]
-
-
-async def _no_grants(_principal: Principal, _database: str) -> tuple[Grant, ...]:
-    return ()
-
-
 class PgListener:
     """Serves the PostgreSQL protocol on ``listen.postgres``."""
 
-    def __init__(
-        self,
-        services: Services,
-        *,
-        mask_selectors: SelectorFactory,
-        grant_source: GrantSource = _no_grants,
-    ) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
         settings = services.settings
         self.host, self.port = split_host_port(settings.listen.postgres)
@@ -49,8 +33,7 @@ class PgListener:
         self.table_names = TableNames()
         self._cancel_keys: dict[int, tuple[bytes, ClientConnection]] = {}
         self._server: asyncio.Server | None = None
-        self._mask_selectors = mask_selectors
-        self._grant_source = grant_source
+        self._background: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         """Bind and start accepting clients."""
@@ -73,12 +56,8 @@ class PgListener:
     # -- used by connections -------------------------------------------------
 
     def mask_selector(self, rules: Mapping[str, str]) -> Selector:
-        """The column selector for a grant's mask rules."""
-        return self._mask_selectors(rules)
-
-    async def grants(self, principal: Principal, database: str) -> tuple[Grant, ...]:
-        """Approved access requests of ``principal`` on ``database`` that are in force."""
-        return await self._grant_source(principal, database)
+        """The column selector for a grant's mask rules (``hash`` keyed per deployment)."""
+        return selector_for(rules, key=self.services.deployment_id.encode())
 
     def register_cancel(self, connection: ClientConnection, short: bool) -> Any:
         """A fresh backend key for ``connection``; a CancelRequest with it reaches its upstream."""
@@ -94,6 +73,12 @@ class PgListener:
             entry = self._cancel_keys.get(connection.backend_key.process_id)
             if entry is not None and entry[1] is connection:
                 del self._cancel_keys[connection.backend_key.process_id]
+
+    def forward_cancel(self, process_id: int, secret: bytes) -> None:
+        """Forward a cancel request in the background (the connection that carried it closes at once)."""
+        task = asyncio.ensure_future(self.cancel(process_id, secret))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def cancel(self, process_id: int, secret: bytes) -> None:
         """Forward a CancelRequest to the upstream backend behind ``process_id`` when the secret matches."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlgate.pgwire.backend import FieldDescription, data_row_values
+from sqlgate.policy.masking import Masker as RuleMasker
 
 MaskFunction = Callable[[str], str | None]
 Selector = Callable[[str | None, str], MaskFunction | None]
@@ -61,6 +62,22 @@ class Masker:
             if function is not None:
                 columns[index] = MaskedColumn(index, function, column.type_oid in TEXT_LIKE_TYPES)
         return MaskPlan(columns) if columns else None
+
+
+def selector_for(rules: Mapping[str, str], *, key: bytes) -> Selector:
+    """A selector for a grant's mask rules; a column of unknown table matches every rule on its name."""
+    rule_masker = RuleMasker(rules, hash_key=key)
+    tables = {selector.rsplit(".", 1)[0] for selector in rules if "." in selector}
+    chosen: dict[tuple[str | None, str], MaskFunction | None] = {}
+
+    def select(table: str | None, column: str) -> MaskFunction | None:
+        if (table, column) not in chosen:
+            candidates = [(table, column)] if table is not None else [(None, column), *((t, column) for t in tables)]
+            plans = (rule_masker.columns_to_mask([candidate]) for candidate in candidates)
+            chosen[(table, column)] = next((plan[0] for plan in plans if 0 in plan), None)
+        return chosen[(table, column)]
+
+    return select
 
 
 def mask_data_row(payload: memoryview, plan: MaskPlan) -> bytes:

@@ -15,7 +15,6 @@ from sqlgate.api.app import create_app
 from sqlgate.config import Settings, split_host_port
 from sqlgate.identity.devissuer import check_dev_issuer_exposure
 from sqlgate.proxy.listener import PgListener
-from sqlgate.server.wiring import grant_source, mask_selectors
 from sqlgate.services import Services
 
 log = logging.getLogger(__name__)
@@ -61,11 +60,11 @@ async def start_gateway(settings: Settings, *, insecure_dev: bool = False) -> Ga
     check_dev_issuer_exposure(settings, insecure_dev)
     services = await Services.start(settings)
     try:
-        pg = PgListener(services, mask_selectors=mask_selectors(services), grant_source=grant_source(services))
+        pg = PgListener(services)
         await pg.start()
         host, port = split_host_port(settings.listen.http)
         config = uvicorn.Config(
-            create_app(services), host=host, port=port, log_level="warning", lifespan="off",
+            create_app(services, pgwire_port=pg.port), host=host, port=port, log_level="warning", lifespan="off",
             access_log=False, server_header=False, loop="none",
         )
         http = _Server(config)
