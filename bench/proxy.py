@@ -62,8 +62,26 @@ def wait_port(port: int, timeout: float = 20) -> None:
 
 
 def pgbench(target: Target, clients: int, seconds: int, mode: str, connect_each: bool) -> tuple[float, float]:
-    argv = [PGBENCH, "-n", "-S", "-M", mode, "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds),
-            "-h", target.host, "-p", str(target.port), "-U", target.user, target.dbname]
+    argv = [
+        PGBENCH,
+        "-n",
+        "-S",
+        "-M",
+        mode,
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, 2)),
+        "-T",
+        str(seconds),
+        "-h",
+        target.host,
+        "-p",
+        str(target.port),
+        "-U",
+        target.user,
+        target.dbname,
+    ]
     if connect_each:
         argv.insert(1, "-C")
     env = {**os.environ, "PGPASSWORD": target.password, "PGSSLMODE": "disable"}
@@ -84,7 +102,7 @@ def pgbouncer(server: EmbeddedPostgres, workdir: Path) -> Iterator[Target | None
         return
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    os.chmod(workdir, 0o777)
+    workdir.chmod(0o755)  # pgbouncer runs as the postgres user when we are root
     (workdir / "users.txt").write_text(f'"postgres" "{server.password}"\n')
     (workdir / "pgbouncer.ini").write_text(
         f"[databases]\nbench = host=127.0.0.1 port={server.port} dbname=bench\n"
@@ -124,12 +142,32 @@ def sqlgate(server: EmbeddedPostgres, workdir: Path) -> Iterator[tuple[Target, i
         f"policy_file: {workdir / 'policy.yaml'}\n"
     )
     config = str(workdir / "sqlgate.yaml")
-    proc = subprocess.Popen([sys.executable, "-m", "sqlgate", "serve", "-c", config],
-                            stdout=subprocess.DEVNULL, stderr=(workdir / "sqlgate.log").open("w"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sqlgate", "serve", "-c", config],
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "sqlgate.log").open("w"),
+    )
     try:
         wait_port(pg_port)
-        token = subprocess.run([sys.executable, "-m", "sqlgate", "token", "-c", config, "--user", "bench",
-                                "--group", "bench", "--ttl", "1h"], capture_output=True, text=True, check=True)
+        token = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sqlgate",
+                "token",
+                "-c",
+                config,
+                "--user",
+                "bench",
+                "--group",
+                "bench",
+                "--ttl",
+                "1h",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         yield Target("sqlgate", "127.0.0.1", pg_port, "bench", token.stdout.strip(), "bench"), proc.pid
     finally:
         proc.send_signal(signal.SIGINT)
@@ -151,8 +189,17 @@ def idle_memory(target: Target, pid: int, count: int) -> float:
     import psycopg  # noqa: PLC0415 - a dev dependency, only needed here
 
     before = rss_kib(pid)
-    conns = [psycopg.connect(host=target.host, port=target.port, user=target.user, password=target.password,
-                             dbname=target.dbname, sslmode="disable") for _ in range(count)]
+    conns = [
+        psycopg.connect(
+            host=target.host,
+            port=target.port,
+            user=target.user,
+            password=target.password,
+            dbname=target.dbname,
+            sslmode="disable",
+        )
+        for _ in range(count)
+    ]
     time.sleep(1)
     after = rss_kib(pid)
     for conn in conns:
@@ -169,17 +216,39 @@ def main() -> None:
     args = parser.parse_args()
 
     with EmbeddedPostgres() as server, tempfile.TemporaryDirectory() as tmp:
+        Path(tmp).chmod(0o755)  # pgbouncer runs as the postgres user when we are root
         server.create_database("bench")
         server.create_role("bench_read", options="NOLOGIN")
-        subprocess.run([PGBENCH, "-i", "-q", "-s", str(args.scale), "-h", server.host, "-p", str(server.port),
-                        "-U", "postgres", "bench"], env={**os.environ, "PGPASSWORD": server.password},
-                       capture_output=True, check=True)
+        subprocess.run(
+            [
+                PGBENCH,
+                "-i",
+                "-q",
+                "-s",
+                str(args.scale),
+                "-h",
+                server.host,
+                "-p",
+                str(server.port),
+                "-U",
+                "postgres",
+                "bench",
+            ],
+            env={**os.environ, "PGPASSWORD": server.password},
+            capture_output=True,
+            check=True,
+        )
         server.psql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench_read", dbname="bench")
         direct = Target("direct", server.host, server.port, "postgres", server.password, "bench")
         with pgbouncer(server, Path(tmp) / "pgb") as bouncer, sqlgate(server, Path(tmp)) as (gate, gate_pid):
             targets = [t for t in (direct, bouncer, gate) if t is not None]
-            cases = [(1, "simple", False), (8, "simple", False), (1, "prepared", False), (8, "prepared", False),
-                     (8, "simple", True)]
+            cases = [
+                (1, "simple", False),
+                (8, "simple", False),
+                (1, "prepared", False),
+                (8, "prepared", False),
+                (8, "simple", True),
+            ]
             results: dict[tuple[int, str, bool, str], list[tuple[float, float]]] = {}
             for round_no in range(args.rounds):
                 for clients, mode, connect_each in cases:
@@ -189,8 +258,9 @@ def main() -> None:
             report(results, cases, [t.name for t in targets])
             if args.idle:
                 per_session = idle_memory(gate, gate_pid, args.idle)
-                print(f"\ngateway memory per idle session ({args.idle} sessions): {per_session:.1f} KiB "
-                      "(target < 64 KiB)")
+                print(
+                    f"\ngateway memory per idle session ({args.idle} sessions): {per_session:.1f} KiB (target < 64 KiB)"
+                )
 
 
 def report(results, cases, names) -> None:  # noqa: ANN001
@@ -207,7 +277,9 @@ def report(results, cases, names) -> None:  # noqa: ANN001
             added_s = lat["sqlgate"] - lat["direct"]
             added_b = lat["pgbouncer"] - lat["direct"]
             ratio = f"{added_s / added_b:.2f}x" if added_b > 0 else "n/a"
-            print(f"{'':28s}added latency: sqlgate {added_s:.3f} ms, pgbouncer {added_b:.3f} ms ({ratio}, target <= 2x)")
+            print(
+                f"{'':28s}added latency: sqlgate {added_s:.3f} ms, pgbouncer {added_b:.3f} ms ({ratio}, target <= 2x)"
+            )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ import pytest
 async def refusal(gateway, user, token, dbname="demo"):
     """The SQLSTATE and message the gateway refuses a login with (asyncpg exposes both)."""
     with pytest.raises(asyncpg.PostgresError) as caught:
-        await asyncpg.connect(host="127.0.0.1", port=gateway.pg_port, user=user, password=token, database=dbname,
-                              ssl=False)
+        await asyncpg.connect(
+            host="127.0.0.1", port=gateway.pg_port, user=user, password=token, database=dbname, ssl=False
+        )
     return caught.value.sqlstate, str(caught.value)
 
 

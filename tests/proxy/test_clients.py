@@ -1,5 +1,7 @@
-"""Real clients through the gateway: psql, pgbench, psycopg (sync, async, pipeline, COPY, binary), asyncpg,
-SQLAlchemy, LISTEN/NOTIFY, cancel, and large results with flat gateway memory."""
+"""Real clients through the gateway, and large results with flat gateway memory.
+
+psql, pgbench, psycopg (sync, async, pipeline, COPY, binary), asyncpg, SQLAlchemy, LISTEN/NOTIFY, cancel.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import subprocess
 import threading
 import time
+import tracemalloc
 
 import asyncpg
 import psycopg
@@ -23,8 +26,21 @@ WRITER = ("wade", ("writers",))
 
 def psql(gateway, user, groups, *args, stdin=None, check=True):
     env = {**os.environ, "PGPASSWORD": gateway.token(user, groups), "PGSSLMODE": "disable", "PGCONNECT_TIMEOUT": "10"}
-    argv = [str(BIN / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(gateway.pg_port),
-            "-U", user, "-d", "demo", *args]
+    argv = [
+        str(BIN / "psql"),
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(gateway.pg_port),
+        "-U",
+        user,
+        "-d",
+        "demo",
+        *args,
+    ]
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env, check=check, timeout=120)
 
 
@@ -38,15 +54,33 @@ def test_psql_copy_both_ways(gateway, tmp_path):
     exported = tmp_path / "orders.csv"
     psql(gateway, *ENGINEER, "-c", rf"\copy orders TO '{exported}' CSV")
     assert len(exported.read_text().splitlines()) == 1000
-    psql(gateway, *WRITER, "-c", "CREATE TABLE orders_copy (LIKE orders)",
-         "-c", rf"\copy orders_copy FROM '{exported}' CSV", "-c", "SELECT count(*) FROM orders_copy")
+    psql(
+        gateway,
+        *WRITER,
+        "-c",
+        "CREATE TABLE orders_copy (LIKE orders)",
+        "-c",
+        rf"\copy orders_copy FROM '{exported}' CSV",
+        "-c",
+        "SELECT count(*) FROM orders_copy",
+    )
     out = psql(gateway, *WRITER, "-At", "-c", "SELECT count(*) FROM orders_copy")
     assert out.stdout.strip() == "1000"
 
 
 def test_psql_guardrail_error_names_the_rule_and_session_continues(gateway):
-    out = psql(gateway, "ana", ("analysts",), "-v", "ON_ERROR_STOP=0", "-c", "DELETE FROM orders",
-               "-c", "SELECT 41 + 1", check=False)
+    out = psql(
+        gateway,
+        "ana",
+        ("analysts",),
+        "-v",
+        "ON_ERROR_STOP=0",
+        "-c",
+        "DELETE FROM orders",
+        "-c",
+        "SELECT 41 + 1",
+        check=False,
+    )
     assert "refused by guardrail" in out.stderr
     assert "42" in out.stdout
 
@@ -57,9 +91,32 @@ def test_pgbench_modes(gateway, tmp_path, mode):
     script.write_text("\\set id random(1, 200)\nSELECT name, region FROM customers WHERE id = :id;\n")
     env = {**os.environ, "PGPASSWORD": gateway.token(*ENGINEER), "PGSSLMODE": "disable"}
     out = subprocess.run(
-        [str(BIN / "pgbench"), "-n", "-M", mode, "-f", str(script), "-c", "4", "-j", "2", "-t", "200",
-         "-h", "127.0.0.1", "-p", str(gateway.pg_port), "-U", "erin", "demo"],
-        capture_output=True, text=True, env=env, check=False, timeout=300,
+        [
+            str(BIN / "pgbench"),
+            "-n",
+            "-M",
+            mode,
+            "-f",
+            str(script),
+            "-c",
+            "4",
+            "-j",
+            "2",
+            "-t",
+            "200",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(gateway.pg_port),
+            "-U",
+            "erin",
+            "demo",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     assert "number of failed transactions: 0" in out.stdout
@@ -93,8 +150,9 @@ async def test_psycopg_async(gateway):
 
 
 async def test_asyncpg_prepared_binary_and_copy(gateway):
-    conn = await asyncpg.connect(host="127.0.0.1", port=gateway.pg_port, user="wade", database="demo",
-                                 password=gateway.token(*WRITER), ssl=False)
+    conn = await asyncpg.connect(
+        host="127.0.0.1", port=gateway.pg_port, user="wade", database="demo", password=gateway.token(*WRITER), ssl=False
+    )
     try:
         statement = await conn.prepare("SELECT id, total FROM orders WHERE customer_id = $1 ORDER BY id")
         rows = await statement.fetch(3)
@@ -122,8 +180,10 @@ async def test_sqlalchemy_async_engine(gateway):
 
 def test_listen_notify(gateway):
     token = gateway.token(*ENGINEER)
-    with psycopg.connect(**gateway.conninfo("erin", token), autocommit=True) as listener, \
-         psycopg.connect(**gateway.conninfo("erin", token), autocommit=True) as sender:
+    with (
+        psycopg.connect(**gateway.conninfo("erin", token), autocommit=True) as listener,
+        psycopg.connect(**gateway.conninfo("erin", token), autocommit=True) as sender,
+    ):
         listener.execute("LISTEN jobs")
         sender.execute("NOTIFY jobs, 'hello'")
         notification = next(listener.notifies(timeout=10))
@@ -141,20 +201,20 @@ def test_cancel_reaches_the_upstream_backend(gateway):
 
 
 def test_million_rows_stream_with_flat_gateway_memory(gateway):
-    import tracemalloc
-
     def start_trace():
         tracemalloc.start()
         tracemalloc.reset_peak()
 
     gateway.loop.call_soon_threadsafe(start_trace)
     count = 0
-    with psycopg.connect(**gateway.conninfo("erin", gateway.token(*ENGINEER))) as conn:
-        with conn.cursor(name="big") as cur:
-            cur.itersize = 5000
-            cur.execute("SELECT g, repeat('x', 100) FROM generate_series(1, 1000000) g")
-            for _ in cur:
-                count += 1
+    with (
+        psycopg.connect(**gateway.conninfo("erin", gateway.token(*ENGINEER))) as conn,
+        conn.cursor(name="big") as cur,
+    ):
+        cur.itersize = 5000
+        cur.execute("SELECT g, repeat('x', 100) FROM generate_series(1, 1000000) g")
+        for _ in cur:
+            count += 1
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert count == 1_000_000

@@ -40,16 +40,19 @@ def serve(config: ConfigOption = None, insecure_dev: InsecureDev = False) -> Non
     _logging(settings)
 
     def ready(gateway: Gateway) -> None:
-        console.print(f"sqlgate serving: postgres {gateway.pg.host}:{gateway.pg.port}, "
-                      f"http {settings.listen.http} (Ctrl-C stops)", highlight=False)
+        console.print(
+            f"sqlgate serving: postgres {gateway.pg.host}:{gateway.pg.port}, "
+            f"http {settings.listen.http} (Ctrl-C stops)",
+            highlight=False,
+        )
 
     _run(serve_until_stopped(settings, insecure_dev=insecure_dev, ready=ready))
 
 
 def up(
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the demo keeps its database, keys and files.")] = Path(
-        ".sqlgate"
-    ),
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo keeps its database, keys and files.")
+    ] = Path(".sqlgate"),
     pg_port: Annotated[int, typer.Option("--pg-port", help="Port of the gateway's PostgreSQL listener.")] = 6543,
     http_port: Annotated[int, typer.Option("--http-port", help="Port of the gateway's HTTP API.")] = 8480,
 ) -> None:

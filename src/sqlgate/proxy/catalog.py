@@ -44,7 +44,7 @@ async def read_table_names(upstream: Upstream) -> dict[int, str]:
     names: dict[int, str] = {}
     async with asyncio.timeout(_TIMEOUT):
         while True:
-            framer.feed(await protocol.read(_TIMEOUT))
+            framer.feed(await protocol.read())
             while (frame := framer.next_frame()) is not None:
                 if frame.type == ord("D"):
                     oid, name = data_row_values(frame.payload)

@@ -16,10 +16,11 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlgate.audit.events import AuditEvent, PrincipalRef
+from sqlgate.audit.events import AuditEvent, EventType, Outcome, PrincipalRef
 from sqlgate.config import is_loopback
 from sqlgate.errors import (
     AccessDenied,
@@ -76,7 +77,7 @@ class ClientConnection(asyncio.Protocol):
         self.session: LiveSession | None = None
         self.lease: Lease | None = None
         self.backend_key: BackendKeyData | None = None
-        self._tasks: set[asyncio.Future[object]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._timers: list[asyncio.TimerHandle] = []
         self._ending = False
         self._upstream_lost = False
@@ -84,7 +85,8 @@ class ClientConnection(asyncio.Protocol):
     # -- asyncio callbacks ---------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        """A client connected: start its login (with a deadline)."""
+        self.transport = cast("asyncio.Transport", transport)  # uvloop's transports do not subclass it
         peer = transport.get_extra_info("peername")
         self.source = str(peer[0]) if peer else None
         self.handshake = ClientHandshake(
@@ -94,6 +96,7 @@ class ClientConnection(asyncio.Protocol):
         self._timers.append(loop.call_later(LOGIN_TIMEOUT, self._login_timeout))
 
     def data_received(self, data: bytes) -> None:
+        """Bytes from the client: to the login until it succeeds, then to the relay."""
         try:
             if self.relay is not None:
                 self.relay.client_data(data)
@@ -107,15 +110,19 @@ class ClientConnection(asyncio.Protocol):
             self._fatal("57P01", "the audit log cannot keep up; the session is ended rather than run unaudited")
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """The client's socket closed."""
+        del exc
         self._end("the client disconnected")
 
     def pause_writing(self) -> None:
+        """The client reads slower than the server sends: stop reading from the server."""
         if self.upstream is not None:
-            self.upstream.protocol.pause_reading(True)
+            self.upstream.protocol.pause_reading(paused=True)
 
     def resume_writing(self) -> None:
+        """The client caught up: read from the server again."""
         if self.upstream is not None:
-            self.upstream.protocol.pause_reading(False)
+            self.upstream.protocol.pause_reading(paused=False)
 
     # -- login ---------------------------------------------------------------
 
@@ -142,7 +149,8 @@ class ClientConnection(asyncio.Protocol):
         self._spawn(self._tls_handshake())
 
     async def _tls_handshake(self) -> None:
-        assert self.transport is not None and self.handshake is not None
+        assert self.transport is not None
+        assert self.handshake is not None
         context = self.listener.tls_context
         assert context is not None
         loop = asyncio.get_running_loop()
@@ -164,18 +172,26 @@ class ClientConnection(asyncio.Protocol):
         config = self.services.settings.databases.get(database)
         if config is None:
             known = ", ".join(sorted(self.services.settings.databases)) or "none"
-            return self.handshake.fail("3D000", f'database "{database}" is not served by this gateway',
-                                       hint=f"databases here: {known}")
+            return self.handshake.fail(
+                "3D000", f'database "{database}" is not served by this gateway', hint=f"databases here: {known}"
+            )
         if config.engine != "postgres":
-            return self.handshake.fail("0A000", f'database "{database}" is a {config.engine} database',
-                                       hint="use the HTTP API or `sqlgate creds` for it")
+            return self.handshake.fail(
+                "0A000",
+                f'database "{database}" is a {config.engine} database',
+                hint="use the HTTP API or `sqlgate creds` for it",
+            )
         if not self.handshake.tls_active and not is_loopback(self.source or ""):
-            return self.handshake.fail("28000", "sqlgate takes tokens only over TLS from non-local clients",
-                                       hint="connect with sslmode=require")
+            return self.handshake.fail(
+                "28000",
+                "sqlgate takes tokens only over TLS from non-local clients",
+                hint="connect with sslmode=require",
+            )
         return self.handshake.request_password()
 
     async def _login(self, token: str) -> None:
-        assert self.handshake is not None and self.handshake.startup is not None
+        assert self.handshake is not None
+        assert self.handshake.startup is not None
         startup = self.handshake.startup
         try:
             principal = await self._authenticate(token)
@@ -191,34 +207,52 @@ class ClientConnection(asyncio.Protocol):
         try:
             principal = await self.services.authenticator.authenticate(token, self.source)
         except IdentityError as exc:
-            await self.services.audit.record(AuditEvent(
-                type="auth.failure", source=self.source, outcome="failure", reason=exc.message,
-                data={"protocol": "pgwire"},
-            ))
+            await self.services.audit.record(
+                AuditEvent(
+                    type="auth.failure",
+                    source=self.source,
+                    outcome="failure",
+                    reason=exc.message,
+                    data={"protocol": "pgwire"},
+                )
+            )
             raise
-        await self.services.audit.record(AuditEvent(
-            type="auth.success", principal=PrincipalRef.of(principal), source=self.source, outcome="success",
-            data={"protocol": "pgwire", "method": principal.method},
-        ))
+        await self.services.audit.record(
+            AuditEvent(
+                type="auth.success",
+                principal=PrincipalRef.of(principal),
+                source=self.source,
+                outcome="success",
+                data={"protocol": "pgwire", "method": principal.method},
+            )
+        )
         return principal
 
     async def _decide(self, principal: Principal, startup: StartupMessage) -> Decision:
         database = startup.database or startup.user or ""
         role = self._requested_role(principal, startup.user or "", database)
         decision = await self.services.decide_with_grants(principal, database, role)
-        await self.services.audit.submit(AuditEvent(
-            type="policy.decision", principal=PrincipalRef.of(principal), source=self.source, database=database,
-            outcome="allowed" if decision.allowed else "denied", reason=decision.reason,
-            data={"role": decision.role, "rules": list(decision.matched_rules), "outcome": decision.outcome},
-        ))
+        await self.services.audit.submit(
+            AuditEvent(
+                type="policy.decision",
+                principal=PrincipalRef.of(principal),
+                source=self.source,
+                database=database,
+                outcome="allowed" if decision.allowed else "denied",
+                reason=decision.reason,
+                data={"role": decision.role, "rules": list(decision.matched_rules), "outcome": decision.outcome},
+            )
+        )
         if decision.outcome == "needs_approval":
             raise ApprovalRequired(
                 decision.reason or f"role {decision.role} on {database} needs an approved access request",
                 hint=f"ask for it: sqlgate request {database} --role {decision.role} --reason '...'",
             )
         if not decision.allowed or decision.role is None or decision.ttl is None:
-            raise AccessDenied(decision.reason or f"no rule grants access to {database}",
-                               hint="see why: sqlgate policy explain --db " + database)
+            raise AccessDenied(
+                decision.reason or f"no rule grants access to {database}",
+                hint="see why: sqlgate policy explain --db " + database,
+            )
         return decision
 
     def _requested_role(self, principal: Principal, user: str, database: str) -> str | None:
@@ -240,7 +274,9 @@ class ClientConnection(asyncio.Protocol):
         )
 
     async def _open(self, principal: Principal, decision: Decision, startup: StartupMessage) -> None:
-        assert self.handshake is not None and decision.role is not None and decision.ttl is not None
+        assert self.handshake is not None
+        assert decision.role is not None
+        assert decision.ttl is not None
         database = decision.database
         config = self.services.settings.databases[database]
         lease = await self.services.broker.lease(principal, database, decision.role, decision.ttl)
@@ -266,33 +302,57 @@ class ClientConnection(asyncio.Protocol):
         self._start_relay(principal, decision, lease, masker)
 
     def _start_relay(self, principal: Principal, decision: Decision, lease: Lease, masker: Masker | None) -> None:
-        assert self.handshake is not None and self.upstream is not None and decision.role is not None
+        assert self.handshake is not None
+        assert self.upstream is not None
+        assert decision.role is not None
         upstream = self.upstream
         self.relay = Relay(
-            guardrails=decision.guardrails, send_server=upstream.protocol.write, send_client=self._write,
-            on_statement=self._audit_statement, masker=masker,
+            guardrails=decision.guardrails,
+            send_server=upstream.protocol.write,
+            send_client=self._write,
+            on_statement=self._audit_statement,
+            masker=masker,
         )
         self.relay.transaction_status = upstream.transaction_status
         upstream.protocol.attach(self.relay.server_data, self._on_upstream_lost, self._pause_client)
         self.session = LiveSession(
-            id=new_session_id(), kind="pgwire", principal=principal, database=decision.database, role=decision.role,
-            db_login=lease.db_login, source=self.source, lease_id=lease.id, expires_at=self._deadline(decision, lease),
+            id=new_session_id(),
+            kind="pgwire",
+            principal=principal,
+            database=decision.database,
+            role=decision.role,
+            db_login=lease.db_login,
+            source=self.source,
+            lease_id=lease.id,
+            expires_at=self._deadline(decision, lease),
         )
         self.services.sessions.add(self.session, self._ended_by_admin)
         self.backend_key = self.listener.register_cancel(self, self.handshake.protocol == PROTOCOL_3_0)
         self._watch_lifetime(lease)
-        self.services.audit.enqueue(self._event("session.start", "success", data={
-            "role": decision.role, "rules": list(decision.matched_rules), "expires_at": _iso(self.session.expires_at),
-        }))
+        self.services.audit.enqueue(
+            self._event(
+                "session.start",
+                "success",
+                data={
+                    "role": decision.role,
+                    "rules": list(decision.matched_rules),
+                    "expires_at": _iso(self.session.expires_at),
+                },
+            )
+        )
         actions = self.handshake.succeed(upstream.parameters, self.backend_key)
         self._run(actions)
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        self._timers.append(asyncio.get_running_loop().call_later(
-            max(0.0, (self.session.expires_at - datetime.now(UTC)).total_seconds()) if self.session.expires_at else 1e9,
-            self._expired,
-        ))
+        self._timers.append(
+            asyncio.get_running_loop().call_later(
+                max(0.0, (self.session.expires_at - datetime.now(UTC)).total_seconds())
+                if self.session.expires_at
+                else 1e9,
+                self._expired,
+            )
+        )
         leftover = self.handshake.framer.take_buffered()
         if leftover:
             self.relay.client_data(leftover)
@@ -315,11 +375,21 @@ class ClientConnection(asyncio.Protocol):
     def _audit_statement(self, record: StatementRecord) -> None:
         if self.session is not None:
             self.session.statements += 1
-        event = self._event("statement", _OUTCOMES.get(record.outcome, "info"), reason=record.error, data={
-            "protocol": record.protocol, "sql": record.sql, "params": record.params, "rows": record.rows,
-            "tags": record.tags, "sqlstate": record.sqlstate, "duration_ms": record.duration_ms,
-            "result": record.outcome,
-        })
+        event = self._event(
+            "statement",
+            _OUTCOMES.get(record.outcome, "info"),
+            reason=record.error,
+            data={
+                "protocol": record.protocol,
+                "sql": record.sql,
+                "params": record.params,
+                "rows": record.rows,
+                "tags": record.tags,
+                "sqlstate": record.sqlstate,
+                "duration_ms": record.duration_ms,
+                "result": record.outcome,
+            },
+        )
         try:
             self.services.audit.enqueue(event)
         except AuditQueueFull:
@@ -337,13 +407,23 @@ class ClientConnection(asyncio.Protocol):
 
         self._spawn(submit())
 
-    def _event(self, kind: str, outcome: str, *, reason: str | None = None, data: dict[str, object]) -> AuditEvent:
+    def _event(
+        self, kind: EventType, outcome: Outcome, *, reason: str | None = None, data: dict[str, object]
+    ) -> AuditEvent:
         session = self.session
         return AuditEvent.model_construct(
-            type=kind, time=datetime.now(UTC), id=secrets.token_hex(16),
-            principal=PrincipalRef.of(session.principal) if session else None, source=self.source,
-            database=session.database if session else None, db_login=session.db_login if session else None,
-            session_id=session.id if session else None, trace_id=None, outcome=outcome, reason=reason, data=data,
+            type=kind,
+            time=datetime.now(UTC),
+            id=secrets.token_hex(16),
+            principal=PrincipalRef.of(session.principal) if session else None,
+            source=self.source,
+            database=session.database if session else None,
+            db_login=session.db_login if session else None,
+            session_id=session.id if session else None,
+            trace_id=None,
+            outcome=outcome,
+            reason=reason,
+            data=data,
         )
 
     # -- the end ---------------------------------------------------------------
@@ -363,7 +443,7 @@ class ClientConnection(asyncio.Protocol):
         if not self._ending:
             self._fatal("57P01", "the database server closed the connection")
 
-    def _pause_client(self, paused: bool) -> None:
+    def _pause_client(self, *, paused: bool) -> None:
         if self.transport is None or self.transport.is_closing():
             return
         if paused:
@@ -409,9 +489,16 @@ class ClientConnection(asyncio.Protocol):
         if self.session is not None:
             self.services.sessions.remove(self.session.id)
             with contextlib.suppress(AuditQueueFull):
-                self.services.audit.enqueue(self._event("session.end", "info", reason=reason, data={
-                    "statements": self.session.statements,
-                }))
+                self.services.audit.enqueue(
+                    self._event(
+                        "session.end",
+                        "info",
+                        reason=reason,
+                        data={
+                            "statements": self.session.statements,
+                        },
+                    )
+                )
 
     def _lease_live(self) -> bool:
         return self.lease is not None and self.lease.is_live()
@@ -426,13 +513,19 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
-    def _spawn(self, coroutine: object) -> None:
-        task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
 
-_OUTCOMES = {"success": "success", "error": "error", "refused": "denied", "skipped": "info", "suspended": "success"}
+_OUTCOMES: dict[str, Outcome] = {
+    "success": "success",
+    "error": "error",
+    "refused": "denied",
+    "skipped": "info",
+    "suspended": "success",
+}
 
 
 def _iso(value: datetime | None) -> str | None:

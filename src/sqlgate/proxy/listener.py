@@ -19,6 +19,7 @@ from sqlgate.services import Services
 
 log = logging.getLogger(__name__)
 
+
 class PgListener:
     """Serves the PostgreSQL protocol on ``listen.postgres``."""
 
@@ -38,13 +39,15 @@ class PgListener:
     async def start(self) -> None:
         """Bind and start accepting clients."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: ClientConnection(self), self.host, self.port,
-                                                reuse_address=True, backlog=1024)
-        sockets = self._server.sockets or []
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self), self.host, self.port, reuse_address=True, backlog=1024
+        )
+        sockets = list(self._server.sockets or [])
         if sockets and self.port == 0:
             self.port = int(sockets[0].getsockname()[1])
-        log.info("PostgreSQL listener on %s:%s (TLS %s)", self.host, self.port,
-                 "required" if self.require_tls else "offered")
+        log.info(
+            "PostgreSQL listener on %s:%s (TLS %s)", self.host, self.port, "required" if self.require_tls else "offered"
+        )
 
     async def close(self) -> None:
         """Stop accepting, close pooled upstream connections."""
@@ -89,4 +92,3 @@ class PgListener:
         upstream = entry[1].upstream
         if upstream is not None:
             await send_cancel(upstream)
-

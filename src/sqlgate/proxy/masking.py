@@ -86,9 +86,8 @@ def mask_data_row(payload: memoryview, plan: MaskPlan) -> bytes:
     parts = [_INT16.pack(len(values))]
     for index, value in enumerate(values):
         column = plan.columns.get(index)
-        if column is not None and value is not None:
-            value = _masked(column, value)
-        parts.append(_NULL if value is None else _INT32.pack(len(value)) + value)
+        out = _masked(column, value) if column is not None and value is not None else value
+        parts.append(_NULL if out is None else _INT32.pack(len(out)) + out)
     body = b"".join(parts)
     return b"D" + _INT32.pack(len(body) + 4) + body
 

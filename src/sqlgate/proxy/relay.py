@@ -30,7 +30,7 @@ from sqlgate.pgwire.frontend import Bind, Close, Describe, Execute, Parse, Query
 from sqlgate.pgwire.notices import ErrorResponse, error_response
 from sqlgate.policy.model import Guardrails
 from sqlgate.policy.sql import Classification, PreparedRegistry, check, classify
-from sqlgate.proxy.masking import MaskPlan, Masker, mask_data_row
+from sqlgate.proxy.masking import Masker, MaskPlan, mask_data_row
 
 MAX_PARAMS_AUDITED = 32
 MAX_PARAM_BYTES = 256
@@ -81,7 +81,7 @@ class _Entry:
 class Relay:
     """Both directions of one session's byte stream, with guardrails, masking and statement records."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the session wires each collaborator in by name
         self,
         *,
         guardrails: Guardrails | None,
@@ -144,7 +144,7 @@ class Relay:
         elif start < len(buf):
             self.send_server(buf[start:])
 
-    def _client_message(self, kind: int, payload: memoryview) -> bool:  # noqa: PLR0911 - one branch per type
+    def _client_message(self, kind: int, payload: memoryview) -> bool:
         if kind == _Q:
             return self._query(Query.decode(payload).sql)
         if kind == _P:
@@ -211,7 +211,8 @@ class Relay:
         if message.target == "S":
             self.statements.pop(message.name, None)
             self.statement_plans.pop(message.name, None)
-            self.prepared.forget(message.name) if message.name else None
+            if message.name:
+                self.prepared.forget(message.name)
         else:
             self.portals.pop(message.name, None)
             self.portal_plans.pop(message.name, None)

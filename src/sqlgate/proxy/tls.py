@@ -35,7 +35,9 @@ def server_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-def ensure_self_signed(directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")) -> tuple[Path, Path]:
+def ensure_self_signed(
+    directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+) -> tuple[Path, Path]:
     """A self-signed certificate for ``hosts`` in ``directory``, made once and reused until it nears expiry."""
     cert_path, key_path = directory / "server.crt", directory / "server.key"
     if cert_path.exists() and key_path.exists() and not _expires_soon(cert_path):
@@ -62,9 +64,10 @@ def ensure_self_signed(directory: Path, hosts: tuple[str, ...] = ("localhost", "
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    _write_private(key_path, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
+    _write_private(
+        key_path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 

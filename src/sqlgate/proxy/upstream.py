@@ -17,7 +17,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 from sqlgate.config import DatabaseConfig
 from sqlgate.errors import ProtocolError, SqlgateError, UpstreamError
@@ -38,6 +38,13 @@ _RESET = Query("DISCARD ALL").encode()
 DataSink = Callable[[bytes], None]
 
 
+class PausePeer(Protocol):
+    """Pause or resume reading from the other side of the relay."""
+
+    def __call__(self, *, paused: bool) -> None:
+        """Pause (True) or resume (False)."""
+
+
 class UpstreamProtocol(asyncio.Protocol):
     """One connection to the server; bytes go to the login, then to whoever :meth:`attach` names."""
 
@@ -47,15 +54,17 @@ class UpstreamProtocol(asyncio.Protocol):
         self._buffer = bytearray()
         self._sink: DataSink | None = None
         self._on_lost: Callable[[], None] | None = None
-        self._pause_peer: Callable[[bool], None] | None = None
+        self._pause_peer: PausePeer | None = None
         self.closed = False
 
     # -- asyncio callbacks ---------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        """Connected to the server."""
+        self.transport = cast("asyncio.Transport", transport)  # uvloop's transports do not subclass it
 
     def data_received(self, data: bytes) -> None:
+        """Bytes from the server: to the relay when attached, else buffered for the login."""
         if self._sink is not None:
             self._sink(data)
             return
@@ -64,6 +73,8 @@ class UpstreamProtocol(asyncio.Protocol):
             self._waiter.set_result(b"")
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """The server's socket closed."""
+        del exc
         self.closed = True
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(UpstreamError("the database server closed the connection"))
@@ -71,23 +82,24 @@ class UpstreamProtocol(asyncio.Protocol):
             self._on_lost()
 
     def pause_writing(self) -> None:
+        """The server reads slower than the client sends: stop reading from the client."""
         if self._pause_peer is not None:
-            self._pause_peer(True)
+            self._pause_peer(paused=True)
 
     def resume_writing(self) -> None:
+        """The server caught up: read from the client again."""
         if self._pause_peer is not None:
-            self._pause_peer(False)
+            self._pause_peer(paused=False)
 
     # -- login phase ---------------------------------------------------------
 
-    async def read(self, timeout: float) -> bytes:
-        """Bytes received since the last read (waits for some); only before :meth:`attach`."""
+    async def read(self) -> bytes:
+        """Bytes received since the last read (waits for some); only before :meth:`attach`; callers set a timeout."""
         while not self._buffer:
             if self.closed:
                 raise UpstreamError("the database server closed the connection")
             self._waiter = asyncio.get_running_loop().create_future()
-            async with asyncio.timeout(timeout):
-                await self._waiter
+            await self._waiter
         data = bytes(self._buffer)
         self._buffer.clear()
         return data
@@ -99,7 +111,7 @@ class UpstreamProtocol(asyncio.Protocol):
 
     # -- relay phase ---------------------------------------------------------
 
-    def attach(self, sink: DataSink, on_lost: Callable[[], None], pause_peer: Callable[[bool], None]) -> None:
+    def attach(self, sink: DataSink, on_lost: Callable[[], None], pause_peer: PausePeer) -> None:
         """Send every byte from now on to ``sink``; ``on_lost`` when the server hangs up."""
         self._sink, self._on_lost, self._pause_peer = sink, on_lost, pause_peer
         if self._buffer:
@@ -111,7 +123,7 @@ class UpstreamProtocol(asyncio.Protocol):
         """Stop relaying (the connection goes back to the pool or is closed)."""
         self._sink = self._on_lost = self._pause_peer = None
 
-    def pause_reading(self, paused: bool) -> None:
+    def pause_reading(self, *, paused: bool) -> None:
         """Backpressure from the client side."""
         if self.transport is None or self.closed:
             return
@@ -163,7 +175,7 @@ async def connect_upstream(
             handshake = UpstreamHandshake(_with_certificate(login, certificate))
             protocol.write(handshake.start())
             while not handshake.done:
-                for reply in handshake.receive(await protocol.read(CONNECT_TIMEOUT)):
+                for reply in handshake.receive(await protocol.read()):
                     protocol.write(reply.data)
     except TimeoutError as exc:
         raise UpstreamError(f"timed out connecting to the database at {config.host}:{config.port}") from exc
@@ -179,23 +191,30 @@ async def connect_upstream(
         protocol.close()
         raise ProtocolError("the database server sent no BackendKeyData")
     return Upstream(
-        protocol, dict(handshake.parameters), handshake.backend_key, lease_id, params_key,
-        config.host, config.port, handshake.transaction_status or "I",
+        protocol,
+        dict(handshake.parameters),
+        handshake.backend_key,
+        lease_id,
+        params_key,
+        config.host,
+        config.port,
+        handshake.transaction_status or "I",
     )
 
 
 def _with_certificate(login: UpstreamLogin, certificate: bytes | None) -> UpstreamLogin:
     if certificate is None:
         return login
-    return UpstreamLogin(login.user, login.database, login.password, login.parameters, login.protocol,
-                         certificate, login.methods)
+    return UpstreamLogin(
+        login.user, login.database, login.password, login.parameters, login.protocol, certificate, login.methods
+    )
 
 
 async def _negotiate_tls(
     loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, protocol: UpstreamProtocol, config: DatabaseConfig
 ) -> tuple[asyncio.Transport, bytes | None]:
     protocol.write(SSL_REQUEST)
-    answer = await protocol.read(CONNECT_TIMEOUT)
+    answer = await protocol.read()
     if len(answer) != 1:
         raise ProtocolError("the database server answered SSLRequest with more than one byte")
     if not server_accepts_tls(answer):
@@ -295,7 +314,7 @@ async def _reset(upstream: Upstream) -> None:
     framer = Framer("backend")
     async with asyncio.timeout(RESET_TIMEOUT):
         while True:
-            framer.feed(await protocol.read(RESET_TIMEOUT))
+            framer.feed(await protocol.read())
             while (frame := framer.next_frame()) is not None:
                 if frame.type == ord("E"):
                     raise UpstreamError("DISCARD ALL failed on a pooled connection")

@@ -64,24 +64,35 @@ async def start_gateway(settings: Settings, *, insecure_dev: bool = False) -> Ga
         await pg.start()
         host, port = split_host_port(settings.listen.http)
         config = uvicorn.Config(
-            create_app(services, pgwire_port=pg.port), host=host, port=port, log_level="warning", lifespan="off",
-            access_log=False, server_header=False, loop="none",
+            create_app(services, pgwire_port=pg.port),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            server_header=False,
+            loop="none",
         )
         http = _Server(config)
         http_task = asyncio.create_task(http.serve(), name="sqlgate-http")
-        while not http.started:
-            if http_task.done():
-                http_task.result()
-                raise OSError(f"the HTTP listener on {settings.listen.http} did not start")
-            await asyncio.sleep(0.02)
+        await _until_started(http, http_task, settings.listen.http)
     except BaseException:
         await services.aclose()
         raise
     return Gateway(services, http, http_task, pg)
 
 
-async def serve_until_stopped(settings: Settings, *, insecure_dev: bool = False,
-                              ready: Callable[[Gateway], None] | None = None) -> None:
+async def _until_started(http: _Server, task: asyncio.Task[None], where: str) -> None:
+    while not http.started:
+        if task.done():
+            task.result()  # raises what stopped it
+            raise OSError(f"the HTTP listener on {where} did not start")
+        await asyncio.sleep(0.02)
+
+
+async def serve_until_stopped(
+    settings: Settings, *, insecure_dev: bool = False, ready: Callable[[Gateway], None] | None = None
+) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
