@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -255,3 +256,44 @@ def test_reconnecting_reuses_a_pooled_upstream(gateway):
             assert conn.execute("SHOW work_mem").fetchone()[0] != "7MB" or len(pids) == 1
         asyncio.run(asyncio.sleep(0.2))
     assert len(pids) == 1
+
+
+def test_sqlgate_connect_starts_psql_with_the_token(gateway):
+    env = {**os.environ, "SQLGATE_TOKEN": gateway.token(*ENGINEER), "PGSSLMODE": "disable"}
+    out = subprocess.run(
+        [sys.executable, "-m", "sqlgate", "connect", "demo", "-c", str(gateway.workdir / "sqlgate.yaml"),
+         "--port", str(gateway.pg_port), "--", "-At", "-c", "SELECT count(*) FROM customers"],
+        capture_output=True, text=True, env=env, check=False, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "200"
+
+
+def test_masking_rewrites_columns_in_text_and_binary_results(gateway):
+    token = gateway.token("ana", ("analysts",))
+    with psycopg.connect(**gateway.conninfo("ana", token)) as conn:
+        email, ssn, name = conn.execute("SELECT email, ssn, name FROM customers WHERE id = 3").fetchone()
+        aliased = conn.execute("SELECT email AS e FROM customers WHERE id = 3").fetchone()[0]
+        binary = conn.cursor(binary=True).execute("SELECT email, ssn FROM customers WHERE id = 3").fetchone()
+    assert email == "c***@example.com"
+    assert ssn == "****"
+    assert name.endswith(" 3")
+    assert aliased == "c***@example.com"
+    assert binary == ("c***@example.com", "****")
+
+
+async def test_masking_applies_to_asyncpg_prepared_statements(gateway):
+    conn = await asyncpg.connect(host="127.0.0.1", port=gateway.pg_port, user="ana", database="demo",
+                                 password=gateway.token("ana", ("analysts",)), ssl=False)
+    try:
+        statement = await conn.prepare("SELECT id, email FROM customers WHERE id = $1")
+        row = await statement.fetchrow(4)
+    finally:
+        await conn.close()
+    assert row["email"] == "c***@example.com"
+
+
+def test_copy_out_is_refused_while_masking_applies(gateway):
+    out = psql(gateway, "ana", ("analysts",), "-c", "COPY customers TO STDOUT", check=False)
+    assert out.returncode != 0
+    assert "masking" in out.stderr

@@ -1,23 +1,73 @@
-"""``sqlgate connect DB``: psql through the gateway with your token.
-
-Placeholder: the feature behind these commands has not landed yet; each
-command says so and exits with code 3.
-"""
+"""``sqlgate connect DB``: psql through the gateway, with your token as the password."""
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import shutil
+from typing import Annotated, Any
+
 import typer
 
-from sqlgate.cli.common import not_ready
+from sqlgate.cli.common import ConfigOption, fail
+from sqlgate.config import load_settings, split_host_port
+from sqlgate.embedded import BIN
 
-_LOOSE = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+def _claims(token: str) -> dict[str, Any]:
+    """The token's claims, read without verifying (only to pick a user name; the gateway verifies)."""
+    try:
+        payload = token.split(".")[1]
+        value = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
-def connect() -> None:
-    """Start psql through the gateway with your token."""
-    not_ready("connect")
+def _psql() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    bundled = BIN / "psql"
+    if bundled.exists():
+        return str(bundled)
+    fail("psql was not found; install the PostgreSQL client (apt-get install postgresql-client)")
+    return ""  # unreachable: fail() exits
+
+
+def connect(  # noqa: PLR0913, PLR0917 - one Typer option per parameter
+    database: Annotated[str, typer.Argument(help="Database alias from the gateway's settings.")],
+    psql_args: Annotated[list[str] | None, typer.Argument(help="Extra arguments for psql (after --).")] = None,
+    config: ConfigOption = None,
+    role: Annotated[str | None, typer.Option("--role", help="Privilege level to ask for (read, write, ...).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Gateway host (default: listen.postgres).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Gateway port (default: listen.postgres).")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="SQLGATE_TOKEN", help="Token to use (default: your `sqlgate login`)."),
+    ] = None,
+) -> None:
+    """Start psql through the gateway with your token (from `sqlgate login`, --token or $SQLGATE_TOKEN)."""
+    settings = load_settings(config)
+    if token is None:
+        from sqlgate.identity.client import current_token  # noqa: PLC0415 - only when no token was given
+
+        token = current_token(settings)
+    default_host, default_port = split_host_port(settings.listen.postgres)
+    claims = _claims(token)
+    user = role or str(claims.get("sub") or claims.get("preferred_username") or "")
+    if not user:
+        fail("the token names no subject; pass --role read (or another level) to choose the user")
+    env = {**os.environ, "PGPASSWORD": token}
+    argv = [
+        _psql(),
+        f"host={host or default_host} port={port or default_port} dbname={database} user={user}",
+        *(psql_args or []),
+    ]
+    os.execvpe(argv[0], argv, env)  # noqa: S606 - replaces this process with psql, so the terminal is psql's
 
 
 def register(app: typer.Typer) -> None:
-    """Add these commands to the command line."""
-    app.command("connect", context_settings=_LOOSE)(connect)
+    """Add `connect` to the command line."""
+    app.command("connect")(connect)

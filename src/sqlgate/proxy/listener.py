@@ -12,7 +12,7 @@ from typing import Any
 from sqlgate.config import is_loopback, split_host_port
 from sqlgate.proxy.catalog import TableNames
 from sqlgate.proxy.connection import ClientConnection, new_backend_key
-from sqlgate.proxy.masking import Selector, selector_for
+from sqlgate.proxy.masking import RuleSelector
 from sqlgate.proxy.tls import server_context
 from sqlgate.proxy.upstream import UpstreamPool, send_cancel
 from sqlgate.services import Services
@@ -58,9 +58,9 @@ class PgListener:
 
     # -- used by connections -------------------------------------------------
 
-    def mask_selector(self, rules: Mapping[str, str]) -> Selector:
+    def mask_selector(self, rules: Mapping[str, str]) -> RuleSelector:
         """The column selector for a grant's mask rules (``hash`` keyed per deployment)."""
-        return selector_for(rules, key=self.services.deployment_id.encode())
+        return RuleSelector(rules, key=self.services.deployment_id.encode())
 
     def register_cancel(self, connection: ClientConnection, short: bool) -> Any:
         """A fresh backend key for ``connection``; a CancelRequest with it reaches its upstream."""

@@ -39,7 +39,7 @@ MAX_SQL_AUDITED = 16_384
 _Q, _P, _B, _E, _S, _C, _X, _F, _D, _H = (ord(c) for c in "QPBESCXFDH")
 _SERVER_COMPLETE, _SERVER_ERROR, _SERVER_READY = ord("C"), ord("E"), ord("Z")
 _SERVER_EMPTY, _SERVER_SUSPENDED, _SERVER_ROWDESC, _SERVER_NODATA = ord("I"), ord("s"), ord("T"), ord("n")
-_SERVER_DATAROW = ord("D")
+_SERVER_DATAROW, _SERVER_PARSED, _SERVER_BOUND = ord("D"), ord("1"), ord("2")
 
 Send = Callable[[bytes], None]
 
@@ -71,11 +71,12 @@ class StatementRecord:
 class _Entry:
     """Something the server still owes the client an answer to, in order."""
 
-    kind: str  # "query", "execute", "describe", "sync", "local"
+    kind: str  # "query", "execute", "describe", "parse", "bind", "sync", "local"
     record: StatementRecord | None = None
     payload: bytes = b""  # local: the ErrorResponse to send; sync: an error to put before its ReadyForQuery
     plan: MaskPlan | None = None
-    describe: tuple[str, str] | None = None
+    describe: tuple[str, str] | None = None  # describe: (S|P, name); parse: (S, name); bind and execute: (P, portal)
+    statement: str = ""  # bind: the statement the portal is made from
 
 
 class Relay:
@@ -106,6 +107,7 @@ class Relay:
         self.portals: dict[str, tuple[str, str, tuple[str | None, ...]]] = {}
         self.statement_plans: dict[str, MaskPlan] = {}
         self.portal_plans: dict[str, MaskPlan] = {}
+        self.bound: dict[str, str] = {}  # portal -> statement, in server order
         self.query_plan: MaskPlan | None = None
         self.refusing: bytes | None = None
         self.forwarded_since_sync = False
@@ -190,7 +192,8 @@ class Relay:
             self.refusing = refusal
             return False
         self.statements[message.name] = message.sql
-        self.statement_plans.pop(message.name, None)
+        if self.masker is not None:
+            self.pending.append(_Entry("parse", describe=("S", message.name)))
         if message.name:
             self.prepared.register(message.name, classification)
         self.forwarded_since_sync = True
@@ -199,23 +202,21 @@ class Relay:
     def _bind(self, message: Bind) -> None:
         sql = self.statements.get(message.statement, "")
         self.portals[message.portal] = (message.statement, sql, _audit_params(message))
-        self.portal_plans.pop(message.portal, None)
+        if self.masker is not None:
+            self.pending.append(_Entry("bind", describe=("P", message.portal), statement=message.statement))
 
     def _execute(self, message: Execute) -> None:
-        statement, sql, params = self.portals.get(message.portal, ("", "", ()))
-        plan = self.portal_plans.get(message.portal) or self.statement_plans.get(statement)
+        _statement, sql, params = self.portals.get(message.portal, ("", "", ()))
         record = StatementRecord("extended", sql[:MAX_SQL_AUDITED], params)
-        self.pending.append(_Entry("execute", record, plan=plan))
+        self.pending.append(_Entry("execute", record, describe=("P", message.portal)))
 
     def _close(self, message: Close) -> None:
         if message.target == "S":
             self.statements.pop(message.name, None)
-            self.statement_plans.pop(message.name, None)
             if message.name:
                 self.prepared.forget(message.name)
         else:
             self.portals.pop(message.name, None)
-            self.portal_plans.pop(message.name, None)
 
     def _sync(self) -> bool:
         error, self.refusing = self.refusing, None
@@ -256,7 +257,7 @@ class Relay:
 
     # -- server -> client ------------------------------------------------------
 
-    def server_data(self, data: bytes) -> None:
+    def server_data(self, data: bytes) -> None:  # noqa: C901 - the hot loop keeps its branches inline
         """Bytes from the server: close statement records, mask rows, add queued local replies."""
         batch = self.server_framer.split(data)
         if not batch:
@@ -284,6 +285,8 @@ class Relay:
                 self._answer(kind, memoryview(buf)[begin + 5 : end])
             elif kind in (_SERVER_ROWDESC, _SERVER_NODATA):
                 self._row_description(kind, memoryview(buf)[begin + 5 : end])
+            elif kind in (_SERVER_PARSED, _SERVER_BOUND) and self.masker is not None:
+                self._parsed_or_bound()
         if out is None:
             self.send_client(buf)
         else:
@@ -291,10 +294,31 @@ class Relay:
             self.send_client(b"".join(out))
 
     def _current_plan(self) -> MaskPlan | None:
+        """The plan for a DataRow now: the head's, resolved in server order (what the server parsed and bound)."""
         if not self.pending:
             return None
         head = self.pending[0]
-        return head.plan if head.kind == "execute" else self.query_plan if head.kind == "query" else None
+        if head.kind == "query":
+            return self.query_plan
+        if head.kind != "execute" or self.masker is None:
+            return None
+        if head.plan is None and head.describe is not None:
+            portal = head.describe[1]
+            head.plan = self.portal_plans.get(portal) or self.statement_plans.get(self.bound.get(portal, ""))
+        return head.plan
+
+    def _parsed_or_bound(self) -> None:
+        """ParseComplete or BindComplete: the statement or portal now exists; plans made for an older one go."""
+        if not self.pending or self.pending[0].kind not in ("parse", "bind"):
+            return
+        entry = self.pending.popleft()
+        assert entry.describe is not None
+        name = entry.describe[1]
+        if entry.kind == "parse":
+            self.statement_plans.pop(name, None)
+        else:
+            self.portal_plans.pop(name, None)
+            self.bound[name] = entry.statement
 
     def _row_description(self, kind: int, payload: memoryview) -> None:
         head = self.pending[0] if self.pending else None
@@ -302,7 +326,7 @@ class Relay:
             self.pending.popleft()
         if self.masker is None or kind == _SERVER_NODATA:
             return
-        plan = self.masker.plan(RowDescription.decode(payload).fields)
+        plan = self.masker.plan(RowDescription.decode(payload).fields, self._described_sql(head))
         if head is None:
             return
         if head.kind == "describe" and head.describe is not None:
@@ -316,6 +340,16 @@ class Relay:
             self.query_plan = plan
         elif head.kind == "execute":
             head.plan = plan
+
+    def _described_sql(self, head: _Entry | None) -> str:
+        if head is None:
+            return ""
+        if head.record is not None:
+            return head.record.sql
+        if head.describe is not None:
+            target, name = head.describe
+            return self.statements.get(name, "") if target == "S" else self.portals.get(name, ("", "", ()))[1]
+        return ""
 
     def _answer(self, kind: int, payload: memoryview) -> None:
         head = self.pending[0] if self.pending else None
