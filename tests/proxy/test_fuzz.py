@@ -74,7 +74,9 @@ def test_arbitrary_bytes_after_login(gateway, chunks):
 )
 def test_well_framed_garbage_after_login(gateway, kinds, bodies):
     """Messages with valid headers and nonsense bodies: errors, never a crash."""
-    messages = [bytes([kind]) + (len(body) + 4).to_bytes(4, "big") + body for kind, body in zip(kinds, bodies)]
+    messages = [
+        bytes([kind]) + (len(body) + 4).to_bytes(4, "big") + body for kind, body in zip(kinds, bodies, strict=False)
+    ]
     send_and_drain(gateway.pg_port, [logged_in_prefix(gateway), b"".join(messages)])
     wait_until_no_sessions(gateway)
 
