@@ -17,11 +17,23 @@ so the proxy and the API translate errors the same way::
     ├── BrokerError                   58000 / 503  could not mint or revoke a login
     ├── LeaseEnded                    57P01 / 403  the grant behind a session ended
     ├── UpstreamError                 08006 / 502  the target database failed
+    │   ├── UpstreamRefused           (server's) / 502  the server refused our login (pgwire.upstream_handshake)
+    │   └── ScramError                08006 / 502  the server failed SCRAM's proof (pgwire.scram)
     ├── StoreError                    58000 / 503  the state database failed
     ├── AuditError                    58000 / 503  an audit record could not be written
     │   └── AuditQueueFull            53000 / 503  the statement audit queue is full
     ├── ProtocolError                 08P01 / 400  malformed bytes from a client
-    └── NotReady                      0A000 / 501  a command whose feature has not landed
+    ├── NotReady                      0A000 / 501  a command whose feature has not landed
+    ├── EmbeddedPostgresError         XX000 / 500  the embedded server failed (embedded)
+    └── ConnectorError                (varies)     the connector library's errors (connector.errors), each
+        ├── TokenUnavailable / TokenRefused        with ``cause`` "token",
+        ├── GatewayUnavailable / GatewayDenied     "gateway",
+        ├── DatabaseUnavailable                    or "database",
+        ├── EndUserRejected                        (an end user's token in a request)
+        └── StartupError                           (start-up failed; wraps one of the above)
+
+Errors that belong to one package are defined there and drawn here, so this is
+the one map of everything a caller can be told.
 
 Third-party exceptions are translated at the boundary that calls the library
 (``raise TokenRejected(...) from exc``); nothing above that boundary needs to
