@@ -113,8 +113,15 @@ class RunningGateway:
 
     def conninfo(self, user: str, token: str, **extra: str) -> dict[str, Any]:
         """Keyword arguments for psycopg.connect through the gateway."""
-        return {"host": "127.0.0.1", "port": self.pg_port, "dbname": "demo", "user": user, "password": token,
-                "sslmode": "disable", **extra}
+        return {
+            "host": "127.0.0.1",
+            "port": self.pg_port,
+            "dbname": "demo",
+            "user": user,
+            "password": token,
+            "sslmode": "disable",
+            **extra,
+        }
 
     def stop(self) -> None:
         """Stop the gateway, its loop and thread; drop the test roles."""

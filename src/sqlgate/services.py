@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from sqlgate.audit.events import AuditEvent
 from sqlgate.audit.log import AuditLog
 from sqlgate.broker.broker import Broker
 from sqlgate.broker.reaper import Reaper
@@ -66,7 +66,7 @@ class Services:
             await audit.aclose()
             await store.close()
             raise
-        requests = RequestService(store, audit, policy)
+        requests = RequestService(store, AfterCommitAuditor(audit), policy)
         services = cls(settings, store, audit, authenticator, policy, broker, Reaper(broker), requests)
         services.deployment_id = await store.deployment_id()
         if reaper:
@@ -79,9 +79,7 @@ class Services:
         self, principal: Principal, database: str, role: str | None, *, grants: Sequence[Grant] = ()
     ) -> Decision:
         """Policy's answer for ``principal`` on ``database`` now, from where the principal connects."""
-        return decide(
-            self.policy.policy, principal, database, role, datetime.now(UTC), principal.source, grants=grants
-        )
+        return decide(self.policy.policy, principal, database, role, datetime.now(UTC), principal.source, grants=grants)
 
     async def decide_with_grants(self, principal: Principal, database: str, role: str | None) -> Decision:
         """:meth:`decide`, counting the principal's approved access requests on ``database``."""
@@ -103,6 +101,27 @@ class Services:
         await self.authenticator.aclose()
         await self.audit.aclose()
         await self.store.close()
+
+
+class AfterCommitAuditor:
+    """Audits access-request steps through the audit queue, written as soon as the step's transaction ends.
+
+    RequestService records inside its own state-database transaction; waiting there for
+    the audit writer's transaction would deadlock on SQLite (one writer at a time). Callers
+    that acknowledge a step to a person first ``await audit.flush()``, so the record is
+    durable before the answer leaves.
+    """
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+
+    async def record(self, event: AuditEvent) -> None:
+        """Queue ``event`` (written right after the caller's transaction)."""
+        await self._audit.submit(event)
+
+    def enqueue(self, event: AuditEvent) -> None:
+        """Queue ``event``."""
+        self._audit.enqueue(event)
 
 
 async def _expire_requests(requests: RequestService, period: float = 30.0) -> None:

@@ -261,9 +261,26 @@ def test_reconnecting_reuses_a_pooled_upstream(gateway):
 def test_sqlgate_connect_starts_psql_with_the_token(gateway):
     env = {**os.environ, "SQLGATE_TOKEN": gateway.token(*ENGINEER), "PGSSLMODE": "disable"}
     out = subprocess.run(
-        [sys.executable, "-m", "sqlgate", "connect", "demo", "-c", str(gateway.workdir / "sqlgate.yaml"),
-         "--port", str(gateway.pg_port), "--", "-At", "-c", "SELECT count(*) FROM customers"],
-        capture_output=True, text=True, env=env, check=False, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "sqlgate",
+            "connect",
+            "demo",
+            "-c",
+            str(gateway.workdir / "sqlgate.yaml"),
+            "--port",
+            str(gateway.pg_port),
+            "--",
+            "-At",
+            "-c",
+            "SELECT count(*) FROM customers",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "200"
@@ -283,8 +300,14 @@ def test_masking_rewrites_columns_in_text_and_binary_results(gateway):
 
 
 async def test_masking_applies_to_asyncpg_prepared_statements(gateway):
-    conn = await asyncpg.connect(host="127.0.0.1", port=gateway.pg_port, user="ana", database="demo",
-                                 password=gateway.token("ana", ("analysts",)), ssl=False)
+    conn = await asyncpg.connect(
+        host="127.0.0.1",
+        port=gateway.pg_port,
+        user="ana",
+        database="demo",
+        password=gateway.token("ana", ("analysts",)),
+        ssl=False,
+    )
     try:
         statement = await conn.prepare("SELECT id, email FROM customers WHERE id = $1")
         row = await statement.fetchrow(4)

@@ -83,7 +83,7 @@ class ColumnOrigins:
             fields: tuple[tuple[int, int], ...] | None = ()
             async with asyncio.timeout(_TIMEOUT):
                 while True:
-                    framer.feed(await upstream.protocol.read(_TIMEOUT))
+                    framer.feed(await upstream.protocol.read())
                     while (frame := framer.next_frame()) is not None:
                         if frame.type == ord("T"):
                             description = RowDescription.decode(frame.payload)

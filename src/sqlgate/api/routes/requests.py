@@ -34,6 +34,7 @@ async def create_request(body: AccessRequestCreate, principal: CurrentPrincipal,
         except ValueError as exc:
             raise BadRequest(f"duration: {exc}") from None
     created = await api.requests.create(principal, body.database, body.role, duration, body.reason)
+    await api.services.audit.flush()  # the step's audit record is durable before we answer
     return _out(created)
 
 
@@ -65,6 +66,7 @@ def _may_see(api: ApiState, principal: Principal, request: AccessRequest) -> boo
 async def approve(request_id: RequestId, principal: CurrentPrincipal, api: ApiDep) -> AccessRequestOut:
     """Approve a pending request (an approver of its rule, never the requester)."""
     approved = await api.requests.approve(request_id, principal)
+    await api.services.audit.flush()  # the step's audit record is durable before we answer
     api.grants.forget()
     return _out(approved)
 
@@ -72,4 +74,6 @@ async def approve(request_id: RequestId, principal: CurrentPrincipal, api: ApiDe
 @router.post("/v1/requests/{request_id}/deny", response_model=AccessRequestOut)
 async def deny(request_id: RequestId, body: DenyBody, principal: CurrentPrincipal, api: ApiDep) -> AccessRequestOut:
     """Deny a pending request, with a reason."""
-    return _out(await api.requests.deny(request_id, principal, body.reason))
+    denied = await api.requests.deny(request_id, principal, body.reason)
+    await api.services.audit.flush()  # the step's audit record is durable before we answer
+    return _out(denied)
