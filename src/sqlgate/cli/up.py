@@ -30,6 +30,7 @@ def _run(coroutine: object) -> None:
 
 def _logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise at start-up
 
 
 def serve(config: ConfigOption = None, insecure_dev: InsecureDev = False) -> None:
@@ -89,6 +90,7 @@ def _banner(config: Path, gateway: Gateway) -> None:  # type: ignore[name-define
         f"  HTTP API: http://127.0.0.1:{gateway.http_port}/docs    settings: {config}\n\n"
         "Ctrl-C stops everything.",
         highlight=False,
+        soft_wrap=True,  # the lines are meant to be copied whole
     )
 
 
