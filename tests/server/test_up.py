@@ -61,7 +61,9 @@ def test_up_serves_the_demo_and_stops_cleanly(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_for(lambda: listening(pg_port) and listening(http_port))
+        wait_for(lambda: "Ctrl-C stops everything" in (tmp_path / "up.log").read_text())
+        assert listening(pg_port)
+        assert listening(http_port)
         banner = (tmp_path / "up.log").read_text()
         assert "sqlgate token -c" in banner
         assert f"port={pg_port} dbname=demo user=alice" in banner
