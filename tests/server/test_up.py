@@ -41,30 +41,31 @@ def postgres_processes(data_dir: Path) -> list[str]:
     return [line for line in out.splitlines() if "postgres" in line and str(data_dir) in line]
 
 
+def start_up(data_dir: Path, pg_port: int, http_port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable,
+        "-m",
+        "sqlgate",
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--pg-port",
+        str(pg_port),
+        "--http-port",
+        str(http_port),
+    ]
+    with log_path.open("w") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+
 def test_up_serves_the_demo_and_stops_cleanly(tmp_path):
-    data_dir, pg_port, http_port = tmp_path / "demo", free_port(), free_port()
-    log = (tmp_path / "up.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sqlgate",
-            "up",
-            "--data-dir",
-            str(data_dir),
-            "--pg-port",
-            str(pg_port),
-            "--http-port",
-            str(http_port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    data_dir, pg_port, http_port, log = tmp_path / "demo", free_port(), free_port(), tmp_path / "up.log"
+    proc = start_up(data_dir, pg_port, http_port, log)
     try:
-        wait_for(lambda: "Ctrl-C stops everything" in (tmp_path / "up.log").read_text())
+        wait_for(lambda: "Ctrl-C stops everything" in log.read_text())
         assert listening(pg_port)
         assert listening(http_port)
-        banner = (tmp_path / "up.log").read_text()
+        banner = log.read_text()
         assert "sqlgate token -c" in banner
         assert f"port={pg_port} dbname=demo user=alice" in banner
         token = subprocess.run(
@@ -84,7 +85,6 @@ def test_up_serves_the_demo_and_stops_cleanly(tmp_path):
             text=True,
             check=True,
         ).stdout.strip()
-        env = {**os.environ, "PGPASSWORD": token}
         out = subprocess.run(
             [
                 str(BIN / "psql"),
@@ -96,7 +96,7 @@ def test_up_serves_the_demo_and_stops_cleanly(tmp_path):
             ],
             capture_output=True,
             text=True,
-            env=env,
+            env={**os.environ, "PGPASSWORD": token},
             check=False,
             timeout=60,
         )
@@ -106,7 +106,7 @@ def test_up_serves_the_demo_and_stops_cleanly(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
-    assert proc.returncode == 0, (tmp_path / "up.log").read_text()[-2000:]
+    assert proc.returncode == 0, log.read_text()[-2000:]
     assert not listening(pg_port)
     assert not listening(http_port)
     wait_for(lambda: not postgres_processes(data_dir), timeout=20)
