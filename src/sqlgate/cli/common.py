@@ -66,11 +66,6 @@ def exit_code_for(exc: SqlgateError) -> int:
     return EXIT_NOT_READY if isinstance(exc, NotReady) else EXIT_ERROR
 
 
-def not_ready(feature: str) -> NoReturn:
-    """Refuse plainly: the command exists, the feature behind it has not landed."""
-    raise NotReady(f"`sqlgate {feature}` is not available in this build yet; see CHANGELOG.md for what has landed")
-
-
 def print_json(value: Any) -> None:
     """Write ``value`` as JSON on stdout."""
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
