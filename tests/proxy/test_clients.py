@@ -320,3 +320,23 @@ def test_copy_out_is_refused_while_masking_applies(gateway):
     out = psql(gateway, "ana", ("analysts",), "-c", "COPY customers TO STDOUT", check=False)
     assert out.returncode != 0
     assert "masking" in out.stderr
+
+
+def test_hundred_megabyte_copy_each_way_with_flat_gateway_memory(gateway):
+    gateway.loop.call_soon_threadsafe(tracemalloc.start)
+    row = "x" * 1000
+    rows = 100_000  # about 100 MB of row data each way
+    with psycopg.connect(**gateway.conninfo("wade", gateway.token(*WRITER))) as conn:
+        conn.execute("CREATE TEMP TABLE big (id int, payload text)")
+        with conn.cursor().copy("COPY big FROM STDIN") as copy:
+            for i in range(rows):
+                copy.write(f"{i}\t{row}\n")
+        received = 0
+        with conn.cursor().copy("COPY big TO STDOUT") as copy:
+            for data in copy:
+                received += len(data)
+        conn.rollback()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert received > 100 * 1000 * 1000
+    assert peak < 32 * 1024 * 1024, f"gateway allocated {peak / 1e6:.1f} MB during the copies"
