@@ -139,6 +139,7 @@ def sqlgate(server: EmbeddedPostgres, workdir: Path) -> Iterator[tuple[Target, i
         "identity: {dev_issuer: true}\n"
         f"databases:\n  bench:\n    host: 127.0.0.1\n    port: {server.port}\n    dbname: bench\n"
         f"    admin_user: postgres\n    admin_password_file: {secret}\n    roles: {{read: bench_read}}\n"
+        "    connection_limit: 1000\n    tls: disable\n"
         f"policy_file: {workdir / 'policy.yaml'}\n"
     )
     config = str(workdir / "sqlgate.yaml")
@@ -212,7 +213,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--scale", type=int, default=5)
-    parser.add_argument("--idle", type=int, default=1000, help="idle sessions for the memory figure (0: skip)")
+    parser.add_argument("--idle", type=int, default=250,
+                        help="idle sessions for the memory figure (0: skip; the embedded server allows 300 connections)")
     args = parser.parse_args()
 
     with EmbeddedPostgres() as server, tempfile.TemporaryDirectory() as tmp:
