@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import secrets
 from collections.abc import Coroutine
@@ -530,6 +531,15 @@ _OUTCOMES: dict[str, Outcome] = {
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+_EVENT_PREFIX = secrets.token_hex(8)
+_event_numbers = itertools.count()
+
+
+def next_event_id() -> str:
+    """A unique event id: a random per-process prefix and a counter (no system call per statement)."""
+    return f"{_EVENT_PREFIX}{next(_event_numbers):016x}"
 
 
 def new_backend_key(short: bool) -> BackendKeyData:
