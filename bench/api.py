@@ -256,8 +256,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--state", choices=["sqlite", "postgresql"], default="sqlite",
-                        help="The gateway's state database (audit log, leases): a SQLite file or the PostgreSQL server.")
+    parser.add_argument(
+        "--state",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="The gateway's state database (audit log, leases): a SQLite file or the PostgreSQL server.",
+    )
     args = parser.parse_args()
     with EmbeddedPostgres() as server, tempfile.TemporaryDirectory() as tmp:
         server.create_database("bench")
@@ -284,8 +288,10 @@ def main() -> None:
 
 def report(results: dict[str, list[tuple[float, list[float]]]], args: argparse.Namespace) -> None:
     """Print requests/s and latency per target, then the ratio."""
-    print(f"point select over HTTP, {args.concurrency} in flight, {args.rounds} x {args.seconds:.0f} s each, "
-          f"gateway state (audit log) in {args.state}")
+    print(
+        f"point select over HTTP, {args.concurrency} in flight, {args.rounds} x {args.seconds:.0f} s each, "
+        f"gateway state (audit log) in {args.state}"
+    )
     rates = {}
     for name, runs in results.items():
         rate = statistics.median(run[0] for run in runs)
