@@ -1,5 +1,7 @@
 """SCRAM-SHA-256 password verifiers, computed here so no plaintext reaches a server.
 
+The primitives are the SCRAM client's own (:mod:`sqlgate.pgwire.scram`).
+
 PostgreSQL stores ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``
 (RFC 5802, RFC 7677) and accepts that string in ``CREATE ROLE ... PASSWORD``
 as an already-hashed secret; its log then never shows the password.
@@ -8,9 +10,9 @@ as an already-hashed secret; its log then never shows the password.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import os
+
+from sqlgate.pgwire import scram
 
 ITERATIONS = 4096
 SALT_BYTES = 16
@@ -23,11 +25,9 @@ def scram_sha256_verifier(password: str, *, salt: bytes | None = None, iteration
     if iterations < 4096:
         raise ValueError("SCRAM iterations below 4096 are refused")
     salt = os.urandom(SALT_BYTES) if salt is None else salt
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    return f"SCRAM-SHA-256${iterations}:{_b64(salt)}${_b64(stored_key)}:{_b64(server_key)}"
+    salted = scram.salted_password(password, salt, iterations)
+    stored = scram.stored_key(scram.client_key(salted))
+    return f"SCRAM-SHA-256${iterations}:{_b64(salt)}${_b64(stored)}:{_b64(scram.server_key(salted))}"
 
 
 def _b64(value: bytes) -> str:
