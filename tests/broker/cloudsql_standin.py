@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import struct
 import tempfile
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -218,3 +222,40 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     finally:
         with contextlib.suppress(Exception):
             writer.close()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def running_standin(
+    pg_server: Any, *, token: str, iam_user: str, instance: str
+) -> AsyncIterator[CloudSqlStandIn]:
+    """A stand-in in front of the embedded server for one IAM identity, whose database role exists meanwhile.
+
+    Skips (with the reason) when the test server is not the embedded one or port 3307 is taken.
+    """
+    if not hasattr(pg_server, "root"):
+        pytest.skip("the Cloud SQL stand-in relays to the embedded PostgreSQL's Unix socket")
+    if not _port_free(PROXY_PORT):
+        pytest.skip(f"the Cloud SQL connector always dials port {PROXY_PORT}, which is in use here")
+    pg_server.psql(f'CREATE ROLE "{iam_user}" LOGIN')
+    server = CloudSqlStandIn(
+        Path(pg_server.root) / f".s.PGSQL.{pg_server.port}",
+        project="proj",
+        region="europe-west1",
+        instance=instance,
+        identities={token: iam_user},
+    )
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        pg_server.psql(f'DROP ROLE IF EXISTS "{iam_user}"')

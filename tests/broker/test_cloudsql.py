@@ -2,50 +2,23 @@
 
 from __future__ import annotations
 
-import socket
-from pathlib import Path
-
 import pytest
 
 from sqlgate.broker import Broker
 from sqlgate.broker.backends.cloudsql import CloudSqlBackend, iam_database_user
 from sqlgate.config import DatabaseConfig
 from sqlgate.errors import BrokerError, UpstreamError
-from tests.broker.cloudsql_standin import PROXY_PORT, CloudSqlStandIn, StaticToken
+from tests.broker.cloudsql_standin import StaticToken, running_standin
 from tests.broker.conftest import ALIAS, TTL, principal, settings_for
 
 ALICE_TOKEN = "ya29.fake-token-for-alice"
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.fixture
 async def standin(pg_server, pg_database):
     """The stand-in in front of the embedded server's Unix socket, and an IAM user for alice."""
-    if not hasattr(pg_server, "root"):
-        pytest.skip("the Cloud SQL stand-in relays to the embedded PostgreSQL's Unix socket")
-    if not port_free(PROXY_PORT):
-        pytest.skip(f"the Cloud SQL connector always dials port {PROXY_PORT}, which is in use here")
-    user = "alice@example.com"
-    pg_server.psql(f'CREATE ROLE "{user}" LOGIN')
-    server = CloudSqlStandIn(
-        Path(pg_server.root) / f".s.PGSQL.{pg_server.port}",
-        project="proj",
-        region="europe-west1",
-        instance="inst",
-        identities={ALICE_TOKEN: user},
-    )
-    await server.start()
-    yield server
-    await server.stop()
-    pg_server.psql(f'DROP ROLE IF EXISTS "{user}"')
+    async with running_standin(pg_server, token=ALICE_TOKEN, iam_user="alice@example.com", instance="inst") as server:
+        yield server
 
 
 @pytest.fixture

@@ -3,46 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-from pathlib import Path
 
 import pytest
 
 from sqlgate.connector import CloudSqlIamCredentials, TokenUnavailable, create_pool
-from tests.broker.cloudsql_standin import PROXY_PORT, CloudSqlStandIn, StaticToken
+from tests.broker.cloudsql_standin import StaticToken, running_standin
 
 APP_TOKEN = "ya29.fake-token-for-svc-orders"
 IAM_USER = "svc-orders@example.iam"
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 @pytest.fixture
 async def standin(pg_server, pg_database):
     """The Cloud SQL stand-in in front of the embedded server, and an IAM database user for the app."""
-    if not hasattr(pg_server, "root"):
-        pytest.skip("the Cloud SQL stand-in relays to the embedded PostgreSQL's Unix socket")
-    if not port_free(PROXY_PORT):
-        pytest.skip(f"the Cloud SQL connector always dials port {PROXY_PORT}, which is in use here")
-    pg_server.psql(f'CREATE ROLE "{IAM_USER}" LOGIN')
-    server = CloudSqlStandIn(
-        Path(pg_server.root) / f".s.PGSQL.{pg_server.port}",
-        project="proj",
-        region="europe-west1",
-        instance="orders",
-        identities={APP_TOKEN: IAM_USER},
-    )
-    await server.start()
-    yield server
-    await server.stop()
-    pg_server.psql(f'DROP ROLE IF EXISTS "{IAM_USER}"')
+    async with running_standin(pg_server, token=APP_TOKEN, iam_user=IAM_USER, instance="orders") as server:
+        yield server
 
 
 def source_for(standin, dbname: str) -> CloudSqlIamCredentials:
