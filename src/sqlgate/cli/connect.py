@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from sqlgate.cli.common import ConfigOption, fail
 from sqlgate.config import load_settings, split_host_port
 from sqlgate.embedded import BIN
-
-
-def _claims(token: str) -> dict[str, Any]:
-    """The token's claims, read without verifying (only to pick a user name; the gateway verifies)."""
-    try:
-        payload = token.split(".")[1]
-        value = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
+from sqlgate.identity.client import unverified_claims
 
 
 def _psql() -> str:
@@ -55,7 +44,7 @@ def connect(  # noqa: PLR0913, PLR0917 - one Typer option per parameter
 
         token = current_token(settings)
     default_host, default_port = split_host_port(settings.listen.postgres)
-    claims = _claims(token)
+    claims = unverified_claims(token)
     user = role or str(claims.get("sub") or claims.get("preferred_username") or "")
     if not user:
         fail("the token names no subject; pass --role read (or another level) to choose the user")

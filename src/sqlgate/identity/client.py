@@ -132,7 +132,8 @@ def current_token(settings: Settings, issuer: str | None = None) -> str:
     return cached_login(settings, issuer).access_token
 
 
-def _unverified_claims(token: str) -> dict[str, Any]:
+def unverified_claims(token: str) -> dict[str, Any]:
+    """A JWT's claims read without verifying (for choosing among one's own tokens; the gateway verifies)."""
     try:
         payload = token.split(".")[1]
         value = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -155,10 +156,10 @@ def login_from_response(
     if not isinstance(access, str):
         raise IdentityError("the identity provider answered without an access token")
     chosen = access
-    id_fits = isinstance(id_token, str) and _fits(_unverified_claims(id_token), config)
-    if id_fits and not _fits(_unverified_claims(access), config):
+    id_fits = isinstance(id_token, str) and _fits(unverified_claims(id_token), config)
+    if id_fits and not _fits(unverified_claims(access), config):
         chosen = str(id_token)
-    claims = _unverified_claims(chosen)
+    claims = unverified_claims(chosen)
     expires_at = claims.get("exp") if isinstance(claims.get("exp"), int | float) else None
     if expires_at is None and isinstance(body.get("expires_in"), int):
         expires_at = time.time() + body["expires_in"]
