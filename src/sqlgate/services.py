@@ -23,6 +23,7 @@ from sqlgate.config import Settings
 from sqlgate.identity.authenticator import Authenticator
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.decide import Decision, Grant, decide
+from sqlgate.policy.grants import GrantCache
 from sqlgate.policy.holder import PolicyHolder
 from sqlgate.policy.requests import RequestService
 from sqlgate.sessions import SessionRegistry
@@ -43,6 +44,7 @@ class Services:
     broker: Broker
     reaper: Reaper
     requests: RequestService
+    grants: GrantCache
     sessions: SessionRegistry = field(default_factory=SessionRegistry)
     deployment_id: str = ""
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -67,7 +69,9 @@ class Services:
             await store.close()
             raise
         requests = RequestService(store, AfterCommitAuditor(audit), policy)
-        services = cls(settings, store, audit, authenticator, policy, broker, Reaper(broker), requests)
+        services = cls(
+            settings, store, audit, authenticator, policy, broker, Reaper(broker), requests, GrantCache(requests)
+        )
         services.deployment_id = await store.deployment_id()
         if reaper:
             services.reaper.start()
@@ -82,9 +86,13 @@ class Services:
         return decide(self.policy.policy, principal, database, role, datetime.now(UTC), principal.source, grants=grants)
 
     async def decide_with_grants(self, principal: Principal, database: str, role: str | None) -> Decision:
-        """:meth:`decide`, counting the principal's approved access requests on ``database``."""
-        grants = await self.requests.active_grants(principal, database)
-        return self.decide(principal, database, role, grants=grants)
+        """:meth:`decide`, counting approved access requests when they could change the answer."""
+        decision = self.decide(principal, database, role)
+        if decision.outcome != "allow" or role is None:
+            grants = await self.grants.get(principal, database)
+            if grants:
+                decision = self.decide(principal, database, role, grants=grants)
+        return decision
 
     async def aclose(self) -> None:
         """End sessions, stop background work, then close broker, identity, audit and store."""

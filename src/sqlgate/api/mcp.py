@@ -121,7 +121,7 @@ def build_server(api: ApiState) -> MCPServer[Any]:
             api.engine.database(database)
         except SqlgateError as exc:
             raise _tool_error(exc) from None
-        grants = await api.grants.get(principal, database)
+        grants = await api.services.grants.get(principal, database)
         explanation = explain(
             api.services.policy.policy, principal, database, role, datetime.now(UTC), principal.source, grants=grants
         )

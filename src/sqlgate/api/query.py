@@ -21,7 +21,6 @@ from typing import Any
 from sqlgate.api import metrics
 from sqlgate.api.decisions import DecisionLog
 from sqlgate.api.errors import QueryFailed, UnknownDatabase
-from sqlgate.api.grants import GrantCache
 from sqlgate.api.origins import ColumnOrigins
 from sqlgate.api.pools import LeasePools
 from sqlgate.api.running import Authorized, Running, Statement
@@ -45,10 +44,9 @@ _OUTCOMES: dict[str, Outcome] = {"success": "success", "error": "error", "refuse
 class QueryEngine:
     """Runs statements for the HTTP API and the MCP tools."""
 
-    def __init__(self, services: Services, pools: LeasePools, grants: GrantCache) -> None:
+    def __init__(self, services: Services, pools: LeasePools) -> None:
         self.services = services
         self.pools = pools
-        self.grants = grants
         self.hash_key = services.deployment_id.encode()
         self.decisions = DecisionLog(services.audit)
         self.origins = ColumnOrigins(services.broker, services.settings)
@@ -66,12 +64,7 @@ class QueryEngine:
 
     async def decide(self, principal: Principal, database: str, role: str | None) -> Decision:
         """Policy's decision now, with the caller's approved grants (not audited: for listings)."""
-        decision = self.services.decide(principal, database, role)
-        if decision.outcome != "allow" or role is None:
-            grants = await self.grants.get(principal, database)
-            if grants:
-                decision = self.services.decide(principal, database, role, grants=grants)
-        return decision
+        return await self.services.decide_with_grants(principal, database, role)
 
     async def authorize(
         self, principal: Principal, database: str, role: str | None, *, purpose: str = "query"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlgate.api.grants import GrantCache
 from sqlgate.api.pools import LeasePools
 from sqlgate.api.query import QueryEngine
 from sqlgate.services import Services
@@ -15,13 +14,12 @@ class ApiState:
         settings = services.settings.api
         self.services = services
         self.requests = services.requests
-        self.grants = GrantCache(self.requests)
         self.pools = LeasePools(
             services.broker,
             max_size=settings.pool_size,
             default_timeout_ms=int(settings.default_timeout.total_seconds() * 1000),
         )
-        self.engine = QueryEngine(services, self.pools, self.grants)
+        self.engine = QueryEngine(services, self.pools)
         self.pgwire_port: int | None = None
 
     async def close(self) -> None:

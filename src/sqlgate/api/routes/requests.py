@@ -67,7 +67,7 @@ async def approve(request_id: RequestId, principal: CurrentPrincipal, api: ApiDe
     """Approve a pending request (an approver of its rule, never the requester)."""
     approved = await api.requests.approve(request_id, principal)
     await api.services.audit.flush()  # the step's audit record is durable before we answer
-    api.grants.forget()
+    api.services.grants.forget()
     return _out(approved)
 
 

@@ -2,7 +2,8 @@
 
 A cached grant still ends on time: decide() ignores grants past ``expires_at``.
 Only a new approval can take up to a second to be seen, and the API forgets the
-cache when it records an approval itself.
+cache when it records an approval itself. The proxy and the API share one cache
+(``Services.grants``).
 """
 
 from __future__ import annotations
