@@ -7,6 +7,7 @@ from starlette.routing import Route
 
 from sqlgate import __version__
 from sqlgate.api import mcp, problems
+from sqlgate.api.fastpath import QueryFastPath
 from sqlgate.api.mcp import McpEndpoint
 from sqlgate.api.middleware import ApiMiddleware
 from sqlgate.api.routes import access, audit, health, query, requests, sessions
@@ -38,5 +39,6 @@ def create_app(services: Services, *, pgwire_port: int | None = None) -> FastAPI
     endpoint = McpEndpoint(api)
     services.on_close.append(endpoint.close)
     app.router.routes.append(Route(mcp.PATH, endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False))
+    app.add_middleware(QueryFastPath, api=api)  # inside ApiMiddleware: the body limit and metrics apply
     app.add_middleware(ApiMiddleware, max_body_bytes=services.settings.api.max_body_bytes)
     return app

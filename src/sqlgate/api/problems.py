@@ -66,9 +66,14 @@ def problem_body(exc: SqlgateError) -> dict[str, Any]:
     return body.model_dump(exclude_none=True)
 
 
+def error_response(exc: SqlgateError) -> JSONResponse:
+    """The problem response for ``exc``."""
+    return problem_response(exc.http_status, str(exc), **_fields(exc))
+
+
 async def _sqlgate_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SqlgateError)
-    return problem_response(exc.http_status, str(exc), **_fields(exc))
+    return error_response(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -38,13 +38,18 @@ async def query(body: QueryRequest, request: Request, principal: CurrentPrincipa
     Errors: 401 bad token, 403 policy or guardrail denial (`rule` names it), 400 SQL error (`sqlstate`),
     504 statement timeout.
     """
-    statement = Statement(body.database, body.sql, body.params, body.role, body.max_rows, body.timeout_ms)
-    job = await api.engine.prepare(principal, statement)
+    # Plain JSON requests never get here: sqlgate.api.fastpath serves them in the same steps.
+    job = await api.engine.prepare(principal, statement_of(body))
     if ndjson.MEDIA_TYPE in request.headers.get("accept", ""):
         chunks = api.engine.stream(job)
         first = await anext(chunks)  # errors before the first row are ordinary problem responses
         return StreamingResponse(_guarded(first, chunks), media_type=ndjson.MEDIA_TYPE)
     return Response(ndjson.dumps(await api.engine.run(job)), media_type="application/json")
+
+
+def statement_of(body: QueryRequest) -> Statement:
+    """The statement a request body asks for."""
+    return Statement(body.database, body.sql, body.params, body.role, body.max_rows, body.timeout_ms)
 
 
 async def _guarded(first: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
