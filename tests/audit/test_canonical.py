@@ -9,7 +9,11 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sqlgate.audit.canonical import MAX_SAFE_INT, canonical_bytes, format_time, jsonable
+from sqlgate.audit.canonical import MAX_SAFE_INT, CanonicalDict, canonical_bytes, format_time, jsonable
+from sqlgate.audit.chain import Chainer
+from sqlgate.audit.events import AuditEvent, PrincipalRef
+from sqlgate.audit.pipeline import Pipeline
+from sqlgate.audit.redact import redact_data, redact_text, redact_value
 
 safe_ints = st.integers(min_value=-MAX_SAFE_INT, max_value=MAX_SAFE_INT)
 floats = st.floats(allow_nan=False, allow_infinity=False)
@@ -63,3 +67,37 @@ def test_format_time_is_utc_with_microseconds():
     assert format_time(datetime(2026, 1, 31, 14, 0, tzinfo=plus_two)) == "2026-01-31T12:00:00.000000Z"
     naive = datetime(2026, 1, 31, 12, 0, 0, 5)  # noqa: DTZ001 - naive times are taken as UTC
     assert format_time(naive) == "2026-01-31T12:00:00.000005Z"
+
+
+keys = st.text() | safe_ints | st.sampled_from(["password", "api_key", "sql", "params", "Authorization", "é"])
+event_data = st.dictionaries(
+    keys,
+    st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)),
+    max_size=6,
+)
+
+
+@given(event_data, st.text(), st.text() | st.none())
+def test_chained_record_body_is_rfc8785_of_the_redacted_record(data, subject, reason):
+    """Redaction converts as it copies; the chain then encodes at once. The bytes are still the reference's."""
+    event = AuditEvent(
+        type="statement",
+        principal=PrincipalRef(subject=subject, issuer="https://idp", groups=[subject]),
+        reason=reason,
+    ).model_copy(update={"data": data})  # unvalidated, as the proxy builds its events: keys of any type
+    record = Pipeline().prepare(event)
+    chained = Chainer("c1")(record)
+    reference = {**record, "data": redact_value(data), "reason": None if reason is None else redact_text(reason)}
+    assert chained.body.encode() == rfc8785.dumps(jsonable(reference))
+
+
+def test_redacted_data_is_marked_canonical_only_when_it_is():
+    assert type(redact_data({"b": 1, "a": [0.5, "x"], "c": {"z": None, "y": True}})) is CanonicalDict
+    assert type(redact_data({"big": 1e300})) is not CanonicalDict  # Python spells it unlike RFC 8785
+    assert type(redact_data({"ключ": 1})) is not CanonicalDict  # non-ASCII keys sort by UTF-16 units
+    assert list(redact_data({"b": 1, "a": {"d": 1, "c": 2}})["a"]) == ["c", "d"]
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), timezones=st.just(UTC)))  # noqa: DTZ001 - hypothesis bounds are naive
+def test_format_time_matches_isoformat(moment):
+    assert format_time(moment) == moment.isoformat(timespec="microseconds")[:-6] + "Z"

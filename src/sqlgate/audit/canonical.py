@@ -1,32 +1,39 @@
 """Canonical JSON (RFC 8785) for audit records, fast.
 
 :func:`canonical_bytes` gives exactly the bytes of ``rfc8785.dumps`` but takes
-the C ``json`` encoder whenever that is provably identical: :func:`jsonable`
+``orjson`` whenever that is provably identical: :func:`jsonable`
 first turns a record into plain JSON values (integral floats become integers,
 integers beyond the I-JSON range become strings, other types become strings)
-and notes anything whose canonical spelling ``json`` cannot produce (floats
+and notes anything whose canonical spelling ``orjson`` cannot produce (floats
 outside 1e-4..1e16, non-ASCII object keys, which RFC 8785 orders by UTF-16
 code units). Those rare records go through the ``rfc8785`` package.
+Redaction builds its copy of an event's data in this plain, key-sorted form
+(:class:`CanonicalDict`), so the hot path converts and checks each value once.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 import rfc8785
 
 MAX_SAFE_INT = 2**53 - 1
-_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")).encode
-# For values whose objects already have their keys in order: skips a sort per object.
-_ENCODE_SORTED = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
-class _Slow:
+class CanonicalDict(dict[str, Any]):
+    """A dict already in canonical shape: plain JSON values, ASCII keys sorted at every level.
+
+    Made by code that converts as it copies (redaction does); the encoder then
+    writes it as it is, without walking it again to check.
+    """
+
+
+class Slow:
     """Set when a value needs the reference encoder."""
 
     __slots__ = ("needed",)
@@ -38,15 +45,22 @@ class _Slow:
 def canonical_bytes(value: Any) -> bytes:
     """RFC 8785 canonical UTF-8 bytes of ``value`` (converted by :func:`jsonable` first)."""
     if _is_plain(value):
-        try:
-            return _ENCODE_SORTED(value).encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: _plain escapes it
-            pass
-    slow = _Slow()
+        raw = encode_plain(value)
+        if raw is not None:
+            return raw
+    slow = Slow()
     plain = _plain(value, slow)
     if slow.needed:
         return bytes(rfc8785.dumps(plain))
-    return _ENCODE(plain).encode("utf-8")
+    return orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)  # ASCII keys: code-point order is RFC 8785's
+
+
+def encode_plain(value: Any) -> bytes | None:
+    """Canonical bytes of ``value``, known to be plain and key-sorted; None when it holds a lone surrogate."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:  # a lone surrogate: _plain escapes it
+        return None
 
 
 def _is_plain(value: Any) -> bool:
@@ -87,45 +101,54 @@ def _is_plain_object(value: dict[Any, Any]) -> bool:
 
 def jsonable(value: Any) -> Any:
     """``value`` as plain JSON values that canonicalise the same way everywhere."""
-    return _plain(value, _Slow())
+    return _plain(value, Slow())
 
 
 def format_time(moment: datetime) -> str:
     """A UTC timestamp with microseconds, ``2026-01-31T12:00:00.000000Z``: sortable as text."""
     if moment.tzinfo is not UTC:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    second = moment.timestamp() // 1
+    prefix = _second_prefix.get(second)
+    if prefix is None:  # a new second: ``2026-01-31T12:00:00.``, kept until the next one
+        _second_prefix.clear()
+        prefix = _second_prefix[second] = moment.replace(microsecond=0).isoformat()[:-6] + "."
+    return f"{prefix}{moment.microsecond:06d}Z"
 
 
-def _plain(value: Any, slow: _Slow) -> Any:  # noqa: PLR0911 - one branch per JSON type reads best
+_second_prefix: dict[float, str] = {}
+
+
+def _plain(value: Any, slow: Slow) -> Any:  # noqa: PLR0911 - one branch per JSON type reads best
     if value is None or value is True or value is False:
         return value
     kind = type(value)
     if kind is str:
-        return _text(value)
+        return plain_text(value)
     if kind is int:
         return value if -MAX_SAFE_INT <= value <= MAX_SAFE_INT else str(value)
     if kind is float:
-        return _number(value, slow)
+        return plain_number(value, slow)
     if isinstance(value, Mapping):
         return _object(value, slow)
     if isinstance(value, list | tuple | set | frozenset):
         return [_plain(item, slow) for item in value]
-    return _plain(_other(value), slow)
+    return _plain(plain_other(value), slow)
 
 
-def _object(value: Mapping[Any, Any], slow: _Slow) -> dict[str, Any]:
+def _object(value: Mapping[Any, Any], slow: Slow) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, item in value.items():
         name = key if type(key) is str else str(key)
         if not name.isascii():
             slow.needed = True
-            name = _text(name)
+            name = plain_text(name)
         out[name] = _plain(item, slow)
     return out
 
 
-def _text(value: str) -> str:
+def plain_text(value: str) -> str:
+    """``value`` as UTF-8-safe text: lone surrogates become backslash escapes."""
     if value.isascii():
         return value
     try:
@@ -135,7 +158,8 @@ def _text(value: str) -> str:
     return value
 
 
-def _number(value: float, slow: _Slow) -> Any:
+def plain_number(value: float, slow: Slow) -> Any:
+    """``value`` as a JSON number (integral floats as integers); sets ``slow`` when only RFC 8785 spells it right."""
     if not math.isfinite(value):
         return str(value)
     if value.is_integer() and abs(value) <= MAX_SAFE_INT:
@@ -145,7 +169,8 @@ def _number(value: float, slow: _Slow) -> Any:
     return value
 
 
-def _other(value: Any) -> Any:  # noqa: PLR0911 - one branch per foreign type
+def plain_other(value: Any) -> Any:  # noqa: PLR0911 - one branch per foreign type
+    """A value of a non-JSON type as the JSON value that stands for it (text, mostly)."""
     if isinstance(value, int):  # bool is handled earlier; this is an int subclass such as IntEnum
         return int(value)
     if isinstance(value, float):

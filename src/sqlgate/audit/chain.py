@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlgate.audit.canonical import canonical_bytes, format_time, jsonable
+from sqlgate.audit.canonical import CanonicalDict, canonical_bytes, encode_plain, format_time, jsonable
 from sqlgate.audit.keys import Signer
 
 GENESIS = "0" * 64
@@ -58,7 +58,7 @@ class Chainer:
         record["chain"] = self.chain_id
         record["seq"] = seq = self.seq + 1
         record["prev_hash"] = prev = self.head_hash
-        raw = canonical_bytes(record)
+        raw = _encode(record)
         digest = hashlib.sha256(raw).hexdigest()
         self.seq, self.head_hash = seq, digest
         body = raw.decode("utf-8")
@@ -108,6 +108,57 @@ def new_record(record_type: str, time: str, **fields: Any) -> dict[str, Any]:
     if record["id"] is None:
         record["id"] = uuid.uuid4().hex
     return record
+
+
+RECORD_KEYS = (
+    "chain",
+    "data",
+    "database",
+    "db_login",
+    "id",
+    "outcome",
+    "prev_hash",
+    "principal",
+    "reason",
+    "seq",
+    "session_id",
+    "source",
+    "time",
+    "trace_id",
+    "type",
+)
+_TEXT_KEYS = tuple(key for key in RECORD_KEYS if key not in ("data", "principal", "seq"))
+_PRINCIPAL_KEYS = ["groups", "issuer", "subject"]
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    """Canonical bytes of a record: at once when it has the usual shape and redaction made its data canonical."""
+    if type(record["data"]) is CanonicalDict and _usual_shape(record):
+        raw = encode_plain(record)
+        if raw is not None:
+            return raw
+    return canonical_bytes(record)
+
+
+def _usual_shape(record: dict[str, Any]) -> bool:
+    """True when ``record`` has exactly the record keys, in order, with text (or null) where text belongs."""
+    if tuple(record) != RECORD_KEYS or type(record["seq"]) is not int:
+        return False
+    for key in _TEXT_KEYS:
+        value = record[key]
+        if value is not None and type(value) is not str:
+            return False
+    principal = record["principal"]
+    if principal is None:
+        return True
+    return (
+        type(principal) is dict
+        and list(principal) == _PRINCIPAL_KEYS
+        and type(principal["issuer"]) is str
+        and type(principal["subject"]) is str
+        and type(principal["groups"]) is list
+        and all(type(group) is str for group in principal["groups"])
+    )
 
 
 def with_hash(body: str, record_hash: str) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -37,6 +38,15 @@ SECURITY_PREFIXES = ("auth.", "lease.", "admin.", "request.", "config.")
 Outcome = Literal["success", "failure", "denied", "allowed", "error", "info"]
 
 
+_EVENT_PREFIX = secrets.token_hex(8)
+_event_numbers = itertools.count()
+
+
+def next_event_id() -> str:
+    """A unique event id: a random per-process prefix and a counter (32 hex digits, no system call)."""
+    return f"{_EVENT_PREFIX}{next(_event_numbers):016x}"
+
+
 class PrincipalRef(BaseModel):
     """Who an event is about: enough to search by, nothing secret."""
 
@@ -61,7 +71,7 @@ class AuditEvent(BaseModel):
 
     type: EventType
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = Field(default_factory=next_event_id)
     principal: PrincipalRef | None = None
     source: str | None = None
     database: str | None = None

@@ -27,8 +27,8 @@ current_trace_id: ContextVar[str | None] = ContextVar("sqlgate_trace_id", defaul
 def to_record(event: AuditEvent) -> dict[str, Any]:
     """The record dict of ``event`` (chain fields still empty), keys in canonical order."""
     principal = event.principal
-    if isinstance(principal, Mapping):  # an event built with model_construct(principal={...})
-        principal = PrincipalRef.model_validate(principal)
+    if principal is not None and type(principal) is not PrincipalRef and isinstance(principal, Mapping):
+        principal = PrincipalRef.model_validate(principal)  # an event built with model_construct(principal={...})
     return {
         "chain": None,
         "data": event.data,  # redaction makes the copy

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import secrets
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlgate.audit.events import AuditEvent, EventType, Outcome, PrincipalRef
+from sqlgate.audit.events import AuditEvent, EventType, Outcome, PrincipalRef, next_event_id
 from sqlgate.config import is_loopback
 from sqlgate.errors import (
     AccessDenied,
@@ -76,6 +75,7 @@ class ClientConnection(asyncio.Protocol):
         self.relay: Relay | None = None
         self.upstream: Upstream | None = None
         self.session: LiveSession | None = None
+        self._principal_ref: PrincipalRef | None = None
         self.lease: Lease | None = None
         self.backend_key: BackendKeyData | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -412,11 +412,13 @@ class ClientConnection(asyncio.Protocol):
         self, kind: EventType, outcome: Outcome, *, reason: str | None = None, data: dict[str, object]
     ) -> AuditEvent:
         session = self.session
+        if session is not None and self._principal_ref is None:
+            self._principal_ref = PrincipalRef.of(session.principal)  # once per session, not per statement
         return AuditEvent.model_construct(
             type=kind,
             time=datetime.now(UTC),
-            id=secrets.token_hex(16),
-            principal=PrincipalRef.of(session.principal) if session else None,
+            id=next_event_id(),
+            principal=self._principal_ref if session else None,
             source=self.source,
             database=session.database if session else None,
             db_login=session.db_login if session else None,
@@ -531,15 +533,6 @@ _OUTCOMES: dict[str, Outcome] = {
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-_EVENT_PREFIX = secrets.token_hex(8)
-_event_numbers = itertools.count()
-
-
-def next_event_id() -> str:
-    """A unique event id: a random per-process prefix and a counter (no system call per statement)."""
-    return f"{_EVENT_PREFIX}{next(_event_numbers):016x}"
 
 
 def new_backend_key(short: bool) -> BackendKeyData:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable, Iterator
@@ -18,6 +19,8 @@ from sqlgate.proxy.listener import PgListener
 from sqlgate.services import Services
 
 log = logging.getLogger(__name__)
+
+GC_THRESHOLD = 20_000  # allocations between first-generation collections (Python's default: 700)
 
 
 class _Server(uvicorn.Server):
@@ -90,6 +93,18 @@ async def _until_started(http: _Server, task: asyncio.Task[None], where: str) ->
         await asyncio.sleep(0.02)
 
 
+def settle_heap() -> None:
+    """Once started: take the start-up heap out of the cyclic collector's way, and run it less often.
+
+    Reference counting frees almost everything a session allocates; what costs a busy
+    relay is the collector walking the long-lived heap (modules, caches, policy) again
+    and again. Frozen objects are never walked; a larger first generation means fewer passes.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
+
+
 async def serve_until_stopped(
     settings: Settings, *, insecure_dev: bool = False, ready: Callable[[Gateway], None] | None = None
 ) -> None:
@@ -99,6 +114,7 @@ async def serve_until_stopped(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     gateway = await start_gateway(settings, insecure_dev=insecure_dev)
+    settle_heap()
     try:
         if ready is not None:
             ready(gateway)

@@ -60,7 +60,8 @@ class StateStore:
         if full.startswith("sqlite+aiosqlite:///"):
             Path(full.removeprefix("sqlite+aiosqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            engine = create_async_engine(full, pool_pre_ping=True)
+            # A SQLite file is never "gone" like a server connection: pinging it costs a thread hop per use.
+            engine = create_async_engine(full, pool_pre_ping=not full.startswith("sqlite"))
         except (SQLAlchemyError, ValueError) as exc:
             raise StoreError(f"cannot use state database URL: {exc}") from exc
         if engine.dialect.name == "sqlite":
