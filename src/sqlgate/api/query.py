@@ -12,7 +12,6 @@ duration, sqlstate).
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from sqlgate.api.origins import ColumnOrigins
 from sqlgate.api.pools import LeasePools
 from sqlgate.api.running import Authorized, Running, Statement
 from sqlgate.api.values import Column, Converter, converters, mask_plan, row_to_json
-from sqlgate.audit.events import AuditEvent, Outcome, PrincipalRef
+from sqlgate.audit.events import AuditEvent, Outcome, PrincipalRef, next_event_id
 from sqlgate.config import DatabaseConfig
 from sqlgate.errors import AccessDenied, ApprovalRequired
 from sqlgate.identity.principal import Principal
@@ -215,7 +214,7 @@ class QueryEngine:
             AuditEvent.model_construct(
                 type="statement",
                 time=datetime.now(UTC),
-                id=secrets.token_hex(16),
+                id=next_event_id(),
                 principal=PrincipalRef.of(principal),
                 source=principal.source,
                 database=statement.database,
