@@ -322,6 +322,13 @@ class AuditConfig(_Section):
         "block", description="When the queue is full: block (backpressure) or drop (counted and logged)."
     )
     batch_size: int = Field(1000, ge=1, description="Most records written in one transaction (group commit).")
+    commit_delay_ms: int = Field(
+        20,
+        ge=0,
+        le=1000,
+        description="How long statement records may wait for more to share their transaction; "
+        "security records never wait (0: write whatever is queued at once).",
+    )
     chain_id: str | None = Field(
         None,
         description="This replica's chain id (letters, digits, `-`, `_`); default: a random id kept in data_dir/audit.",

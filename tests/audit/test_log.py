@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
 
+from sqlgate.audit.canonical import format_time
+from sqlgate.audit.chain import new_record
 from sqlgate.audit.storage import chain_ids, entries, read_heads
 from sqlgate.audit.tables import audit_records
 from sqlgate.audit.verify import Verifier
@@ -254,3 +257,61 @@ async def test_a_dead_writer_fails_waiters_instead_of_hanging(sqlite_store, make
     with pytest.raises(AuditError, match="closed"):
         log.enqueue(statement(1))
     await log.aclose()
+
+
+async def test_statement_records_gather_for_the_commit_delay_but_security_records_do_not(sqlite_store, make_log):
+    """Group commit: queued statements wait up to commit_delay for company; a record someone awaits goes at once."""
+    log = make_log(sqlite_store, commit_delay=timedelta(seconds=30))
+    await log.start()
+    try:
+        await log.submit(statement(1))
+        await asyncio.sleep(0.05)
+        await log.submit(statement(2))  # the first write is immediate; after it, statements gather
+        await asyncio.sleep(0.2)
+        before = await count_rows(sqlite_store)
+        await asyncio.wait_for(log.record(security(3)), timeout=5)  # not held back by the 30 s delay
+        after = await count_rows(sqlite_store)
+    finally:
+        await log.aclose()
+    assert before == 1  # statement 2 was still gathering
+    assert after == 3  # the awaited record took the queued statement with it, in order
+
+
+async def test_a_full_batch_does_not_wait_for_the_commit_delay(sqlite_store, make_log):
+    log = make_log(sqlite_store, commit_delay=timedelta(seconds=30), batch_size=10, checkpoint_every=1000)
+    await log.start()
+    try:
+        await log.submit(statement(0))
+        await asyncio.sleep(0.05)
+        for n in range(1, 11):
+            await log.submit(statement(n))
+        for _ in range(100):
+            if await count_rows(sqlite_store) >= 11:
+                break
+            await asyncio.sleep(0.05)
+        assert await count_rows(sqlite_store) >= 11
+    finally:
+        await log.aclose()
+
+
+async def test_record_dicts_are_redacted_and_chained_like_events(sqlite_store, make_log, signer):
+    """The hot path hands over new_record() dicts instead of AuditEvents: same processors, same chain."""
+    log = make_log(sqlite_store)
+    await log.start()
+    try:
+        record = new_record(
+            "statement",
+            format_time(datetime.now(UTC)),
+            principal={"groups": ["dev"], "issuer": "https://idp", "subject": "alice"},
+            data={"sql": "ALTER ROLE x PASSWORD 'hunter2'", "params": None},
+        )
+        log.enqueue(record)
+        await log.submit(dict(record, id="second"))
+        await log.flush()
+        rows = await stored(sqlite_store)
+    finally:
+        await log.aclose()
+    statements = [row for row in rows if row["type"] == "statement"]
+    assert [row["id"] for row in statements] == [record["id"], "second"]
+    assert all("hunter2" not in json.dumps(row) for row in rows)
+    assert (await verify_store(sqlite_store, signer)).ok

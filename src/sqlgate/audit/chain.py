@@ -13,13 +13,14 @@ that triple.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlgate.audit.canonical import CanonicalDict, canonical_bytes, encode_plain, format_time, jsonable
+from sqlgate.audit.events import next_event_id
 from sqlgate.audit.keys import Signer
+from sqlgate.identity.principal import Principal
 
 GENESIS = "0" * 64
 CHECKPOINT = "audit.checkpoint"
@@ -85,6 +86,11 @@ class Chainer:
         self.seq, self.head_hash = mark
 
 
+def principal_record(principal: Principal) -> dict[str, Any]:
+    """``principal`` as a record's ``principal`` member (what :class:`~sqlgate.audit.events.PrincipalRef` holds)."""
+    return {"groups": list(principal.groups), "issuer": principal.issuer, "subject": principal.subject}
+
+
 def new_record(record_type: str, time: str, **fields: Any) -> dict[str, Any]:
     """A record dict with every field present (``None`` where unset), in one shape for every type."""
     record: dict[str, Any] = {  # keys in canonical (sorted) order: the encoder need not sort them
@@ -106,7 +112,7 @@ def new_record(record_type: str, time: str, **fields: Any) -> dict[str, Any]:
     }
     record.update(fields)
     if record["id"] is None:
-        record["id"] = uuid.uuid4().hex
+        record["id"] = next_event_id()
     return record
 
 

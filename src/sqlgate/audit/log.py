@@ -1,7 +1,10 @@
 """AuditLog: the :class:`~sqlgate.audit.events.Auditor` that chains, signs and stores records.
 
 One writer task owns the chain. Every event — awaited or queued — goes into
-one FIFO queue, already redacted; the writer takes up to ``batch_size`` items,
+one FIFO queue, already redacted; the writer takes up to ``batch_size`` items
+(statement records wait up to ``commit_delay`` for company, so a busy gateway
+writes a few large transactions rather than many small ones; a record someone
+waits for is written at once, together with everything queued before it),
 chains them in queue order, adds signed checkpoints when due, and commits the
 batch and the chain's signed head in one transaction (group commit). So there
 is one sequencer, and the chain order is the order events were handed over.
@@ -46,7 +49,7 @@ from datetime import timedelta
 from typing import Any, Literal, Self
 
 from sqlgate.audit.chain import Chainer
-from sqlgate.audit.events import AuditEvent
+from sqlgate.audit.events import SECURITY_PREFIXES, AuditEvent
 from sqlgate.audit.keys import Signer, signing_key_path
 from sqlgate.audit.otel import OtelSink
 from sqlgate.audit.pipeline import Pipeline
@@ -60,6 +63,13 @@ from sqlgate.store import StateStore
 log = logging.getLogger(__name__)
 
 _DROP_LOG_EVERY = 10.0
+Record = dict[str, Any]
+
+
+def _is_security(event: AuditEvent | Record) -> bool:
+    if isinstance(event, AuditEvent):
+        return event.is_security
+    return str(event["type"]).startswith(SECURITY_PREFIXES)
 
 
 class AuditLog(BatchWriter):
@@ -75,6 +85,7 @@ class AuditLog(BatchWriter):
         queue_size: int = 10_000,
         on_full: Literal["block", "drop"] = "block",
         batch_size: int = 1000,
+        commit_delay: timedelta = timedelta(0),
         checkpoint_every: int = 1000,
         checkpoint_interval: timedelta = timedelta(seconds=60),
         pipeline: Pipeline | None = None,
@@ -86,6 +97,7 @@ class AuditLog(BatchWriter):
         self.queue_size = queue_size
         self.on_full = on_full
         self.batch_size = batch_size
+        self.commit_delay = commit_delay.total_seconds()
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval.total_seconds()
         self.pipeline = pipeline or Pipeline()
@@ -94,6 +106,9 @@ class AuditLog(BatchWriter):
         self._queue: deque[Item] = deque()
         self._queued = 0  # items in the queue that count against queue_size
         self._wakeup = asyncio.Event()
+        self._hurry = asyncio.Event()  # a caller waits for a commit, or a full batch is queued
+        self._urgent = 0  # queued items a caller waits for
+        self._written_at = 0.0
         self._room = asyncio.Event()
         self._room.set()
         self._since_checkpoint = 0
@@ -125,6 +140,7 @@ class AuditLog(BatchWriter):
             queue_size=audit.queue_size,
             on_full=audit.on_full,
             batch_size=audit.batch_size,
+            commit_delay=timedelta(milliseconds=audit.commit_delay_ms),
             checkpoint_every=audit.checkpoint_every,
             checkpoint_interval=audit.checkpoint_interval,
         )
@@ -161,6 +177,7 @@ class AuditLog(BatchWriter):
         self._closing = True
         self._room.set()  # waiters in submit() see the log closing
         self._wakeup.set()
+        self._hurry.set()
         if self._writer is not None:
             with contextlib.suppress(Exception):  # a dead writer was already logged and failed its waiters
                 await self._writer
@@ -189,9 +206,13 @@ class AuditLog(BatchWriter):
         self._push(Item(record, done), counted=False)
         await asyncio.shield(done)
 
-    async def submit(self, event: AuditEvent) -> None:
-        """Queue ``event`` for a batched write; waits only while the queue is full (``block`` mode)."""
-        if event.is_security:
+    async def submit(self, event: AuditEvent | Record) -> None:
+        """Queue ``event`` for a batched write; waits only while the queue is full (``block`` mode).
+
+        ``event`` may also be a record dict made by :func:`~sqlgate.audit.chain.new_record`:
+        the hot path's shortcut past building an :class:`AuditEvent` per statement.
+        """
+        if _is_security(event):
             self._push_prepared(event, counted=False)
             return
         while self._queued >= self.queue_size:
@@ -204,10 +225,13 @@ class AuditLog(BatchWriter):
         self._check_open()
         self._push_prepared(event, counted=True)
 
-    def enqueue(self, event: AuditEvent) -> None:
-        """Queue ``event`` without waiting; when full, drop (``drop``) or raise AuditQueueFull (``block``)."""
+    def enqueue(self, event: AuditEvent | Record) -> None:
+        """Queue ``event`` (or a record dict, as for :meth:`submit`) without waiting.
+
+        When the queue is full: drop (``drop``) or raise AuditQueueFull (``block``).
+        """
         self._check_open()
-        if event.is_security:
+        if _is_security(event):
             self._push_prepared(event, counted=False)
             return
         if self._queued >= self.queue_size:
@@ -229,15 +253,18 @@ class AuditLog(BatchWriter):
         self._push(Item({}, done), counted=False)  # an empty record is a barrier, not written
         await asyncio.shield(done)
 
-    def _prepare(self, event: AuditEvent) -> dict[str, Any] | None:
+    def _prepare(self, event: AuditEvent | Record) -> Record | None:
         """``event`` through the processors; None (logged) when it cannot be made a record."""
         try:
-            return self.pipeline.prepare(event)
+            if isinstance(event, AuditEvent):
+                return self.pipeline.prepare(event)
+            return self.pipeline.process(event)
         except Exception as exc:  # e.g. data nested past the recursion limit
-            log.error("audit event %s could not be prepared: %s", event.type, type(exc).__name__)  # noqa: TRY400 - the traceback could show the unredacted event
+            kind = event.type if isinstance(event, AuditEvent) else event.get("type")
+            log.error("audit event %s could not be prepared: %s", kind, type(exc).__name__)  # noqa: TRY400 - the traceback could show the unredacted event
             return None
 
-    def _push_prepared(self, event: AuditEvent, *, counted: bool) -> None:
+    def _push_prepared(self, event: AuditEvent | Record, *, counted: bool) -> None:
         record = self._prepare(event)
         if record is None:
             self._count_lost()
@@ -252,6 +279,11 @@ class AuditLog(BatchWriter):
         self._queue.append(item)
         if counted:
             self._queued += 1
+        if item.done is not None:
+            self._urgent += 1
+            self._hurry.set()
+        elif len(self._queue) >= self.batch_size:
+            self._hurry.set()
         self._wakeup.set()
 
     def _drop(self) -> None:

@@ -72,7 +72,10 @@ class Pipeline:
 
     def prepare(self, event: AuditEvent) -> dict[str, Any]:
         """``event`` as a record dict, through every processor."""
-        record = to_record(event)
+        return self.process(to_record(event))
+
+    def process(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A record dict (from :func:`to_record` or :func:`~sqlgate.audit.chain.new_record`) through every processor."""
         for processor in self.processors:
             record = processor(record)
         return record

@@ -57,6 +57,7 @@ class BatchWriter:
     chain: Chainer
     sinks: list[Sink]
     batch_size: int
+    commit_delay: float
     checkpoint_every: int
     checkpoint_interval: float
     dropped: int
@@ -64,6 +65,9 @@ class BatchWriter:
     _queue: deque[Item]
     _queued: int
     _wakeup: asyncio.Event
+    _hurry: asyncio.Event
+    _urgent: int
+    _written_at: float
     _room: asyncio.Event
     _since_checkpoint: int
     _checkpoint_at: float
@@ -104,13 +108,25 @@ class BatchWriter:
                 await self._idle()
                 if not self._queue and not self._checkpoint_due():
                     continue
+            await self._gather()
             QUEUE_DEPTH.set(len(self._queue))
             batch = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            self._urgent -= sum(1 for item in batch if item.done is not None)
+            if not self._urgent and len(self._queue) < self.batch_size:
+                self._hurry.clear()
             self._in_flight = batch
             await self._write(batch)
             self._in_flight = []
         if self._since_checkpoint:
             await self._write([], final=True)
+
+    async def _gather(self) -> None:
+        """Let statement records gather for up to ``commit_delay`` since the last write (group commit)."""
+        wait = self._written_at + self.commit_delay - time.monotonic()
+        if wait <= 0 or self._closing or self._hurry.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._hurry.wait(), wait)
 
     async def _idle(self) -> None:
         self._wakeup.clear()
@@ -171,6 +187,7 @@ class BatchWriter:
             await self._failed(batch, exc)
             return
         self._failures = 0
+        self._written_at = time.monotonic()
         self._committed(batch, len(records))
         await self._fan_out(records)
 

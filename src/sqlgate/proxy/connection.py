@@ -20,7 +20,9 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlgate.audit.events import AuditEvent, EventType, Outcome, PrincipalRef, next_event_id
+from sqlgate.audit.canonical import format_time
+from sqlgate.audit.chain import new_record, principal_record
+from sqlgate.audit.events import AuditEvent, EventType, Outcome, PrincipalRef
 from sqlgate.config import is_loopback
 from sqlgate.errors import (
     AccessDenied,
@@ -75,7 +77,7 @@ class ClientConnection(asyncio.Protocol):
         self.relay: Relay | None = None
         self.upstream: Upstream | None = None
         self.session: LiveSession | None = None
-        self._principal_ref: PrincipalRef | None = None
+        self._principal: dict[str, Any] | None = None  # the session's principal as audit records hold it
         self.lease: Lease | None = None
         self.backend_key: BackendKeyData | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -396,7 +398,7 @@ class ClientConnection(asyncio.Protocol):
         except AuditQueueFull:
             self._wait_for_audit(event)
 
-    def _wait_for_audit(self, event: AuditEvent) -> None:
+    def _wait_for_audit(self, event: dict[str, Any]) -> None:
         """Backpressure: stop reading from the client until the audit queue takes the event."""
         if self.transport is not None:
             self.transport.pause_reading()
@@ -410,20 +412,19 @@ class ClientConnection(asyncio.Protocol):
 
     def _event(
         self, kind: EventType, outcome: Outcome, *, reason: str | None = None, data: dict[str, object]
-    ) -> AuditEvent:
+    ) -> dict[str, Any]:
+        """A session event as a record dict (no model to build per statement; the log redacts it as any event)."""
         session = self.session
-        if session is not None and self._principal_ref is None:
-            self._principal_ref = PrincipalRef.of(session.principal)  # once per session, not per statement
-        return AuditEvent.model_construct(
-            type=kind,
-            time=datetime.now(UTC),
-            id=next_event_id(),
-            principal=self._principal_ref if session else None,
+        if session is not None and self._principal is None:
+            self._principal = principal_record(session.principal)  # once per session, not per statement
+        return new_record(
+            kind,
+            format_time(datetime.now(UTC)),
+            principal=self._principal if session else None,
             source=self.source,
             database=session.database if session else None,
             db_login=session.db_login if session else None,
             session_id=session.id if session else None,
-            trace_id=None,
             outcome=outcome,
             reason=reason,
             data=data,

@@ -1,6 +1,8 @@
 """classify(): SQL text -> :class:`Classification`, remembered in bounded LRU caches.
 
-Two caches: the exact text (a hit costs a dictionary look-up), then the text
+Two caches: the exact text (a hit costs a dictionary look-up), then the text's
+shape. For everyday DML the shape comes from :func:`~sqlgate.policy.sql.shape.literal_shape`
+(literals replaced without parsing, a few microseconds); otherwise it is the text
 with its constants replaced by ``$n`` (pglast's normalize, the statement's
 fingerprint with names kept), so ``... WHERE id = 1`` and ``... WHERE id = 2``
 share one entry. pglast's hashed fingerprint is not used as the key because it
@@ -19,6 +21,7 @@ from threading import Lock
 from sqlgate.policy.sql.mysql import classify_mysql
 from sqlgate.policy.sql.postgres import classify_postgres, normalized
 from sqlgate.policy.sql.result import Classification, Dialect
+from sqlgate.policy.sql.shape import literal_shape
 
 DEFAULT_CACHE_SIZE = 10_000
 MAX_CACHED_TEXT = 2048  # longer texts are classified every time: the caches stay below ~20 MB each
@@ -82,15 +85,23 @@ def _classify_uncached(sql: str, dialect: Dialect) -> Classification:
         return classify_mysql(sql)
     if dialect != "postgres":
         raise ValueError(f"unknown SQL dialect {dialect!r} (postgres or mysql)")
+    quick = literal_shape(sql) if len(sql) <= MAX_CACHED_TEXT else None
+    if quick is not None:
+        hit = _by_shape.get(("postgres-literals", quick))
+        if hit is not None:
+            return hit
     shape = normalized(sql)
     if shape is not None and len(shape) <= MAX_CACHED_TEXT:
         hit = _by_shape.get(("postgres", shape))
-        if hit is not None:
-            return hit
-    result = classify_postgres(sql)
-    if shape is not None and len(shape) <= MAX_CACHED_TEXT and result.parsed and result.cacheable:
-        _by_shape.put(("postgres", shape), result)
-    return result
+        if hit is None:
+            hit = result = classify_postgres(sql)
+            if result.parsed and result.cacheable:
+                _by_shape.put(("postgres", shape), result)
+    else:
+        hit = classify_postgres(sql)
+    if quick is not None and hit.parsed and hit.cacheable:
+        _by_shape.put(("postgres-literals", quick), hit)
+    return hit
 
 
 def uncached_classify(sql: str, dialect: Dialect = "postgres") -> Classification:
