@@ -12,6 +12,7 @@ from sqlalchemy import func, select, text
 
 from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import new_record
+from sqlgate.audit.sqlite_writer import SqliteBatchWriter
 from sqlgate.audit.storage import chain_ids, entries, read_heads
 from sqlgate.audit.tables import audit_records
 from sqlgate.audit.verify import Verifier
@@ -314,4 +315,16 @@ async def test_record_dicts_are_redacted_and_chained_like_events(sqlite_store, m
     statements = [row for row in rows if row["type"] == "statement"]
     assert [row["id"] for row in statements] == [record["id"], "second"]
     assert all("hunter2" not in json.dumps(row) for row in rows)
+    assert (await verify_store(sqlite_store, signer)).ok
+
+
+async def test_a_sqlite_file_is_written_by_the_direct_writer(sqlite_store, make_log, signer):
+    """SQLite state files get the one-hand-over writer; its batches verify like any other."""
+    log = make_log(sqlite_store)
+    assert isinstance(log.database, SqliteBatchWriter)
+    async with log:
+        for n in range(300):  # more than one multi-row chunk per batch
+            log.enqueue(statement(n))
+        await log.record(security(1))
+    assert await count_rows(sqlite_store) > 300
     assert (await verify_store(sqlite_store, signer)).ok

@@ -54,7 +54,8 @@ from sqlgate.audit.keys import Signer, signing_key_path
 from sqlgate.audit.otel import OtelSink
 from sqlgate.audit.pipeline import Pipeline
 from sqlgate.audit.sinks import JsonlSink, Sink, StdoutSink
-from sqlgate.audit.storage import chain_id_for
+from sqlgate.audit.sqlite_writer import SqliteBatchWriter
+from sqlgate.audit.storage import StoreBatchWriter, chain_id_for
 from sqlgate.audit.writer import BatchWriter, Item
 from sqlgate.config import Settings
 from sqlgate.errors import AuditError, AuditQueueFull
@@ -91,6 +92,7 @@ class AuditLog(BatchWriter):
         pipeline: Pipeline | None = None,
     ) -> None:
         self.store = store
+        self.database = SqliteBatchWriter.for_store(store) or StoreBatchWriter(store)
         self.signer = signer
         self.chain = Chainer(chain_id)
         self.sinks = list(sinks)
@@ -181,6 +183,8 @@ class AuditLog(BatchWriter):
         if self._writer is not None:
             with contextlib.suppress(Exception):  # a dead writer was already logged and failed its waiters
                 await self._writer
+        with contextlib.suppress(Exception):
+            await self.database.close()
         for sink in self.sinks:
             with contextlib.suppress(Exception):
                 await sink.close()

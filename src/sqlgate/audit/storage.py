@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,23 +110,43 @@ def _chunk_sizes(count: int) -> list[int]:
     return sizes
 
 
-async def write_batch(conn: AsyncConnection, records: Sequence[ChainedRecord], head: Head) -> None:
-    """Insert ``records`` (a few multi-row INSERTs) and move the chain's head, in the caller's transaction."""
+def insert_statements(dialect: Dialect, records: Sequence[ChainedRecord]) -> Iterator[tuple[str, tuple[object, ...]]]:
+    """The driver-level (SQL, parameters) that insert ``records``: a few multi-row INSERTs."""
     rows = [row_values(record) for record in records]
     at = 0
     for size in _chunk_sizes(len(rows)):
-        sql, places = _insert_for(conn.dialect, size)
+        sql, places = _insert_for(dialect, size)
         chunk = rows[at : at + size]
         at += size
         if places is None:
-            params = tuple(value for row in chunk for value in row)
+            yield sql, tuple(value for row in chunk for value in row)
         else:  # a dialect that orders parameters its own way
-            params = tuple(chunk[row][column] for row, column in places)
+            yield sql, tuple(chunk[row][column] for row, column in places)
+
+
+async def write_batch(conn: AsyncConnection, records: Sequence[ChainedRecord], head: Head) -> None:
+    """Insert ``records`` and move the chain's head, in the caller's transaction."""
+    for sql, params in insert_statements(conn.dialect, records):
         await conn.exec_driver_sql(sql, params)
     values = {"seq": head.seq, "hash": head.hash, "time": head.time, "key_id": head.key_id, "signature": head.signature}
     result = await conn.execute(update(audit_heads).where(audit_heads.c.chain == head.chain).values(**values))
     if result.rowcount == 0:
         await conn.execute(insert(audit_heads).values(chain=head.chain, **values))
+
+
+class StoreBatchWriter:
+    """Writes batches through the state store's own connections (any database it supports)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    async def write(self, records: Sequence[ChainedRecord], head: Head) -> None:
+        """One transaction: ``records`` and the chain's new head."""
+        async with self.store.begin() as conn:
+            await write_batch(conn, records, head)
+
+    async def close(self) -> None:
+        """Nothing of its own to close."""
 
 
 async def read_heads(store: StateStore) -> dict[str, Head]:

@@ -28,7 +28,8 @@ from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import ChainedRecord, Chainer
 from sqlgate.audit.keys import Signer
 from sqlgate.audit.sinks import Sink
-from sqlgate.audit.storage import Head, last_record, read_heads, write_batch
+from sqlgate.audit.sqlite_writer import SqliteBatchWriter
+from sqlgate.audit.storage import Head, StoreBatchWriter, last_record, read_heads
 from sqlgate.errors import AuditError
 from sqlgate.store import StateStore
 
@@ -53,6 +54,7 @@ class BatchWriter:
     """The writer half of :class:`~sqlgate.audit.log.AuditLog` (which sets up these attributes)."""
 
     store: StateStore
+    database: SqliteBatchWriter | StoreBatchWriter
     signer: Signer
     chain: Chainer
     sinks: list[Sink]
@@ -178,9 +180,7 @@ class BatchWriter:
         records = self._chain_batch(batch, final=final)
         try:
             if records:
-                head = self._signed_head()
-                async with self.store.begin() as conn:
-                    await write_batch(conn, records, head)
+                await self.database.write(records, self._signed_head())
         except Exception as exc:
             self.chain.rollback(mark)
             self._since_checkpoint, self._drops_unreported, self._checkpoint_at = state

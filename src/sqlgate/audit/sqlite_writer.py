@@ -1,0 +1,84 @@
+"""Audit batches straight into a SQLite state file: one thread, one connection, one hand-over per batch.
+
+Through SQLAlchemy and aiosqlite every statement of a batch's transaction
+(BEGIN, each INSERT, the head, COMMIT) is a trip to aiosqlite's thread and back,
+and each trip competes for the interpreter lock with a busy event loop. This
+writer runs the whole transaction as one call in its own thread, so the loop
+hands a batch over once and sqlite3 works without the lock while it writes.
+Used for SQLite state files; PostgreSQL goes through the store (asyncpg needs no
+thread). Records are the same rows, written by the same INSERTs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sqlalchemy.engine import Dialect
+
+from sqlgate.audit.chain import ChainedRecord
+from sqlgate.audit.storage import Head, insert_statements
+from sqlgate.store import StateStore
+
+_BUSY_TIMEOUT_MS = 10_000  # as the store's own connections: wait for another writer's transaction
+_UPDATE_HEAD = "UPDATE audit_heads SET seq = ?, hash = ?, time = ?, key_id = ?, signature = ? WHERE chain = ?"
+_INSERT_HEAD = "INSERT INTO audit_heads (seq, hash, time, key_id, signature, chain) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+class SqliteBatchWriter:
+    """Writes audit batches into one SQLite file from a dedicated thread."""
+
+    def __init__(self, path: Path, dialect: Dialect) -> None:
+        self.path = path
+        self.dialect = dialect
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlgate-audit-writer")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    def for_store(cls, store: StateStore) -> SqliteBatchWriter | None:
+        """A writer for ``store`` when it is a plain SQLite file, else None."""
+        url = store.engine.url
+        if not store.is_sqlite or not url.database or url.database == ":memory:" or url.query:
+            return None
+        return cls(Path(url.database), store.engine.dialect)
+
+    async def write(self, records: Sequence[ChainedRecord], head: Head) -> None:
+        """One transaction: ``records`` and the chain's new head (raises sqlite3.Error when refused)."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, records, head)
+
+    async def close(self) -> None:
+        """Close the connection and stop the thread."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+    def _write(self, records: Sequence[ChainedRecord], head: Head) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in insert_statements(self.dialect, records):
+                conn.execute(sql, params)
+            values = (head.seq, head.hash, head.time, head.key_id, head.signature, head.chain)
+            if conn.execute(_UPDATE_HEAD, values).rowcount == 0:
+                conn.execute(_INSERT_HEAD, values)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous=NORMAL")  # with WAL (set by the store): survives a process crash
+            self._conn = conn
+        return self._conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
