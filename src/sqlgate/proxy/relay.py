@@ -35,6 +35,7 @@ from sqlgate.proxy.masking import Masker, MaskPlan, mask_data_row
 MAX_PARAMS_AUDITED = 32
 MAX_PARAM_BYTES = 256
 MAX_SQL_AUDITED = 16_384
+_VERDICTS_KEPT = 512  # guardrail verdicts remembered per session (a verdict depends only on the classification)
 
 _Q, _P, _B, _E, _S, _C, _X, _F, _D, _H = (ord(c) for c in "QPBESCXFDH")
 _SERVER_COMPLETE, _SERVER_ERROR, _SERVER_READY = ord("C"), ord("E"), ord("Z")
@@ -113,6 +114,7 @@ class Relay:
         self.forwarded_since_sync = False
         self.terminated = False
         self.statement_count = 0
+        self._verdicts: dict[int, tuple[Classification, bytes | None]] = {}
 
     @property
     def idle(self) -> bool:
@@ -231,6 +233,18 @@ class Relay:
         return False
 
     def _refusal(self, classification: Classification) -> bytes | None:
+        """The error to answer ``classification`` with, or None; remembered per classification (shared by shape)."""
+        known = self._verdicts.get(id(classification))
+        if known is not None and known[0] is classification:
+            return known[1]
+        refusal = self._judge(classification)
+        if not any(s.executes or s.prepares or s.deallocates for s in classification.statements):
+            if len(self._verdicts) >= _VERDICTS_KEPT:
+                self._verdicts.clear()
+            self._verdicts[id(classification)] = (classification, refusal)  # the reference keeps the id unique
+        return refusal
+
+    def _judge(self, classification: Classification) -> bytes | None:
         violation = check(self.guardrails, classification, prepared=self.prepared)
         if violation is not None:
             return error_response("42501", violation.error().message, hint=_HINT).encode()
@@ -359,10 +373,11 @@ class Relay:
             return
         record = head.record
         if kind == _SERVER_COMPLETE:
-            tag = CommandComplete.decode(payload)
-            record.tags.append(tag.tag)
-            if tag.rows is not None:
-                record.rows = (record.rows or 0) + tag.rows
+            tag = _command_tag(payload)
+            record.tags.append(tag)
+            count = tag.rpartition(" ")[2]
+            if count.isdigit() and count.isascii():
+                record.rows = (record.rows or 0) + int(count)
         elif kind == _SERVER_ERROR:
             error = ErrorResponse.decode(payload)
             record.sqlstate, record.error, record.outcome = error.sqlstate, error.message, "error"
@@ -412,6 +427,14 @@ class Relay:
 
 
 _HINT = "the grant's guardrails refuse this statement; ask for a role that allows it (sqlgate policy explain)"
+
+
+def _command_tag(payload: memoryview) -> str:
+    """The tag of a CommandComplete (``SELECT 1``); malformed ones raise as the full decoder does."""
+    raw = bytes(payload)
+    if raw.endswith(b"\0") and raw.find(b"\0") == len(raw) - 1 and raw.isascii():
+        return raw[:-1].decode("ascii")
+    return CommandComplete.decode(payload).tag
 
 
 def _ready(status: str) -> bytes:

@@ -32,20 +32,23 @@ class ClassificationCache:
 
     def __init__(self, size: int = DEFAULT_CACHE_SIZE) -> None:
         self.size = size
+        self._mind_order_from = size * 3 // 4
         self._items: OrderedDict[tuple[str, str], Classification] = OrderedDict()
         self._lock = Lock()
         self.hits = 0
         self.misses = 0
 
     def get(self, key: tuple[str, str]) -> Classification | None:
-        """The entry for ``key`` (marked as recently used), or None."""
-        item = self._items.get(key)
+        """The entry for ``key`` (marked as recently used once the cache is nearly full), or None."""
+        items = self._items
+        item = items.get(key)
         if item is None:
             self.misses += 1
             return None
         self.hits += 1
-        with suppress(KeyError):  # evicted by another thread meanwhile
-            self._items.move_to_end(key)
+        if len(items) >= self._mind_order_from:  # recency only matters when eviction is near
+            with suppress(KeyError):  # evicted by another thread meanwhile
+                items.move_to_end(key)
         return item
 
     def put(self, key: tuple[str, str], value: Classification) -> None:
@@ -74,8 +77,15 @@ def classify(sql: str, dialect: Dialect = "postgres") -> Classification:
     hit = _by_text.get(key)
     if hit is not None:
         return hit
+    quick = literal_shape(sql) if dialect == "postgres" and len(sql) <= MAX_CACHED_TEXT else None
+    if quick is not None:  # remembered by shape only: texts with their values in them rarely come back
+        hit = _by_shape.get(("postgres-literals", quick))
+        if hit is not None:
+            return hit
     result = _classify_uncached(sql, dialect)
-    if len(sql) <= MAX_CACHED_TEXT:
+    if quick is not None and result.parsed and result.cacheable:
+        _by_shape.put(("postgres-literals", quick), result)
+    elif len(sql) <= MAX_CACHED_TEXT:
         _by_text.put(key, result)
     return result
 
@@ -85,23 +95,15 @@ def _classify_uncached(sql: str, dialect: Dialect) -> Classification:
         return classify_mysql(sql)
     if dialect != "postgres":
         raise ValueError(f"unknown SQL dialect {dialect!r} (postgres or mysql)")
-    quick = literal_shape(sql) if len(sql) <= MAX_CACHED_TEXT else None
-    if quick is not None:
-        hit = _by_shape.get(("postgres-literals", quick))
-        if hit is not None:
-            return hit
     shape = normalized(sql)
     if shape is not None and len(shape) <= MAX_CACHED_TEXT:
         hit = _by_shape.get(("postgres", shape))
-        if hit is None:
-            hit = result = classify_postgres(sql)
-            if result.parsed and result.cacheable:
-                _by_shape.put(("postgres", shape), result)
-    else:
-        hit = classify_postgres(sql)
-    if quick is not None and hit.parsed and hit.cacheable:
-        _by_shape.put(("postgres-literals", quick), hit)
-    return hit
+        if hit is not None:
+            return hit
+    result = classify_postgres(sql)
+    if shape is not None and len(shape) <= MAX_CACHED_TEXT and result.parsed and result.cacheable:
+        _by_shape.put(("postgres", shape), result)
+    return result
 
 
 def uncached_classify(sql: str, dialect: Dialect = "postgres") -> Classification:

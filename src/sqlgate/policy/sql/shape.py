@@ -26,10 +26,12 @@ import re
 
 _STARTS = ("select", "insert", "update", "delete", "values", "with")
 _REFUSE = re.compile(r"--|/\*|\$|\\|;.")
+_NUMBER_PATTERN = r"""(?<![\w.])(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?![\w.'"])"""
+_NUMBER = re.compile(_NUMBER_PATTERN)
 _TOKEN = re.compile(
     r"""(?P<string>'(?:[^']|'')*')"""
     r"""|(?P<ident>"(?:[^"]|"")*")"""
-    r"""|(?P<number>(?<![\w.])(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?![\w.'"]))"""
+    rf"""|(?P<number>{_NUMBER_PATTERN})"""
     r"""|(?P<stray>['"])"""
 )
 _PREFIXED = re.compile(r"""[\w&]$""")
@@ -40,6 +42,8 @@ def literal_shape(sql: str) -> str | None:
     head = sql.lstrip()[:6].lower()
     if not head.startswith(_STARTS) or _REFUSE.search(sql.rstrip()):
         return None
+    if "'" not in sql and '"' not in sql:  # numbers only: one substitution in C
+        return _NUMBER.sub("?n", sql)
     parts: list[str] = []
     last = 0
     for match in _TOKEN.finditer(sql):
