@@ -24,7 +24,9 @@ from sqlgate.api.origins import ColumnOrigins
 from sqlgate.api.pools import LeasePools
 from sqlgate.api.running import Authorized, Running, Statement
 from sqlgate.api.values import Column, Converter, converters, mask_plan, row_to_json
-from sqlgate.audit.events import AuditEvent, Outcome, PrincipalRef, next_event_id
+from sqlgate.audit.canonical import format_time
+from sqlgate.audit.chain import new_record, principal_record
+from sqlgate.audit.events import Outcome
 from sqlgate.config import DatabaseConfig
 from sqlgate.errors import AccessDenied, ApprovalRequired
 from sqlgate.identity.principal import Principal
@@ -211,16 +213,14 @@ class QueryEngine:
         """Audit one statement like the proxy does (sql, params bounded, rows, duration, sqlstate)."""
         outcome: Outcome = _OUTCOMES[result]
         self.services.audit.enqueue(
-            AuditEvent.model_construct(
-                type="statement",
-                time=datetime.now(UTC),
-                id=next_event_id(),
-                principal=PrincipalRef.of(principal),
+            new_record(  # a record dict, as the proxy hands them over: no model per statement
+                "statement",
+                format_time(datetime.now(UTC)),
+                principal=principal_record(principal),
                 source=principal.source,
                 database=statement.database,
                 db_login=session.db_login if session else None,
                 session_id=session.id if session else None,
-                trace_id=None,
                 outcome=outcome,
                 reason=reason,
                 data={
