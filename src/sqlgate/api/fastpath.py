@@ -14,10 +14,10 @@ with its own 400). The route stays the reference and the OpenAPI operation.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -136,8 +136,8 @@ def _json(body: bytes | None) -> Any:
     if not body:
         return None
     try:
-        return json.loads(body)
-    except ValueError:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:  # also NaN and Infinity, which the route's parser takes: it answers those
         return None
 
 
