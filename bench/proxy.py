@@ -3,9 +3,10 @@
     python bench/proxy.py [--seconds 10] [--rounds 2] [--scale 5]
 
 Starts an embedded PostgreSQL, pgbouncer (Debian package `pgbouncer`, session mode;
-skipped with a note when missing) and a sqlgate gateway (`sqlgate serve`) in front of
+skipped with a note when missing), a bare Python byte relay (bench/bare_relay.py: the
+ceiling for any Python proxy) and a sqlgate gateway (`sqlgate serve`) in front of
 it, then runs `pgbench -S` against each, interleaved round by round so machine noise
-hits all three alike: 1 and 8 clients, simple and prepared protocol, and `-C` (a new
+hits all alike: 1 and 8 clients, simple and prepared protocol, and `-C` (a new
 connection per transaction). Prints TPS, average latency and the ratios the targets
 are stated in (sqlgate / pgbouncer, sqlgate / direct), plus gateway memory per idle
 session (250 idle sessions by default: the embedded server allows 300 connections).
@@ -122,6 +123,20 @@ def pgbouncer(server: EmbeddedPostgres, workdir: Path) -> Iterator[Target | None
         yield Target("pgbouncer", "127.0.0.1", port, "postgres", server.password, "bench")
     finally:
         subprocess.run(["pkill", "-f", str(workdir / "pgbouncer.ini")], check=False)
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def bare_relay(server: EmbeddedPostgres) -> Iterator[Target]:
+    """bench/bare_relay.py in front of the server: what Python and uvloop cost with no work at all."""
+    port = free_port()
+    script = Path(__file__).with_name("bare_relay.py")
+    proc = subprocess.Popen([sys.executable, str(script), str(port), "127.0.0.1", str(server.port)])
+    try:
+        wait_port(port)
+        yield Target("bare relay", "127.0.0.1", port, "postgres", server.password, "bench")
+    finally:
+        proc.kill()
         proc.wait(timeout=10)
 
 
@@ -247,10 +262,14 @@ def main() -> None:
         )
         server.psql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench_read", dbname="bench")
         direct = Target("direct", server.host, server.port, "postgres", server.password, "bench")
-        with pgbouncer(server, Path(tmp) / "pgb") as bouncer, sqlgate(server, Path(tmp)) as (gate, gate_pid):
+        with (
+            pgbouncer(server, Path(tmp) / "pgb") as bouncer,
+            bare_relay(server) as bare,
+            sqlgate(server, Path(tmp)) as (gate, gate_pid),
+        ):
             if args.idle:  # first, on a fresh gateway whose heap has not grown and shrunk yet
                 per_session = idle_memory(gate, gate_pid, args.idle)
-            targets = [t for t in (direct, bouncer, gate) if t is not None]
+            targets = [t for t in (direct, bouncer, bare, gate) if t is not None]
             cases = [
                 (1, "simple", False),
                 (8, "simple", False),
@@ -272,7 +291,11 @@ def main() -> None:
 
 
 def report(results, cases, names) -> None:  # noqa: ANN001
-    print(f"{'case':28s}" + "".join(f"{n:>22s}" for n in names) + "   sqlgate/pgbouncer  sqlgate/direct")
+    print(
+        f"{'case':28s}"
+        + "".join(f"{n:>22s}" for n in names)
+        + "   sqlgate/pgbouncer  sqlgate/direct  bare relay/pgbouncer"
+    )
     for clients, mode, connect_each in cases:
         label = f"{clients} client(s) {mode}{' -C' if connect_each else ''}"
         tps = {n: statistics.median(r[0] for r in results[(clients, mode, connect_each, n)]) for n in names}
@@ -280,13 +303,16 @@ def report(results, cases, names) -> None:  # noqa: ANN001
         cells = "".join(f"{tps[n]:>12.0f} tps {lat[n]:>5.2f}ms" for n in names)
         ratio_b = f"{tps['sqlgate'] / tps['pgbouncer']:.2f}x" if "pgbouncer" in tps else "n/a"
         ratio_d = f"{tps['sqlgate'] / tps['direct']:.2f}x"
-        print(f"{label:28s}{cells}   {ratio_b:>17s}  {ratio_d:>14s}")
+        ratio_r = f"{tps['bare relay'] / tps['pgbouncer']:.2f}x" if "pgbouncer" in tps else "n/a"
+        print(f"{label:28s}{cells}   {ratio_b:>17s}  {ratio_d:>14s}  {ratio_r:>20s}")
         if clients == 1 and "pgbouncer" in lat:
             added_s = lat["sqlgate"] - lat["direct"]
             added_b = lat["pgbouncer"] - lat["direct"]
+            added_r = lat["bare relay"] - lat["direct"]
             ratio = f"{added_s / added_b:.2f}x" if added_b > 0 else "n/a"
             print(
-                f"{'':28s}added latency: sqlgate {added_s:.3f} ms, pgbouncer {added_b:.3f} ms ({ratio}, target <= 2x)"
+                f"{'':28s}added latency: sqlgate {added_s:.3f} ms, pgbouncer {added_b:.3f} ms ({ratio}, target <= 2x),"
+                f" bare relay {added_r:.3f} ms"
             )
 
 
