@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sqlgate.errors import ProtocolError
 from sqlgate.pgwire.frontend import (
@@ -109,3 +111,37 @@ def test_bind_param_format_applies_one_code_to_all():
 def test_strings_with_nul_cannot_be_encoded():
     with pytest.raises(ValueError, match="NUL"):
         Query("SELECT 1\x00; DROP TABLE x").encode()
+
+
+_names = st.text(st.characters(blacklist_characters="\x00"), max_size=8)
+_binds = st.builds(
+    Bind,
+    portal=_names,
+    statement=_names,
+    param_formats=st.lists(st.sampled_from([0, 1]), max_size=1).map(tuple),
+    params=st.lists(st.none() | st.binary(max_size=16), max_size=5).map(tuple),
+    result_formats=st.lists(st.sampled_from([0, 1]), max_size=3).map(tuple),
+)
+
+
+@given(_binds)
+def test_bind_round_trips_through_the_single_pass_decoder(message):
+    assert Bind.decode(memoryview(message.encode())[5:]) == message
+
+
+@given(st.binary(max_size=40))
+def test_bind_decoders_agree_on_any_bytes(body):
+    """The single pass and the checked reader accept the same bodies, with the same result."""
+    try:
+        expected = Bind._decode_checked(body)
+    except ProtocolError:
+        with pytest.raises(ProtocolError):
+            Bind.decode(body)
+        return
+    assert Bind.decode(body) == expected
+
+
+@given(_names, st.integers(-(2**31), 2**31 - 1))
+def test_execute_round_trips(portal, max_rows):
+    message = Execute(portal, max_rows)
+    assert Execute.decode(memoryview(message.encode())[5:]) == message

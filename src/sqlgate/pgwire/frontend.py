@@ -8,12 +8,13 @@ picks the class by type byte. Authentication responses (``p``) live in
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Self
 
 from sqlgate.errors import ProtocolError
-from sqlgate.pgwire.codec import BINARY, TEXT, BytesLike, EmptyMessage, Reader, Writer, read_formats
+from sqlgate.pgwire.codec import BINARY, INT16, INT32, TEXT, BytesLike, EmptyMessage, Reader, Writer, read_formats
 from sqlgate.pgwire.copy import CopyData, CopyDone, CopyFail
 
 
@@ -105,7 +106,15 @@ class Bind:
 
     @classmethod
     def decode(cls, payload: BytesLike) -> Self:
-        """Parse the body."""
+        """Parse the body (a well-formed one in a single pass; anything else by the reader, for its exact error)."""
+        data = bytes(payload)
+        try:
+            return cls(*_bind_fields(data))
+        except (ValueError, struct.error):
+            return cls._decode_checked(data)
+
+    @classmethod
+    def _decode_checked(cls, payload: BytesLike) -> Self:
         reader = Reader(payload, "Bind")
         portal, statement = reader.cstring(), reader.cstring()
         param_formats = read_formats(reader)
@@ -115,6 +124,46 @@ class Bind:
         if len(param_formats) > 1 and len(param_formats) != len(params):
             raise ProtocolError(f"Bind: {len(param_formats)} parameter formats for {len(params)} parameters")
         return cls(portal, statement, param_formats, params, result_formats)
+
+
+_Formats = tuple[int, ...]
+
+
+def _bind_fields(data: bytes) -> tuple[str, str, _Formats, tuple[bytes | None, ...], _Formats]:
+    """Bind's fields from a well-formed body; ValueError or struct.error on anything else."""
+    end = data.index(0)
+    portal = data[:end].decode()
+    pos, end = end + 1, data.index(0, end + 1)
+    statement = data[pos:end].decode()
+    param_formats, pos = _formats(data, end + 1)
+    (count,), pos = INT16.unpack_from(data, pos), pos + 2
+    if count < 0:
+        raise ValueError(count)
+    params: list[bytes | None] = []
+    size_of = INT32.unpack_from
+    for _ in range(count):
+        (size,), pos = size_of(data, pos), pos + 4
+        if size == -1:
+            params.append(None)
+            continue
+        if size < 0 or pos + size > len(data):
+            raise ValueError(size)
+        params.append(data[pos : pos + size])
+        pos += size
+    result_formats, pos = _formats(data, pos)
+    if pos != len(data) or (len(param_formats) > 1 and len(param_formats) != count):
+        raise ValueError(pos)
+    return portal, statement, param_formats, tuple(params), result_formats
+
+
+def _formats(data: bytes, pos: int) -> tuple[_Formats, int]:
+    (count,) = INT16.unpack_from(data, pos)
+    if count < 0:
+        raise ValueError(count)
+    formats = struct.unpack_from(f"!{count}h", data, pos + 2) if count else ()
+    if any(f not in (TEXT, BINARY) for f in formats):
+        raise ValueError(formats)
+    return formats, pos + 2 + 2 * count
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +209,11 @@ class Execute:
     @classmethod
     def decode(cls, payload: BytesLike) -> Self:
         """Parse the body."""
-        reader = Reader(payload, "Execute")
+        data = bytes(payload)
+        end = data.find(0)
+        if end >= 0 and len(data) == end + 5 and data.isascii():  # the usual case, read at once
+            return cls(data[:end].decode("ascii"), INT32.unpack_from(data, end + 1)[0])
+        reader = Reader(data, "Execute")
         portal, max_rows = reader.cstring(), reader.int32()
         reader.finish()
         return cls(portal, max_rows)
