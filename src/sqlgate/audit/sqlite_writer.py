@@ -48,18 +48,19 @@ class SqliteBatchWriter:
 
     async def write(self, records: Sequence[ChainedRecord], head: Head) -> None:
         """One transaction: ``records`` and the chain's new head (raises sqlite3.Error when refused)."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, records, head)
+        statements = list(insert_statements(self.dialect, records))  # Python work here, not in the thread
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, statements, head)
 
     async def close(self) -> None:
         """Close the connection and stop the thread."""
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
-    def _write(self, records: Sequence[ChainedRecord], head: Head) -> None:
+    def _write(self, statements: list[tuple[str, tuple[object, ...]]], head: Head) -> None:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for sql, params in insert_statements(self.dialect, records):
+            for sql, params in statements:
                 conn.execute(sql, params)
             values = (head.seq, head.hash, head.time, head.key_id, head.signature, head.chain)
             if conn.execute(_UPDATE_HEAD, values).rowcount == 0:
