@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
+
+import httpx
 
 from sqlgate.api import metrics
+from sqlgate.api.fastpath import QueryFastPath
 from tests.api.conftest import bearer
 
 ROUTE_ONLY = "application/vnd.sqlgate-test+json"
@@ -80,3 +84,27 @@ def _served(route: str, status: str) -> float:
             if sample.name.endswith("_total") and sample.labels == {"route": route, "status": status}:
                 return sample.value
     return 0.0
+
+
+async def test_an_unexpected_failure_is_a_logged_500_problem(caplog):
+    """The fast path sits outside FastAPI's error middleware: it answers a bug itself, never with a traceback."""
+
+    class Broken:
+        async def authenticate(self, *_args):
+            return object()
+
+        async def prepare(self, *_args):
+            raise RuntimeError("a bug with a secret-free message")
+
+    state = SimpleNamespace(services=SimpleNamespace(authenticator=Broken()), engine=Broken())
+
+    async def route(*_args):  # the fast path must not hand this request over
+        raise AssertionError("handed to the route")
+
+    app = QueryFastPath(route, state)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
+        response = await http.post("/v1/query", json={"database": "demo", "sql": "SELECT 1"}, headers=bearer("t"))
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Traceback" not in response.text
+    assert "POST /v1/query failed" in caplog.text

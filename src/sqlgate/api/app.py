@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sqlgate import __version__
 from sqlgate.api import mcp, problems
@@ -17,9 +18,30 @@ from sqlgate.identity.devissuer_http import dev_issuer_router
 from sqlgate.services import Services
 
 
+class GatewayApp(FastAPI):
+    """FastAPI behind the API's own outer layers: body limit and metrics, then the ``/v1/query`` fast path.
+
+    Both sit outside FastAPI's middleware stack, so a plain JSON query pays for no
+    layer it does not use; every other request goes through FastAPI as usual.
+    """
+
+    outer: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request, connection or lifespan."""
+        if self.outer is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.outer(scope, receive, send)
+
+    async def inner(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI itself, under the outer layers."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(services: Services, *, pgwire_port: int | None = None) -> FastAPI:
     """The HTTP API of one gateway replica, serving ``services``; ``pgwire_port``: the bound pgwire port."""
-    app = FastAPI(
+    app = GatewayApp(
         title="sqlgate",
         version=__version__,
         summary="Identity-aware gateway for SQL databases: query, credentials, access requests, audit.",
@@ -39,6 +61,5 @@ def create_app(services: Services, *, pgwire_port: int | None = None) -> FastAPI
     endpoint = McpEndpoint(api)
     services.on_close.append(endpoint.close)
     app.router.routes.append(Route(mcp.PATH, endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False))
-    app.add_middleware(QueryFastPath, api=api)  # inside ApiMiddleware: the body limit and metrics apply
-    app.add_middleware(ApiMiddleware, max_body_bytes=services.settings.api.max_body_bytes)
+    app.outer = ApiMiddleware(QueryFastPath(app.inner, api), max_body_bytes=services.settings.api.max_body_bytes)
     return app

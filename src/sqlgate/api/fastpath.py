@@ -1,4 +1,4 @@
-"""``POST /v1/query`` served without FastAPI's routing and dependency solving, for the plain JSON request.
+"""``POST /v1/query`` served without FastAPI's middleware, routing and dependency solving, for plain JSON.
 
 On a point select, routing through the included routers, solving the route's
 dependencies and building Request/Response objects cost more than the
@@ -14,6 +14,7 @@ with its own 400). The route stays the reference and the OpenAPI operation.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import Any
 
@@ -24,12 +25,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sqlgate.api import ndjson
 from sqlgate.api.deps import parse_bearer
 from sqlgate.api.models import QueryRequest
-from sqlgate.api.problems import error_response
+from sqlgate.api.problems import error_response, problem_response
 from sqlgate.api.routes.query import statement_of
 from sqlgate.api.state import ApiState
 from sqlgate.errors import SqlgateError
 
 PATH = "/v1/query"
+_INTERNAL = "internal error in the gateway; the administrator can find it in its log"
+log = logging.getLogger(__name__)
 _HEADERS = (b"authorization", b"content-type", b"accept")
 
 
@@ -69,6 +72,11 @@ class QueryFastPath:
         except SqlgateError as exc:
             scope["route"] = _ROUTE
             await error_response(exc)(scope, replay, send)
+            return
+        except Exception:  # outside FastAPI's error middleware: answer as it would, in problem JSON
+            log.exception("POST %s failed", PATH)
+            scope["route"] = _ROUTE
+            await problem_response(500, _INTERNAL)(scope, replay, send)
             return
         if answer is None:
             await self.app(scope, replay, send)
