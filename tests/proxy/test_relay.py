@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from sqlgate.errors import ProtocolError
 from sqlgate.pgwire.backend import ReadyForQuery
 from sqlgate.pgwire.frontend import Query
 from sqlgate.pgwire.results import CommandComplete
@@ -59,3 +62,22 @@ def test_command_tags_count_rows():
     )
     assert wire.records[0].tags == ["SELECT 3", "INSERT 0 2"]
     assert wire.records[0].rows == 5
+
+
+def test_statements_are_recorded_after_the_answer_is_sent():
+    """The audit record is made once the server's answer is on its way to the client, not before."""
+    wire = Wire(None)
+    seen_when_recorded = []
+    wire.relay.on_statement = lambda _record: seen_when_recorded.append(len(wire.to_client))
+    assert wire.query("SELECT 1")
+    assert seen_when_recorded == [1]
+
+
+def test_a_malformed_answer_still_records_the_statements_it_completed():
+    wire = Wire(None)
+    wire.relay.client_data(Query("SELECT 1").encode() + Query("SELECT 2").encode())
+    done = CommandComplete("SELECT 1").encode() + ReadyForQuery("I").encode()
+    broken_error = b"E\x00\x00\x00\x05S"  # an ErrorResponse whose field has no terminator
+    with pytest.raises(ProtocolError):
+        wire.relay.server_data(done + broken_error)
+    assert [record.tags for record in wire.records] == [["SELECT 1"]]

@@ -115,6 +115,7 @@ class Relay:
         self.terminated = False
         self.statement_count = 0
         self._verdicts: dict[int, tuple[Classification, bytes | None]] = {}
+        self._finished: list[StatementRecord] = []  # completed by this batch of server bytes, not yet recorded
 
     @property
     def idle(self) -> bool:
@@ -271,8 +272,21 @@ class Relay:
 
     # -- server -> client ------------------------------------------------------
 
-    def server_data(self, data: bytes) -> None:  # noqa: C901 - the hot loop keeps its branches inline
-        """Bytes from the server: close statement records, mask rows, add queued local replies."""
+    def server_data(self, data: bytes) -> None:
+        """Bytes from the server: close statement records, mask rows, add queued local replies.
+
+        Statements these bytes complete are recorded after the bytes are on their way to the
+        client (also when the bytes turn out malformed), so the audit is off the round trip.
+        """
+        try:
+            self._server_data(data)
+        finally:
+            if self._finished:
+                finished, self._finished = self._finished, []
+                for record in finished:
+                    self.on_statement(record)
+
+    def _server_data(self, data: bytes) -> None:  # noqa: C901 - the hot loop keeps its branches inline
         batch = self.server_framer.split(data)
         if not batch:
             return
@@ -423,7 +437,7 @@ class Relay:
     def _finish(self, entry: _Entry, outcome: str | None = None) -> None:
         assert entry.record is not None
         self.statement_count += 1
-        self.on_statement(entry.record.finish(outcome))
+        self._finished.append(entry.record.finish(outcome))
 
 
 _HINT = "the grant's guardrails refuse this statement; ask for a role that allows it (sqlgate policy explain)"
