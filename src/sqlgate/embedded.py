@@ -54,8 +54,9 @@ class EmbeddedPostgres:
     reused on the next start.
     """
 
-    def __init__(self, data_dir: Path | None = None, *, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path | None = None, *, port: int | None = None, max_connections: int = 300) -> None:
         self.persistent = data_dir is not None
+        self.max_connections = max_connections  # written when the cluster is created
         self.root = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="sqlgate-pg-"))
         self.root = self.root.resolve()
         self.pgdata = self.root / "pgdata"
@@ -241,7 +242,7 @@ class EmbeddedPostgres:
         )
         with (self.pgdata / "postgresql.conf").open("a") as conf:
             conf.write(
-                "\n# sqlgate embedded defaults\nfsync = off\nmax_connections = 300\n"
+                f"\n# sqlgate embedded defaults\nfsync = off\nmax_connections = {self.max_connections}\n"
                 "password_encryption = 'scram-sha-256'\nunix_socket_permissions = 0777\n"
             )
 
