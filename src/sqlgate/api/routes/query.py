@@ -38,7 +38,7 @@ async def query(body: QueryRequest, request: Request, principal: CurrentPrincipa
     Errors: 401 bad token, 403 policy or guardrail denial (`rule` names it), 400 SQL error (`sqlstate`),
     504 statement timeout.
     """
-    # Plain JSON requests never get here: sqlgate.api.fastpath serves them in the same steps.
+    # Valid plain JSON requests are served by sqlgate.api.fastpath in these same steps; the rest come here.
     job = await api.engine.prepare(principal, statement_of(body))
     if ndjson.MEDIA_TYPE in request.headers.get("accept", ""):
         chunks = api.engine.stream(job)
