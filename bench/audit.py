@@ -27,7 +27,6 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -35,7 +34,7 @@ from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import Chainer, new_record
 from sqlgate.audit.events import PrincipalRef
 from sqlgate.audit.keys import Signer
-from sqlgate.audit.log import AuditLog
+from sqlgate.audit.log import AuditLog, Record
 from sqlgate.audit.pipeline import Pipeline
 from sqlgate.audit.storage import chain_ids, entries, read_heads
 from sqlgate.audit.verify import verify
@@ -43,7 +42,6 @@ from sqlgate.errors import AuditQueueFull
 from sqlgate.server.run import settle_heap
 from sqlgate.store import StateStore
 
-Record = dict[str, Any]
 APPEND_TARGET = 50_000
 VERIFY_TARGET = 200_000
 ALICE = PrincipalRef(subject="alice@example.com", issuer="https://idp.example.com", groups=["dev", "analysts"])

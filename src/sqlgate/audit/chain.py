@@ -13,14 +13,14 @@ that triple.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlgate.audit.canonical import CanonicalDict, canonical_bytes, encode_plain, format_time, jsonable
 from sqlgate.audit.events import next_event_id
 from sqlgate.audit.keys import Signer
-from sqlgate.identity.principal import Principal
 
 GENESIS = "0" * 64
 CHECKPOINT = "audit.checkpoint"
@@ -86,36 +86,23 @@ class Chainer:
         self.seq, self.head_hash = mark
 
 
-def principal_record(principal: Principal) -> dict[str, Any]:
+class _Who(Protocol):
+    """Who a record is about: a :class:`~sqlgate.identity.principal.Principal` or a ``PrincipalRef``."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def issuer(self) -> str: ...
+    @property
+    def groups(self) -> Sequence[str]: ...
+
+
+def principal_record(principal: _Who) -> dict[str, Any]:
     """``principal`` as a record's ``principal`` member (what :class:`~sqlgate.audit.events.PrincipalRef` holds)."""
     return {"groups": list(principal.groups), "issuer": principal.issuer, "subject": principal.subject}
 
 
-def new_record(record_type: str, time: str, **fields: Any) -> dict[str, Any]:
-    """A record dict with every field present (``None`` where unset), in one shape for every type."""
-    record: dict[str, Any] = {  # keys in canonical (sorted) order: the encoder need not sort them
-        "chain": None,
-        "data": {},
-        "database": None,
-        "db_login": None,
-        "id": fields.pop("id", None),
-        "outcome": "info",
-        "prev_hash": None,
-        "principal": None,
-        "reason": None,
-        "seq": None,
-        "session_id": None,
-        "source": None,
-        "time": time,
-        "trace_id": None,
-        "type": record_type,
-    }
-    record.update(fields)
-    if record["id"] is None:
-        record["id"] = next_event_id()
-    return record
-
-
+# Every record has these members, in canonical (sorted) order: the encoder need not sort them.
 RECORD_KEYS = (
     "chain",
     "data",
@@ -133,6 +120,21 @@ RECORD_KEYS = (
     "trace_id",
     "type",
 )
+
+
+def new_record(record_type: str, time: str, **fields: Any) -> dict[str, Any]:
+    """A record dict with every field present (``None`` where unset), in one shape for every type."""
+    record: dict[str, Any] = dict.fromkeys(RECORD_KEYS)
+    record["data"] = {}
+    record["outcome"] = "info"
+    record["time"] = time
+    record["type"] = record_type
+    record.update(fields)
+    if record["id"] is None:
+        record["id"] = next_event_id()
+    return record
+
+
 _TEXT_KEYS = tuple(key for key in RECORD_KEYS if key not in ("data", "principal", "seq"))
 _PRINCIPAL_KEYS = ["groups", "issuer", "subject"]
 

@@ -85,7 +85,12 @@ class AuditEvent(BaseModel):
     @property
     def is_security(self) -> bool:
         """True when the event must be committed before the action is acknowledged."""
-        return self.type.startswith(SECURITY_PREFIXES)
+        return is_security_type(self.type)
+
+
+def is_security_type(event_type: str) -> bool:
+    """True for the types of events that must be committed before the action is acknowledged."""
+    return event_type.startswith(SECURITY_PREFIXES)
 
 
 class Auditor(Protocol):

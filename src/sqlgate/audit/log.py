@@ -49,7 +49,7 @@ from datetime import timedelta
 from typing import Any, Literal, Self
 
 from sqlgate.audit.chain import Chainer
-from sqlgate.audit.events import SECURITY_PREFIXES, AuditEvent
+from sqlgate.audit.events import AuditEvent, is_security_type
 from sqlgate.audit.keys import Signer, signing_key_path
 from sqlgate.audit.otel import OtelSink
 from sqlgate.audit.pipeline import Pipeline
@@ -70,7 +70,7 @@ Record = dict[str, Any]
 def _is_security(event: AuditEvent | Record) -> bool:
     if isinstance(event, AuditEvent):
         return event.is_security
-    return str(event["type"]).startswith(SECURITY_PREFIXES)
+    return is_security_type(str(event["type"]))
 
 
 class AuditLog(BatchWriter):

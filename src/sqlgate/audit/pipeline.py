@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlgate.audit.canonical import format_time
+from sqlgate.audit.chain import new_record, principal_record
 from sqlgate.audit.events import AuditEvent, PrincipalRef
 from sqlgate.audit.redact import redact
 
@@ -29,25 +30,20 @@ def to_record(event: AuditEvent) -> dict[str, Any]:
     principal = event.principal
     if principal is not None and type(principal) is not PrincipalRef and isinstance(principal, Mapping):
         principal = PrincipalRef.model_validate(principal)  # an event built with model_construct(principal={...})
-    return {
-        "chain": None,
-        "data": event.data,  # redaction makes the copy
-        "database": event.database,
-        "db_login": event.db_login,
-        "id": event.id,
-        "outcome": event.outcome,
-        "prev_hash": None,
-        "principal": None
-        if principal is None
-        else {"groups": list(principal.groups), "issuer": principal.issuer, "subject": principal.subject},
-        "reason": event.reason,
-        "seq": None,
-        "session_id": event.session_id,
-        "source": event.source,
-        "time": format_time(event.time),
-        "trace_id": event.trace_id,
-        "type": event.type,
-    }
+    return new_record(
+        event.type,
+        format_time(event.time),
+        data=event.data,  # redaction makes the copy
+        database=event.database,
+        db_login=event.db_login,
+        id=event.id,
+        outcome=event.outcome,
+        principal=None if principal is None else principal_record(principal),
+        reason=event.reason,
+        session_id=event.session_id,
+        source=event.source,
+        trace_id=event.trace_id,
+    )
 
 
 def enrich(record: dict[str, Any]) -> dict[str, Any]:

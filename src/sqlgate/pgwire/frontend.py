@@ -8,6 +8,7 @@ picks the class by type byte. Authentication responses (``p``) live in
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -211,8 +212,9 @@ class Execute:
         """Parse the body."""
         data = bytes(payload)
         end = data.find(0)
-        if end >= 0 and len(data) == end + 5 and data.isascii():  # the usual case, read at once
-            return cls(data[:end].decode("ascii"), INT32.unpack_from(data, end + 1)[0])
+        if end >= 0 and len(data) == end + 5:  # the usual shape, read at once
+            with contextlib.suppress(UnicodeDecodeError):
+                return cls(data[:end].decode(), INT32.unpack_from(data, end + 1)[0])
         reader = Reader(data, "Execute")
         portal, max_rows = reader.cstring(), reader.int32()
         reader.finish()

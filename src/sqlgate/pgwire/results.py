@@ -131,8 +131,11 @@ class CommandComplete:
 
     @classmethod
     def decode(cls, payload: BytesLike) -> Self:
-        """Parse the body."""
-        reader = Reader(payload, "CommandComplete")
+        """Parse the body (the usual ASCII tag in one pass; anything else by the reader, for its exact error)."""
+        raw = bytes(payload)
+        if raw.endswith(b"\0") and raw.find(b"\0") == len(raw) - 1 and raw.isascii():
+            return cls(raw[:-1].decode("ascii"))
+        reader = Reader(raw, "CommandComplete")
         tag = reader.cstring()
         reader.finish()
         return cls(tag)

@@ -387,11 +387,10 @@ class Relay:
             return
         record = head.record
         if kind == _SERVER_COMPLETE:
-            tag = _command_tag(payload)
-            record.tags.append(tag)
-            count = tag.rpartition(" ")[2]
-            if count.isdigit() and count.isascii():
-                record.rows = (record.rows or 0) + int(count)
+            tag = CommandComplete.decode(payload)
+            record.tags.append(tag.tag)
+            if tag.rows is not None:
+                record.rows = (record.rows or 0) + tag.rows
         elif kind == _SERVER_ERROR:
             error = ErrorResponse.decode(payload)
             record.sqlstate, record.error, record.outcome = error.sqlstate, error.message, "error"
@@ -441,14 +440,6 @@ class Relay:
 
 
 _HINT = "the grant's guardrails refuse this statement; ask for a role that allows it (sqlgate policy explain)"
-
-
-def _command_tag(payload: memoryview) -> str:
-    """The tag of a CommandComplete (``SELECT 1``); malformed ones raise as the full decoder does."""
-    raw = bytes(payload)
-    if raw.endswith(b"\0") and raw.find(b"\0") == len(raw) - 1 and raw.isascii():
-        return raw[:-1].decode("ascii")
-    return CommandComplete.decode(payload).tag
 
 
 def _ready(status: str) -> bytes:
