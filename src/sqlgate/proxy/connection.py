@@ -471,10 +471,15 @@ class ClientConnection(asyncio.Protocol):
         if not isinstance(exc, IdentityError | AccessDenied | ConfigError):
             log.warning("refused a client from %s: %s", self.source, exc)
 
+    def shut_down(self) -> None:
+        """The gateway is stopping: end this connection, whatever phase it is in."""
+        self._fatal("57P01", "the gateway is shutting down", hint="reconnect once it is back")
+
     def _end(self, reason: str, *, reusable: bool = True) -> None:
         if self._ending:
             return
         self._ending = True
+        self.listener.forget(self)
         for timer in self._timers:
             timer.cancel()
         for task in list(self._tasks):

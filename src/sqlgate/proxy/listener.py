@@ -35,13 +35,12 @@ class PgListener:
         self._cancel_keys: dict[int, tuple[bytes, ClientConnection]] = {}
         self._server: asyncio.Server | None = None
         self._background: set[asyncio.Future[None]] = set()
+        self._connections: set[ClientConnection] = set()
 
     async def start(self) -> None:
         """Bind and start accepting clients."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: ClientConnection(self), self.host, self.port, reuse_address=True, backlog=1024
-        )
+        self._server = await loop.create_server(self._accept, self.host, self.port, reuse_address=True, backlog=1024)
         sockets = list(self._server.sockets or [])
         if sockets and self.port == 0:
             self.port = int(sockets[0].getsockname()[1])
@@ -50,11 +49,22 @@ class PgListener:
         )
 
     async def close(self) -> None:
-        """Stop accepting, close pooled upstream connections."""
+        """Stop accepting, end every client connection (57P01), close pooled upstream connections."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        for connection in list(self._connections):
+            connection.shut_down()
         self.pool.close_all()
+
+    def _accept(self) -> ClientConnection:
+        connection = ClientConnection(self)
+        self._connections.add(connection)
+        return connection
+
+    def forget(self, connection: ClientConnection) -> None:
+        """``connection`` has ended."""
+        self._connections.discard(connection)
 
     # -- used by connections -------------------------------------------------
 
