@@ -4,9 +4,10 @@
 
 Starts an embedded PostgreSQL, pgbouncer (Debian package `pgbouncer`, session mode;
 skipped with a note when missing), a bare Python byte relay (bench/bare_relay.py: the
-ceiling for any Python proxy) and a sqlgate gateway (`sqlgate serve`) in front of
-it, then runs `pgbench -S` against each, interleaved round by round so machine noise
-hits all alike: 1 and 8 clients, simple and prepared protocol, and `-C` (a new
+ceiling for any Python proxy) and two sqlgate gateways (`sqlgate serve`) in front of
+it: one with the default `audit.writer: inline`, one ("sqlgate+writer") with
+`audit.writer: process`. Then it runs `pgbench -S` against each, interleaved round by
+round so machine noise hits all alike: 1 and 8 clients, simple and prepared protocol, and `-C` (a new
 connection per transaction). Prints TPS, average latency and the ratios the targets
 are stated in (sqlgate / pgbouncer, sqlgate / direct), plus gateway memory per idle
 session (1,000 idle sessions by default, as the target is stated).
@@ -33,6 +34,7 @@ from pathlib import Path
 from sqlgate.embedded import BIN, EmbeddedPostgres
 
 PGBENCH = shutil.which("pgbench") or str(BIN / "pgbench")
+PROCESS_WRITER = "sqlgate+writer"  # the same gateway with `audit.writer: process`
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,14 @@ def bare_relay(server: EmbeddedPostgres) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def sqlgate(server: EmbeddedPostgres, workdir: Path) -> Iterator[tuple[Target, int]]:
-    """A gateway from `sqlgate serve` with a bench user allowed to read the bench database."""
+def sqlgate(
+    server: EmbeddedPostgres, workdir: Path, writer: str = "inline", name: str = "sqlgate"
+) -> Iterator[tuple[Target, int]]:
+    """A gateway from `sqlgate serve` with a bench user allowed to read the bench database.
+
+    ``writer`` is its `audit.writer`: the audit log in the gateway's process, or in a process of its own.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
     pg_port, http_port = free_port(), free_port()
     secret = workdir / "admin.secret"
     secret.write_text(server.password)
@@ -161,6 +169,7 @@ def sqlgate(server: EmbeddedPostgres, workdir: Path) -> Iterator[tuple[Target, i
     config = str(workdir / "sqlgate.yaml")
     proc = subprocess.Popen(
         [sys.executable, "-m", "sqlgate", "serve", "-c", config],
+        env={**os.environ, "SQLGATE_AUDIT__WRITER": writer},
         stdout=subprocess.DEVNULL,
         stderr=(workdir / "sqlgate.log").open("w"),
     )
@@ -185,7 +194,7 @@ def sqlgate(server: EmbeddedPostgres, workdir: Path) -> Iterator[tuple[Target, i
             text=True,
             check=True,
         )
-        yield Target("sqlgate", "127.0.0.1", pg_port, "bench", token.stdout.strip(), "bench"), proc.pid
+        yield Target(name, "127.0.0.1", pg_port, "bench", token.stdout.strip(), "bench"), proc.pid
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -266,10 +275,11 @@ def main() -> None:
             pgbouncer(server, Path(tmp) / "pgb") as bouncer,
             bare_relay(server) as bare,
             sqlgate(server, Path(tmp)) as (gate, gate_pid),
+            sqlgate(server, Path(tmp) / "proc", "process", PROCESS_WRITER) as (gate_proc, _),
         ):
             if args.idle:  # first, on a fresh gateway whose heap has not grown and shrunk yet
                 per_session = idle_memory(gate, gate_pid, args.idle)
-            targets = [t for t in (direct, bouncer, bare, gate) if t is not None]
+            targets = [t for t in (direct, bouncer, bare, gate, gate_proc) if t is not None]
             cases = [
                 (1, "simple", False),
                 (8, "simple", False),
@@ -294,7 +304,7 @@ def report(results, cases, names) -> None:  # noqa: ANN001
     print(
         f"{'case':28s}"
         + "".join(f"{n:>22s}" for n in names)
-        + "   sqlgate/pgbouncer  sqlgate/direct  bare relay/pgbouncer"
+        + "   sqlgate/pgbouncer  sqlgate/direct  bare relay/pgbouncer  sqlgate+writer/pgbouncer"
     )
     for clients, mode, connect_each in cases:
         label = f"{clients} client(s) {mode}{' -C' if connect_each else ''}"
@@ -304,15 +314,17 @@ def report(results, cases, names) -> None:  # noqa: ANN001
         ratio_b = f"{tps['sqlgate'] / tps['pgbouncer']:.2f}x" if "pgbouncer" in tps else "n/a"
         ratio_d = f"{tps['sqlgate'] / tps['direct']:.2f}x"
         ratio_r = f"{tps['bare relay'] / tps['pgbouncer']:.2f}x" if "pgbouncer" in tps else "n/a"
-        print(f"{label:28s}{cells}   {ratio_b:>17s}  {ratio_d:>14s}  {ratio_r:>20s}")
+        ratio_p = f"{tps[PROCESS_WRITER] / tps['pgbouncer']:.2f}x" if "pgbouncer" in tps else "n/a"
+        print(f"{label:28s}{cells}   {ratio_b:>17s}  {ratio_d:>14s}  {ratio_r:>20s}  {ratio_p:>24s}")
         if clients == 1 and "pgbouncer" in lat:
             added_s = lat["sqlgate"] - lat["direct"]
             added_b = lat["pgbouncer"] - lat["direct"]
             added_r = lat["bare relay"] - lat["direct"]
+            added_p = lat[PROCESS_WRITER] - lat["direct"]
             ratio = f"{added_s / added_b:.2f}x" if added_b > 0 else "n/a"
             print(
                 f"{'':28s}added latency: sqlgate {added_s:.3f} ms, pgbouncer {added_b:.3f} ms ({ratio}, target <= 2x),"
-                f" bare relay {added_r:.3f} ms"
+                f" bare relay {added_r:.3f} ms, sqlgate+writer {added_p:.3f} ms"
             )
 
 

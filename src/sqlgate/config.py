@@ -322,6 +322,11 @@ class AuditConfig(_Section):
         "block", description="When the queue is full: block (backpressure) or drop (counted and logged)."
     )
     batch_size: int = Field(1000, ge=1, description="Most records written in one transaction (group commit).")
+    writer: Literal["inline", "process"] = Field(
+        "inline",
+        description="Where `sqlgate serve` redacts, chains and stores records: `inline`, in the gateway's "
+        "process, or `process`, a writer process of its own (less work on the gateway's event loop).",
+    )
     commit_delay_ms: int = Field(
         20,
         ge=0,

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from sqlgate.audit.events import AuditEvent
 from sqlgate.audit.log import AuditLog
+from sqlgate.audit.process import AuditProcess
 from sqlgate.broker.broker import Broker
 from sqlgate.broker.reaper import Reaper
 from sqlgate.config import Settings
@@ -38,7 +39,7 @@ class Services:
 
     settings: Settings
     store: StateStore
-    audit: AuditLog
+    audit: AuditLog | AuditProcess
     authenticator: Authenticator
     policy: PolicyHolder
     broker: Broker
@@ -56,8 +57,14 @@ class Services:
         """Open the state store, start the audit log, load identity and policy, start the broker."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = await StateStore.open(settings.state_url())
-        audit = AuditLog.from_settings(settings, store)
-        await audit.start()
+        audit: AuditLog | AuditProcess = (
+            AuditProcess(settings) if settings.audit.writer == "process" else AuditLog.from_settings(settings, store)
+        )
+        try:
+            await audit.start()
+        except BaseException:
+            await store.close()
+            raise
         try:
             authenticator = Authenticator.from_settings(settings)
             await _first_keys(authenticator)
@@ -120,7 +127,7 @@ class AfterCommitAuditor:
     durable before the answer leaves.
     """
 
-    def __init__(self, audit: AuditLog) -> None:
+    def __init__(self, audit: AuditLog | AuditProcess) -> None:
         self._audit = audit
 
     async def record(self, event: AuditEvent) -> None:

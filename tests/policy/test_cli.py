@@ -56,7 +56,7 @@ def test_check_valid_and_invalid(policy, tmp_path):
     result = runner.invoke(app, ["policy", "check", str(policy)])
     assert result.exit_code == 0
     assert "valid" in result.output
-    assert "4 rules" in result.output
+    assert "4 rules" in " ".join(result.output.split())  # the console wraps long paths at its width
     bad = tmp_path / "bad.yaml"
     bad.write_text(POLICY.replace("tz: Europe/Berlin", "tz: Europe/Nowhere"))
     result = runner.invoke(app, ["policy", "check", str(bad), "--json"])

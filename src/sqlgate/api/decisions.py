@@ -13,6 +13,7 @@ import time
 
 from sqlgate.audit.events import AuditEvent, PrincipalRef
 from sqlgate.audit.log import AuditLog
+from sqlgate.audit.process import AuditProcess
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.decide import Decision
 
@@ -23,7 +24,7 @@ _MAX_ENTRIES = 10_000
 class DecisionLog:
     """Records ``policy.decision`` events for the API and MCP."""
 
-    def __init__(self, audit: AuditLog) -> None:
+    def __init__(self, audit: AuditLog | AuditProcess) -> None:
         self._audit = audit
         self._recent: dict[tuple[object, ...], float] = {}
 

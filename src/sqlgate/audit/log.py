@@ -44,7 +44,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Literal, Self
 
@@ -90,6 +90,7 @@ class AuditLog(BatchWriter):
         checkpoint_every: int = 1000,
         checkpoint_interval: timedelta = timedelta(seconds=60),
         pipeline: Pipeline | None = None,
+        on_settled: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.database = SqliteBatchWriter.for_store(store) or StoreBatchWriter(store)
@@ -103,6 +104,7 @@ class AuditLog(BatchWriter):
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval.total_seconds()
         self.pipeline = pipeline or Pipeline()
+        self.on_settled = on_settled
         self.dropped = 0
         self.written = 0
         self._queue: deque[Item] = deque()
@@ -198,17 +200,22 @@ class AuditLog(BatchWriter):
 
     # -- handing events over ----------------------------------------------
 
-    async def record(self, event: AuditEvent) -> None:
+    async def record(self, event: AuditEvent | Record) -> None:
         """Record ``event`` and return once it is committed (raises AuditError if it cannot be)."""
+        await asyncio.shield(self.record_nowait(event))
+
+    def record_nowait(self, event: AuditEvent | Record) -> asyncio.Future[None]:
+        """Queue ``event`` as :meth:`record` does, now; the future its commit resolves (or fails)."""
         self._check_open()
         if self._writer is None:
             raise AuditError("the audit log is not started (await AuditLog.start() first)")
+        kind = event.type if isinstance(event, AuditEvent) else event.get("type")
         record = self._prepare(event)
         if record is None:
-            raise AuditError(f"audit event {event.type} could not be prepared; see the log")
+            raise AuditError(f"audit event {kind} could not be prepared; see the log")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._push(Item(record, done), counted=False)
-        await asyncio.shield(done)
+        return done
 
     async def submit(self, event: AuditEvent | Record) -> None:
         """Queue ``event`` for a batched write; waits only while the queue is full (``block`` mode).
@@ -250,12 +257,21 @@ class AuditLog(BatchWriter):
 
     async def flush(self) -> None:
         """Wait until everything handed over so far is committed."""
+        await asyncio.shield(self.flush_nowait())
+
+    def flush_nowait(self) -> asyncio.Future[None]:
+        """A barrier behind everything handed over so far: the future their commit resolves."""
         self._check_open()
         if self._writer is None:
             raise AuditError("the audit log is not started (await AuditLog.start() first)")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._push(Item({}, done), counted=False)  # an empty record is a barrier, not written
-        await asyncio.shield(done)
+        return done
+
+    def count_lost(self, count: int) -> None:
+        """``count`` statement records were lost before they reached this log (reported by the next checkpoint)."""
+        for _ in range(count):
+            self._count_lost()
 
     def _prepare(self, event: AuditEvent | Record) -> Record | None:
         """``event`` through the processors; None (logged) when it cannot be made a record."""
@@ -272,6 +288,8 @@ class AuditLog(BatchWriter):
         record = self._prepare(event)
         if record is None:
             self._count_lost()
+            if counted and self.on_settled is not None:
+                self.on_settled(1)  # never queued, but the one who handed it over counts it until told
             return
         self._push(Item(record), counted=counted)
 

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,6 +78,7 @@ class BatchWriter:
     _closing: bool
     _failures: int
     _in_flight: list[Item]
+    on_settled: Callable[[int], None] | None
 
     @property
     def chain_id(self) -> str:
@@ -199,13 +201,21 @@ class BatchWriter:
     def _committed(self, batch: list[Item], count: int) -> None:
         self.written += count
         RECORDS_WRITTEN.inc(count)
+        settled = 0
         for item in batch:
             if item.done is None:
-                self._queued -= 1
+                settled += 1
             elif not item.done.done():
                 item.done.set_result(None)
         QUEUE_DEPTH.set(len(self._queue))
+        self._settled(settled)
+
+    def _settled(self, count: int) -> None:
+        """``count`` queued statement records are done with (written, or lost): room for as many."""
+        self._queued -= count
         self._room.set()
+        if self.on_settled is not None and count:
+            self.on_settled(count)
 
     async def _failed(self, batch: list[Item], exc: Exception) -> None:
         """Fail waiting callers (their action must not go on); put queued records back; back off."""

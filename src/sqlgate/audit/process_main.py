@@ -1,0 +1,129 @@
+"""The audit writer process, ``python -m sqlgate.audit.process_main``, started by :class:`.process.AuditProcess`.
+
+Reads the settings (one message), opens the state database, starts an
+:class:`~sqlgate.audit.log.AuditLog` (which resumes the chain) and answers
+``("ready", chain_id)`` or ``("failed", message, hint)``. Then, for each message
+on stdin: ``events`` are handed to the log in order (a waited-for one answered
+with ``done`` once committed, or with why not), ``lost`` is counted into the
+next checkpoint, ``close`` (or the end of stdin, when the gateway died) closes
+the log: everything queued is written with a final checkpoint. Each committed
+batch is reported as ``("settled", statement records)``, which frees room in
+the gateway's queue.
+
+SIGINT and SIGTERM, which a terminal or service manager sends to the whole
+process group, are ignored: the gateway decides when its audit log closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from functools import partial
+from typing import Any
+
+from sqlgate.audit.log import AuditLog
+from sqlgate.audit.process import frame, read_frame
+from sqlgate.config import Settings
+from sqlgate.errors import AuditError, SqlgateError
+from sqlgate.store import StateStore
+
+log = logging.getLogger("sqlgate.audit.log")
+
+
+class Child:
+    """The child's side of the pipe: messages in, the log's answers out."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.WriteTransport) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    def send(self, *message: Any) -> None:
+        """One message to the gateway."""
+        if not self.writer.is_closing():
+            self.writer.write(frame(message))
+
+    async def run(self) -> int:
+        """Serve until told to close or the gateway goes; the exit status."""
+        raw = await read_frame(self.reader)
+        if raw is None:
+            return 1
+        settings = Settings.model_validate_json(raw)
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s [audit writer] %(message)s"
+        )
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # the gateway has migrated the store already
+        try:
+            store = await StateStore.open(settings.state_url())
+        except SqlgateError as exc:
+            self.send("failed", exc.message, exc.hint)
+            return 1
+        try:
+            return await self._serve(settings, store)
+        finally:
+            await store.close()
+
+    async def _serve(self, settings: Settings, store: StateStore) -> int:
+        audit = AuditLog.from_settings(settings, store)
+        audit.on_settled = partial(self.send, "settled")
+        try:
+            await audit.start()
+        except SqlgateError as exc:
+            self.send("failed", exc.message, exc.hint)
+            return 1
+        self.send("ready", audit.chain_id)
+        try:
+            while (message := await read_frame(self.reader)) is not None and message[0] != "close":
+                self._handle(audit, message)
+        except AuditError as exc:  # the log's writer stopped: the gateway restarts us
+            log.critical("audit writer process stopping: %s", exc)
+            return 1
+        finally:
+            await audit.aclose()
+        return 0
+
+    def _handle(self, audit: AuditLog, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "lost":
+            audit.count_lost(message[1])
+            return
+        for wait_id, record in message[1]:
+            if not wait_id:
+                audit.enqueue(record)
+                continue
+            try:
+                done = audit.flush_nowait() if record is None else audit.record_nowait(record)
+            except AuditError as exc:
+                self.send("done", wait_id, exc.message)
+                continue
+            done.add_done_callback(partial(self._answer, wait_id))
+
+    def _answer(self, wait_id: int, done: asyncio.Future[None]) -> None:
+        error = AuditError("cancelled") if done.cancelled() else done.exception()
+        reason = None if error is None else getattr(error, "message", None) or str(error) or type(error).__name__
+        self.send("done", wait_id, reason)
+
+
+async def main() -> int:
+    """Connect stdin and stdout to the loop and serve."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**31)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    writer, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
+    try:
+        return await Child(reader, writer).run()
+    finally:
+        for _ in range(100):  # let the last answers reach the gateway
+            if not writer.get_write_buffer_size():
+                break
+            await asyncio.sleep(0.01)
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(asyncio.run(main()))
