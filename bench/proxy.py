@@ -144,11 +144,12 @@ def bare_relay(server: EmbeddedPostgres) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def sqlgate(
-    server: EmbeddedPostgres, workdir: Path, writer: str = "inline", name: str = "sqlgate"
+    server: EmbeddedPostgres, workdir: Path, writer: str = "inline", name: str = "sqlgate", login_prefix: str = "sg"
 ) -> Iterator[tuple[Target, int]]:
     """A gateway from `sqlgate serve` with a bench user allowed to read the bench database.
 
     ``writer`` is its `audit.writer`: the audit log in the gateway's process, or in a process of its own.
+    Gateways side by side need their own ``login_prefix``: each reaps the logins of its prefix it does not know.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     pg_port, http_port = free_port(), free_port()
@@ -163,7 +164,7 @@ def sqlgate(
         "identity: {dev_issuer: true}\n"
         f"databases:\n  bench:\n    host: 127.0.0.1\n    port: {server.port}\n    dbname: bench\n"
         f"    admin_user: postgres\n    admin_password_file: {secret}\n    roles: {{read: bench_read}}\n"
-        "    connection_limit: 5000\n    tls: disable\n"
+        f"    connection_limit: 5000\n    tls: disable\n    login_prefix: {login_prefix}\n"
         f"policy_file: {workdir / 'policy.yaml'}\n"
     )
     config = str(workdir / "sqlgate.yaml")
@@ -275,7 +276,7 @@ def main() -> None:
             pgbouncer(server, Path(tmp) / "pgb") as bouncer,
             bare_relay(server) as bare,
             sqlgate(server, Path(tmp)) as (gate, gate_pid),
-            sqlgate(server, Path(tmp) / "proc", "process", PROCESS_WRITER) as (gate_proc, _),
+            sqlgate(server, Path(tmp) / "proc", "process", PROCESS_WRITER, "sgw") as (gate_proc, _),
         ):
             if args.idle:  # first, on a fresh gateway whose heap has not grown and shrunk yet
                 per_session = idle_memory(gate, gate_pid, args.idle)
