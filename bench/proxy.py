@@ -9,8 +9,10 @@ it: one with the default `audit.writer: inline`, one ("sqlgate+writer") with
 `audit.writer: process`. Then it runs `pgbench -S` against each, interleaved round by
 round so machine noise hits all alike: 1 and 8 clients, simple and prepared protocol, and `-C` (a new
 connection per transaction). Prints TPS, average latency and the ratios the targets
-are stated in (sqlgate / pgbouncer, sqlgate / direct), plus gateway memory per idle
-session (1,000 idle sessions by default, as the target is stated).
+are stated in (sqlgate / pgbouncer, sqlgate / direct), the machine's CPU time per
+transaction for each target at 8 clients (pgbench, server and proxy share the CPUs, so
+this is what throughput trades against), plus gateway memory per idle session (1,000
+idle sessions by default, as the target is stated).
 """
 
 from __future__ import annotations
@@ -64,7 +66,14 @@ def wait_port(port: int, timeout: float = 20) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
-def pgbench(target: Target, clients: int, seconds: int, mode: str, connect_each: bool) -> tuple[float, float]:
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all CPUs, not idle or waiting for I/O), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def pgbench(target: Target, clients: int, seconds: int, mode: str, connect_each: bool) -> tuple[float, float, float]:
+    """(TPS, average latency in ms, machine CPU µs per transaction: pgbench, server and proxy together)."""
     argv = [
         PGBENCH,
         "-n",
@@ -88,12 +97,14 @@ def pgbench(target: Target, clients: int, seconds: int, mode: str, connect_each:
     if connect_each:
         argv.insert(1, "-C")
     env = {**os.environ, "PGPASSWORD": target.password, "PGSSLMODE": "disable"}
+    busy = machine_busy_seconds()
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    busy = machine_busy_seconds() - busy
     if out.returncode != 0:
         raise RuntimeError(f"pgbench against {target.name} failed: {out.stderr.strip()[-500:]}")
     tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
     latency = float(re.search(r"latency average = ([\d.]+) ms", out.stdout).group(1))  # type: ignore[union-attr]
-    return tps, latency
+    return tps, latency, busy / max(1.0, tps * seconds) * 1e6
 
 
 @contextlib.contextmanager
@@ -288,7 +299,7 @@ def main() -> None:
                 (8, "prepared", False),
                 (8, "simple", True),
             ]
-            results: dict[tuple[int, str, bool, str], list[tuple[float, float]]] = {}
+            results: dict[tuple[int, str, bool, str], list[tuple[float, float, float]]] = {}
             for round_no in range(args.rounds):
                 for clients, mode, connect_each in cases:
                     for target in targets if round_no % 2 == 0 else reversed(targets):
@@ -311,6 +322,7 @@ def report(results, cases, names) -> None:  # noqa: ANN001
         label = f"{clients} client(s) {mode}{' -C' if connect_each else ''}"
         tps = {n: statistics.median(r[0] for r in results[(clients, mode, connect_each, n)]) for n in names}
         lat = {n: statistics.median(r[1] for r in results[(clients, mode, connect_each, n)]) for n in names}
+        cpu = {n: statistics.median(r[2] for r in results[(clients, mode, connect_each, n)]) for n in names}
         cells = "".join(f"{tps[n]:>12.0f} tps {lat[n]:>5.2f}ms" for n in names)
         ratio_b = f"{tps['sqlgate'] / tps['pgbouncer']:.2f}x" if "pgbouncer" in tps else "n/a"
         ratio_d = f"{tps['sqlgate'] / tps['direct']:.2f}x"
@@ -327,6 +339,9 @@ def report(results, cases, names) -> None:  # noqa: ANN001
                 f"{'':28s}added latency: sqlgate {added_s:.3f} ms, pgbouncer {added_b:.3f} ms ({ratio}, target <= 2x),"
                 f" bare relay {added_r:.3f} ms, sqlgate+writer {added_p:.3f} ms"
             )
+        if clients > 1:  # the machine's CPUs are shared by pgbench, the server and the proxy: what each costs
+            spent = ", ".join(f"{n} {cpu[n]:.0f}" for n in names)
+            print(f"{'':28s}machine CPU per transaction (µs, all processes): {spent}")
 
 
 if __name__ == "__main__":
