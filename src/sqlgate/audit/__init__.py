@@ -5,9 +5,10 @@ redaction (:mod:`.redact`) -> enrichment (:mod:`.pipeline`) -> the hash chain
 and signed checkpoints (:mod:`.chain`, :mod:`.keys`, canonical JSON in
 :mod:`.canonical`) -> sinks: the state database (:mod:`.storage`,
 :mod:`.tables`) always, a rotating JSONL file and stdout (:mod:`.sinks`),
-OpenTelemetry (:mod:`.otel`). :class:`AuditLog` (:mod:`.log`) runs it, in the
-gateway's process or (``audit.writer: process``) in a writer process of its own
-(:mod:`.process`, :mod:`.process_main`); :func:`verify` (:mod:`.verify`) proves
+OpenTelemetry (:mod:`.otel`). :class:`AuditLog` (:mod:`.log`) runs it, taking
+events by the rules of :mod:`.handover`, in the gateway's process or
+(``audit.writer: process``) in a writer process of its own (:mod:`.process`,
+:mod:`.process_main`); :func:`verify` (:mod:`.verify`) proves
 it; :func:`search` (:mod:`.search`) reads it.
 """
 

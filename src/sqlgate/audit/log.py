@@ -49,7 +49,8 @@ from datetime import timedelta
 from typing import Any, Literal, Self
 
 from sqlgate.audit.chain import Chainer
-from sqlgate.audit.events import AuditEvent, is_security_type
+from sqlgate.audit.events import AuditEvent
+from sqlgate.audit.handover import BoundedHandOver
 from sqlgate.audit.keys import Signer, signing_key_path
 from sqlgate.audit.otel import OtelSink
 from sqlgate.audit.pipeline import Pipeline
@@ -58,22 +59,15 @@ from sqlgate.audit.sqlite_writer import SqliteBatchWriter
 from sqlgate.audit.storage import StoreBatchWriter, chain_id_for
 from sqlgate.audit.writer import BatchWriter, Item
 from sqlgate.config import Settings
-from sqlgate.errors import AuditError, AuditQueueFull
+from sqlgate.errors import AuditError
 from sqlgate.store import StateStore
 
 log = logging.getLogger(__name__)
 
-_DROP_LOG_EVERY = 10.0
 Record = dict[str, Any]
 
 
-def _is_security(event: AuditEvent | Record) -> bool:
-    if isinstance(event, AuditEvent):
-        return event.is_security
-    return is_security_type(str(event["type"]))
-
-
-class AuditLog(BatchWriter):
+class AuditLog(BoundedHandOver, BatchWriter):
     """The audit log of one replica: its own chain, written into the shared state database."""
 
     def __init__(  # noqa: PLR0913 - every option has a sensible default
@@ -217,44 +211,6 @@ class AuditLog(BatchWriter):
         self._push(Item(record, done), counted=False)
         return done
 
-    async def submit(self, event: AuditEvent | Record) -> None:
-        """Queue ``event`` for a batched write; waits only while the queue is full (``block`` mode).
-
-        ``event`` may also be a record dict made by :func:`~sqlgate.audit.chain.new_record`:
-        the hot path's shortcut past building an :class:`AuditEvent` per statement.
-        """
-        if _is_security(event):
-            self._push_prepared(event, counted=False)
-            return
-        while self._queued >= self.queue_size:
-            self._check_open()
-            if self.on_full == "drop":
-                self._drop()
-                return
-            self._room.clear()
-            await self._room.wait()
-        self._check_open()
-        self._push_prepared(event, counted=True)
-
-    def enqueue(self, event: AuditEvent | Record) -> None:
-        """Queue ``event`` (or a record dict, as for :meth:`submit`) without waiting.
-
-        When the queue is full: drop (``drop``) or raise AuditQueueFull (``block``).
-        """
-        self._check_open()
-        if _is_security(event):
-            self._push_prepared(event, counted=False)
-            return
-        if self._queued >= self.queue_size:
-            if self.on_full == "drop":
-                self._drop()
-                return
-            raise AuditQueueFull(
-                f"audit queue full ({self.queue_size} records waiting)",
-                hint="the state database is slow or down; callers that can wait should use submit()",
-            )
-        self._push_prepared(event, counted=True)
-
     async def flush(self) -> None:
         """Wait until everything handed over so far is committed."""
         await asyncio.shield(self.flush_nowait())
@@ -284,7 +240,7 @@ class AuditLog(BatchWriter):
             log.error("audit event %s could not be prepared: %s", kind, type(exc).__name__)  # noqa: TRY400 - the traceback could show the unredacted event
             return None
 
-    def _push_prepared(self, event: AuditEvent | Record, *, counted: bool) -> None:
+    def _hand_over(self, event: AuditEvent | Record, *, counted: bool) -> None:
         record = self._prepare(event)
         if record is None:
             self._count_lost()
@@ -308,12 +264,5 @@ class AuditLog(BatchWriter):
             self._hurry.set()
         self._wakeup.set()
 
-    def _drop(self) -> None:
-        self._count_lost()
-        now = time.monotonic()
-        if now - self._drop_logged_at >= _DROP_LOG_EVERY or self.dropped == 1:
-            self._drop_logged_at = now
-            log.warning(
-                "audit queue full (%d waiting): dropped statement records, %d so far", self._queued, self.dropped
-            )
-        self._wakeup.set()
+    def _count_dropped(self) -> None:
+        self._count_lost()  # also wakes the writer: the next checkpoint records the loss

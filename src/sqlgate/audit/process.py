@@ -37,10 +37,11 @@ import sys
 import time
 from typing import Any, Literal, Self
 
-from sqlgate.audit.events import AuditEvent, is_security_type
+from sqlgate.audit.events import AuditEvent
+from sqlgate.audit.handover import BoundedHandOver, is_security
 from sqlgate.audit.pipeline import Pipeline, enrich
 from sqlgate.config import Settings
-from sqlgate.errors import AuditError, AuditQueueFull
+from sqlgate.errors import AuditError
 
 log = logging.getLogger("sqlgate.audit.log")
 
@@ -49,7 +50,6 @@ Message = tuple[Any, ...]
 _START_TIMEOUT = 60.0  # the child imports sqlgate and resumes the chain from the state database
 _EXIT_TIMEOUT = 60.0  # the child writes what is queued and a final checkpoint before it exits
 _RESTART_MAX = 5.0
-_DROP_LOG_EVERY = 10.0
 _BARRIER = None  # an outbox entry without a record: a flush
 
 
@@ -149,7 +149,7 @@ class _Child:
         self.reader.close()
 
 
-class AuditProcess:
+class AuditProcess(BoundedHandOver):
     """The gateway's handle on its audit log, which runs in a writer process."""
 
     def __init__(self, settings: Settings) -> None:
@@ -195,7 +195,7 @@ class AuditProcess:
             self._restarter.cancel()
         child = self._child
         if child is None:  # never started, or closing while a restart was under way
-            unsent = sum(1 for wait_id, record in self._outbox if not wait_id and record and not _security(record))
+            unsent = self._unsent_statements()
             if unsent:
                 log.error("the audit log closed without a writer process: %d statement records lost", unsent)
             self._fail_waiters(AuditError("the audit log is closed"))
@@ -238,31 +238,6 @@ class AuditProcess:
         self._ship_soon()
         return done
 
-    async def submit(self, event: AuditEvent | Record) -> None:
-        """Queue ``event`` for a batched write; waits only while the queue is full (``block`` mode)."""
-        if not self._is_security(event):
-            while self._queued >= self.queue_size:
-                self._check_open()
-                if self.on_full == "drop":
-                    self._drop()
-                    return
-                self._room.clear()
-                await self._room.wait()
-        self._hand_over(event)
-
-    def enqueue(self, event: AuditEvent | Record) -> None:
-        """Queue ``event`` without waiting; when the queue is full, drop (``drop``) or raise AuditQueueFull."""
-        if not self._is_security(event) and self._queued >= self.queue_size:
-            self._check_open()
-            if self.on_full == "drop":
-                self._drop()
-                return
-            raise AuditQueueFull(
-                f"audit queue full ({self.queue_size} records waiting)",
-                hint="the state database is slow or down; callers that can wait should use submit()",
-            )
-        self._hand_over(event)
-
     async def flush(self) -> None:
         """Wait until everything handed over so far is committed."""
         self._check_open()
@@ -271,9 +246,8 @@ class AuditProcess:
         self._ship_soon()
         await asyncio.shield(done)
 
-    def _hand_over(self, event: AuditEvent | Record) -> None:
-        self._check_open()
-        if not self._is_security(event):
+    def _hand_over(self, event: AuditEvent | Record, *, counted: bool) -> None:
+        if counted:
             self._queued += 1
         self._outbox.append((0, self._in_context(event)))
         self._ship_soon()
@@ -283,12 +257,6 @@ class AuditProcess:
         if isinstance(event, AuditEvent):
             return self._context.prepare(event)
         return self._context.process(event)
-
-    @staticmethod
-    def _is_security(event: AuditEvent | Record) -> bool:
-        if isinstance(event, AuditEvent):
-            return event.is_security
-        return is_security_type(str(event["type"]))
 
     def _check_open(self) -> None:
         if self._closing:
@@ -304,15 +272,9 @@ class AuditProcess:
         self._waiters[self._next_wait] = done
         return self._next_wait
 
-    def _drop(self) -> None:
+    def _count_dropped(self) -> None:
         self.dropped += 1
-        self._lost_unreported += 1
-        now = asyncio.get_running_loop().time()
-        if now - self._drop_logged_at >= _DROP_LOG_EVERY or self.dropped == 1:
-            self._drop_logged_at = now
-            log.warning(
-                "audit queue full (%d waiting): dropped statement records, %d so far", self._queued, self.dropped
-            )
+        self._lost_unreported += 1  # sent to the child with the next message: its next checkpoint reports it
 
     # -- to the child ------------------------------------------------------
 
@@ -360,9 +322,13 @@ class AuditProcess:
     def _unsendable(self, wait_id: int, record: Record) -> None:
         if wait_id:
             self._answer(wait_id, f"audit event {record.get('type')} could not be prepared; see the log")
-        elif not is_security_type(str(record.get("type"))):
+        elif not is_security(record):
             self._settle(1, written=False)
             self._drop()
+
+    def _unsent_statements(self) -> int:
+        """Statement records in the outbox: counted, and not yet with any child."""
+        return sum(1 for wait_id, record in self._outbox if not wait_id and record and not is_security(record))
 
     # -- from the child ------------------------------------------------------
 
@@ -403,7 +369,7 @@ class AuditProcess:
         self._child = None
         if self._closing:
             return
-        unsent = sum(1 for wait_id, record in self._outbox if not wait_id and record and not _security(record))
+        unsent = self._unsent_statements()
         lost = self._queued - unsent
         log.critical(
             "the audit writer process stopped (exit status %s); %d statement records lost; restarting it", code, lost
@@ -445,7 +411,3 @@ class AuditProcess:
         self.chain_id = reply[1]
         self._child = child
         self._reader = asyncio.ensure_future(self._read(child))
-
-
-def _security(record: Record) -> bool:
-    return is_security_type(str(record.get("type")))
