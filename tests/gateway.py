@@ -127,12 +127,26 @@ class RunningGateway:
         """Stop the gateway, its loop and thread; drop the test roles."""
         try:
             self.call(self.gateway.stop())
+            self.call(asyncio.sleep(_SETTLE))
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
-            self.loop.close()
+            _close_loop(self.loop)
         prefix = f"g{self.tag}_"
         logins = self.pg_server.psql(f"SELECT rolname FROM pg_roles WHERE starts_with(rolname, '{prefix}')").split()
         for role in [*logins, self.admin, *self.roles.values()]:
             self.pg_server.psql(f'DROP OWNED BY "{role}"', self.database)
             self.pg_server.psql(f'DROP ROLE IF EXISTS "{role}"')
+
+
+# Now and then uvloop's loop.close() in this harness waited forever in epoll, with every handle
+# closed by the gateway (see the session notes); a short pause before it made that go away in
+# every trial, and closing from a daemon thread bounds the wait if it ever comes back.
+_SETTLE = 0.5
+_CLOSE_TIMEOUT = 10.0
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    closer = threading.Thread(target=loop.close, name="test-gateway-close", daemon=True)
+    closer.start()
+    closer.join(_CLOSE_TIMEOUT)
