@@ -10,6 +10,9 @@ thread runs on that same core. Printed next to the targets of issue 7:
   -> redacted, chained, checkpointed, group-committed to SQLite (WAL) with
   their signed head; target >= 50,000 events/s. (An ``AuditEvent`` costs
   about 2 us more per event to convert; security events take that path.)
+  Also printed: the same rows inserted by SQLite alone (prebuilt tuples, one
+  ``executemany`` per 1,000, no Python per record): the floor any
+  implementation of this log pays per statement on this machine.
 - verify: ``verify()`` over the stored records (hash, links, columns,
   checkpoint signatures, head); target >= 200,000 events/s. Reading the rows
   from SQLite is timed separately.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sqlite3
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -107,6 +111,29 @@ def bench_chain_only(events: list[Record]) -> float:
     return len(events) / (time.perf_counter() - start)
 
 
+_COLUMNS = "chain, seq, prev_hash, hash, time, type, subject, issuer, database, session_id, outcome, body"
+
+
+async def bench_storage_floor(stored_in: Path, fresh: Path) -> float:
+    """The records of ``stored_in`` inserted again into ``fresh`` (same schema) by SQLite alone: records/s."""
+    store = await StateStore.open(f"sqlite:///{fresh}")  # the real schema, migrations and WAL
+    await store.close()
+    with sqlite3.connect(stored_in) as source:
+        rows = source.execute(f"SELECT {_COLUMNS} FROM audit_records ORDER BY id").fetchall()
+    conn = sqlite3.connect(fresh, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous=NORMAL")
+        sql = f"INSERT INTO audit_records ({_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+        start = time.perf_counter()
+        for at in range(0, len(rows), 1000):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(sql, rows[at : at + 1000])
+            conn.execute("COMMIT")
+        return len(rows) / (time.perf_counter() - start)
+    finally:
+        conn.close()
+
+
 async def bench_verify(store: StateStore, signer: Signer) -> tuple[float, float, int]:
     start = time.perf_counter()
     heads = await read_heads(store)
@@ -144,10 +171,13 @@ async def main(count: int, cpu: int | None) -> None:
             verify_rate, read_rate, stored = await bench_verify(store, signer)
         finally:
             await store.close()
+        floor = await bench_storage_floor(Path(tmp) / "state.db", Path(tmp) / "floor.db")
     chain_only = bench_chain_only(make_events(count))
     print(f"audit bench: {count:,} statement events, SQLite WAL, {note}, load average {load:.2f}")
     print(line("append (redact+chain+group commit, SQLite)", append, APPEND_TARGET))
     print(line("  of which redact+chain alone (no I/O)", chain_only))
+    print(line("  SQLite alone, the same rows prebuilt", floor))
+    print(f"  {'  = per record, SQLite alone':<44} {1e6 / floor:>12.1f} µs  (the floor for any writer of this log)")
     print(line(f"verify ({stored:,} stored records)", verify_rate, VERIFY_TARGET))
     print(line("  reading them from SQLite", read_rate))
 

@@ -11,8 +11,9 @@ round so machine noise hits all alike: 1 and 8 clients, simple and prepared prot
 connection per transaction). Prints TPS, average latency and the ratios the targets
 are stated in (sqlgate / pgbouncer, sqlgate / direct), the machine's CPU time per
 transaction for each target at 8 clients (pgbench, server and proxy share the CPUs, so
-this is what throughput trades against), plus gateway memory per idle session (1,000
-idle sessions by default, as the target is stated).
+this is what throughput trades against), the proxy's own share of it and the share the
+0.95x target leaves the gateway, plus gateway memory per idle session (1,000 idle
+sessions by default, as the target is stated).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Target:
     user: str
     password: str
     dbname: str
+    pid: int | None = None  # the proxy's process (its descendants count too); None: no proxy
 
 
 def free_port() -> int:
@@ -72,8 +74,34 @@ def machine_busy_seconds() -> float:
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def pgbench(target: Target, clients: int, seconds: int, mode: str, connect_each: bool) -> tuple[float, float, float]:
-    """(TPS, average latency in ms, machine CPU µs per transaction: pgbench, server and proxy together)."""
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds spent so far by ``pid`` and its live descendants (all threads), from /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
+            times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, of in parents.items() if of == parent and child not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(times.get(member, 0.0) for member in tree)
+
+
+def pgbench(
+    target: Target, clients: int, seconds: int, mode: str, connect_each: bool
+) -> tuple[float, float, float, float]:
+    """One pgbench run: TPS, latency and CPU per transaction.
+
+    Returns (TPS, average latency in ms, machine CPU µs per transaction — pgbench, server and
+    proxy together — and the proxy's own CPU µs per transaction, NaN without a proxy).
+    """
     argv = [
         PGBENCH,
         "-n",
@@ -98,13 +126,16 @@ def pgbench(target: Target, clients: int, seconds: int, mode: str, connect_each:
         argv.insert(1, "-C")
     env = {**os.environ, "PGPASSWORD": target.password, "PGSSLMODE": "disable"}
     busy = machine_busy_seconds()
+    proxy = process_tree_cpu_seconds(target.pid) if target.pid else float("nan")
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     busy = machine_busy_seconds() - busy
+    proxy = process_tree_cpu_seconds(target.pid) - proxy if target.pid else float("nan")
     if out.returncode != 0:
         raise RuntimeError(f"pgbench against {target.name} failed: {out.stderr.strip()[-500:]}")
     tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
     latency = float(re.search(r"latency average = ([\d.]+) ms", out.stdout).group(1))  # type: ignore[union-attr]
-    return tps, latency, busy / max(1.0, tps * seconds) * 1e6
+    transactions = max(1.0, tps * seconds)
+    return tps, latency, busy / transactions * 1e6, proxy / transactions * 1e6
 
 
 @contextlib.contextmanager
@@ -133,7 +164,7 @@ def pgbouncer(server: EmbeddedPostgres, workdir: Path) -> Iterator[Target | None
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
-        yield Target("pgbouncer", "127.0.0.1", port, "postgres", server.password, "bench")
+        yield Target("pgbouncer", "127.0.0.1", port, "postgres", server.password, "bench", proc.pid)
     finally:
         subprocess.run(["pkill", "-f", str(workdir / "pgbouncer.ini")], check=False)
         proc.wait(timeout=10)
@@ -147,7 +178,7 @@ def bare_relay(server: EmbeddedPostgres) -> Iterator[Target]:
     proc = subprocess.Popen([sys.executable, str(script), str(port), "127.0.0.1", str(server.port)])
     try:
         wait_port(port)
-        yield Target("bare relay", "127.0.0.1", port, "postgres", server.password, "bench")
+        yield Target("bare relay", "127.0.0.1", port, "postgres", server.password, "bench", proc.pid)
     finally:
         proc.kill()
         proc.wait(timeout=10)
@@ -206,7 +237,7 @@ def sqlgate(
             text=True,
             check=True,
         )
-        yield Target(name, "127.0.0.1", pg_port, "bench", token.stdout.strip(), "bench"), proc.pid
+        yield Target(name, "127.0.0.1", pg_port, "bench", token.stdout.strip(), "bench", proc.pid), proc.pid
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -299,7 +330,7 @@ def main() -> None:
                 (8, "prepared", False),
                 (8, "simple", True),
             ]
-            results: dict[tuple[int, str, bool, str], list[tuple[float, float, float]]] = {}
+            results: dict[tuple[int, str, bool, str], list[tuple[float, float, float, float]]] = {}
             for round_no in range(args.rounds):
                 for clients, mode, connect_each in cases:
                     for target in targets if round_no % 2 == 0 else reversed(targets):
@@ -323,6 +354,7 @@ def report(results, cases, names) -> None:  # noqa: ANN001
         tps = {n: statistics.median(r[0] for r in results[(clients, mode, connect_each, n)]) for n in names}
         lat = {n: statistics.median(r[1] for r in results[(clients, mode, connect_each, n)]) for n in names}
         cpu = {n: statistics.median(r[2] for r in results[(clients, mode, connect_each, n)]) for n in names}
+        own = {n: statistics.median(r[3] for r in results[(clients, mode, connect_each, n)]) for n in names}
         cells = "".join(f"{tps[n]:>12.0f} tps {lat[n]:>5.2f}ms" for n in names)
         ratio_b = f"{tps['sqlgate'] / tps['pgbouncer']:.2f}x" if "pgbouncer" in tps else "n/a"
         ratio_d = f"{tps['sqlgate'] / tps['direct']:.2f}x"
@@ -342,6 +374,24 @@ def report(results, cases, names) -> None:  # noqa: ANN001
         if clients > 1:  # the machine's CPUs are shared by pgbench, the server and the proxy: what each costs
             spent = ", ".join(f"{n} {cpu[n]:.0f}" for n in names)
             print(f"{'':28s}machine CPU per transaction (µs, all processes): {spent}")
+            proxies = [n for n in names if own[n] == own[n]]  # NaN: no proxy in between
+            spent = ", ".join(f"{n} {own[n]:.0f}" for n in proxies)
+            print(f"{'':28s}the proxy's own CPU per transaction (µs): {spent}")
+            if not connect_each and "pgbouncer" in own:
+                print(f"{'':28s}{budget_line(own['pgbouncer'], cpu['pgbouncer'], own['sqlgate'])}")
+
+
+def budget_line(bouncer_own: float, bouncer_machine: float, sqlgate_own: float) -> str:
+    """What the 0.95x target leaves the gateway per transaction, with everything else on the machine unchanged.
+
+    TPS follows the machine's CPU per transaction, so sqlgate / pgbouncer >= 0.95 needs
+    sqlgate's own CPU <= pgbouncer's own + (1 / 0.95 - 1) x the machine's CPU per pgbouncer transaction.
+    """
+    budget = bouncer_own + (1 / 0.95 - 1) * bouncer_machine
+    return (
+        f"0.95x pgbouncer leaves the gateway {budget:.0f} µs per transaction "
+        f"(pgbouncer's {bouncer_own:.0f} + 5.3% of the machine's {bouncer_machine:.0f}); sqlgate spends {sqlgate_own:.0f}"
+    )
 
 
 if __name__ == "__main__":

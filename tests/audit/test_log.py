@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -249,7 +250,7 @@ async def test_a_dead_writer_fails_waiters_instead_of_hanging(sqlite_store, make
     log = make_log(sqlite_store)
     await log.start()
 
-    def broken(batch, *, final):
+    async def broken(batch, *, final):
         raise RuntimeError("bug")
 
     log._chain_batch = broken
@@ -258,6 +259,45 @@ async def test_a_dead_writer_fails_waiters_instead_of_hanging(sqlite_store, make
     with pytest.raises(AuditError, match="closed"):
         log.enqueue(statement(1))
     await log.aclose()
+
+
+async def test_a_large_batch_lets_the_event_loop_run_while_it_is_chained(store, make_log):
+    """Sessions share the writer's loop: a batch of 1,000 records is chained a slice at a time, not in one go."""
+    log = make_log(store, batch_size=1000, checkpoint_every=10_000)
+    await log.start()
+    turns = 0
+    seen: list[int] = []  # how many turns other tasks had, at each record chained
+
+    class Watched:
+        def __init__(self, chain):
+            self.chain = chain
+
+        def __call__(self, record):
+            seen.append(turns)
+            return self.chain(record)
+
+        def __getattr__(self, name):
+            return getattr(self.chain, name)
+
+    async def other_task():
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other_task())
+    try:
+        log.chain = Watched(log.chain)
+        for n in range(1000):
+            log.enqueue(statement(n))
+        await log.flush()
+    finally:
+        ticker.cancel()
+        await log.aclose()
+    assert len(seen) == 1000
+    slices = sum(1 for before, after in itertools.pairwise(seen) if after > before)
+    assert slices >= 1000 // 32 - 1, f"other tasks ran only {slices} times while 1,000 records were chained"
+    assert await count_rows(store) == 1000 + 1  # every record, and the final checkpoint
 
 
 async def test_statement_records_gather_for_the_commit_delay_but_security_records_do_not(sqlite_store, make_log):

@@ -48,7 +48,10 @@ class SqliteBatchWriter:
 
     async def write(self, records: Sequence[ChainedRecord], head: Head) -> None:
         """One transaction: ``records`` and the chain's new head (raises sqlite3.Error when refused)."""
-        statements = list(insert_statements(self.dialect, records))  # Python work here, not in the thread
+        statements = []  # Python work here, not in the thread (where it would hold the lock the loop needs)
+        for statement in insert_statements(self.dialect, records):
+            statements.append(statement)
+            await asyncio.sleep(0)  # one turn of the loop per INSERT built (a few dozen rows each)
         await asyncio.get_running_loop().run_in_executor(self._executor, self._write, statements, head)
 
     async def close(self) -> None:
