@@ -45,7 +45,7 @@ QUEUE_DEPTH = Gauge("sqlgate_audit_queue_depth", "Audit records waiting for the 
 SINK_ERRORS = Counter("sqlgate_audit_sink_errors", "Batches an extra sink (file, stdout, OTel) failed to write.")
 _RETRY_MAX = 5.0
 YIELD_EVERY = 32
-"""Records chained (or turned into rows) between two turns of the event loop."""
+"""Records chained between two turns of the event loop (the SQLite writer also yields per INSERT it builds)."""
 
 
 @dataclass(slots=True)
