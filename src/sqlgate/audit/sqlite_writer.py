@@ -6,7 +6,8 @@ and each trip competes for the interpreter lock with a busy event loop. This
 writer runs the whole transaction as one call in its own thread, so the loop
 hands a batch over once and sqlite3 works without the lock while it writes.
 Used for SQLite state files; PostgreSQL goes through the store (asyncpg needs no
-thread). Records are the same rows, written by the same INSERTs.
+thread). Records are the same rows, written by the same INSERTs. The thread runs at
+a lower CPU priority (:mod:`.priority`): background work, not a session's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from sqlalchemy.engine import Dialect
 
 from sqlgate.audit.chain import ChainedRecord
+from sqlgate.audit.priority import lower_thread_priority
 from sqlgate.audit.storage import Head, insert_statements
 from sqlgate.store import StateStore
 
@@ -35,7 +37,9 @@ class SqliteBatchWriter:
     def __init__(self, path: Path, dialect: Dialect) -> None:
         self.path = path
         self.dialect = dialect
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlgate-audit-writer")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sqlgate-audit-writer", initializer=lower_thread_priority
+        )
         self._conn: sqlite3.Connection | None = None
 
     @classmethod
