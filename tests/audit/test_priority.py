@@ -1,4 +1,4 @@
-"""The audit writer yields the CPUs to sessions: its thread, or its whole process, runs at a lower priority."""
+"""The audit log's storage thread yields the CPUs to sessions: it runs at a lower priority, in either writer mode."""
 
 from __future__ import annotations
 
@@ -36,12 +36,12 @@ def in_new_thread(work):
     return result[0]
 
 
-def nice_of_threads(pid: int) -> list[int]:
-    """The nice value of every thread of process ``pid``, from /proc."""
-    values = []
+def nice_of_threads(pid: int) -> dict[int, int]:
+    """The nice value of every thread of process ``pid`` by thread id, from /proc."""
+    values = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        values.append(int(fields[16]))  # field 19 of stat; this list starts at field 3
+        values[int(task.name)] = int(fields[16])  # field 19 of stat; this list starts at field 3
     return values
 
 
@@ -63,12 +63,14 @@ async def test_the_sqlite_writer_thread_runs_lowered(tmp_path):
         await store.close()
 
 
-async def test_the_writer_process_runs_lowered_once_with_all_its_threads(tmp_path):
+async def test_the_writer_process_lowers_its_storage_thread_only(tmp_path):
+    """Lowering the whole writer process lengthened the latency tail under load; only its storage thread yields."""
     settings = Settings(data_dir=tmp_path, audit={"chain_id": "replica-n", "writer": "process"})
     async with AuditProcess(settings) as audit:
         await audit.record(security(1))  # committed: the child's SQLite writer thread has written it
         pid = audit.pid
         assert pid is not None
         threads = nice_of_threads(pid)
-        assert len(threads) >= 2, "the child should have its SQLite writer thread by now"
-        assert set(threads) == {expected_nice()}
+        assert threads[pid] == own_nice()
+        lowered = [tid for tid, nice in threads.items() if nice == expected_nice()]
+        assert len(lowered) == 1, f"exactly one thread (the storage thread) should run lowered: {threads}"

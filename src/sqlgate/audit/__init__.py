@@ -8,7 +8,7 @@ and signed checkpoints (:mod:`.chain`, :mod:`.keys`, canonical JSON in
 OpenTelemetry (:mod:`.otel`). :class:`AuditLog` (:mod:`.log`) runs it, taking
 events by the rules of :mod:`.handover`, in the gateway's process or
 (``audit.writer: process``) in a writer process of its own (:mod:`.process`,
-:mod:`.process_main`), its writing at a lower CPU priority (:mod:`.priority`);
+:mod:`.process_main`), its storage thread at a lower CPU priority (:mod:`.priority`);
 :func:`verify` (:mod:`.verify`) proves
 it; :func:`search` (:mod:`.search`) reads it.
 """

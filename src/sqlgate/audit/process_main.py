@@ -11,8 +11,7 @@ batch is reported as ``("settled", statement records)``, which frees room in
 the gateway's queue.
 
 SIGINT and SIGTERM, which a terminal or service manager sends to the whole
-process group, are ignored: the gateway decides when its audit log closes. The
-process runs at a lower CPU priority than the gateway (:mod:`.priority`).
+process group, are ignored: the gateway decides when its audit log closes.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from functools import partial
 from typing import Any
 
 from sqlgate.audit.log import AuditLog
-from sqlgate.audit.priority import lower_process_priority
 from sqlgate.audit.process import frame, read_frame
 from sqlgate.config import Settings
 from sqlgate.errors import AuditError, SqlgateError
@@ -128,5 +126,4 @@ async def main() -> int:
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    lower_process_priority()  # before any thread starts: they inherit it
     sys.exit(asyncio.run(main()))
