@@ -139,9 +139,11 @@ class RunningGateway:
             self.pg_server.psql(f'DROP ROLE IF EXISTS "{role}"')
 
 
-# Now and then uvloop's loop.close() in this harness waited forever in epoll, with every handle
-# closed by the gateway (see the session notes); a short pause before it made that go away in
-# every trial, and closing from a daemon thread bounds the wait if it ever comes back.
+# Now and then uvloop's loop.close() in this harness waited in epoll, or failed with EBUSY. The
+# cause: a session that ended just before the gateway stopped handed its server connection back
+# to the pool, whose reset task nobody owned, so the connection outlived the gateway. The pool now
+# owns those tasks and closes them (UpstreamPool.aclose). The short pause and the bounded close
+# stay as a guard: a handle left open again shows up as an error here, not as a hung suite.
 _SETTLE = 0.5
 _CLOSE_TIMEOUT = 10.0
 

@@ -492,7 +492,7 @@ class ClientConnection(asyncio.Protocol):
             clean = reusable and not self._upstream_lost and self.relay is not None and self.relay.idle
             if clean and self.lease is not None and self.lease.id and self._lease_live():
                 upstream.transaction_status = self.relay.transaction_status if self.relay else "I"
-                asyncio.ensure_future(self.listener.pool.give_back(upstream))  # noqa: RUF006 - the pool owns it
+                self.listener.pool.give_back_soon(upstream)
             else:
                 upstream.protocol.close()
         if self.session is not None:

@@ -55,7 +55,7 @@ class PgListener:
             await self._server.wait_closed()
         for connection in list(self._connections):
             connection.shut_down()
-        self.pool.close_all()
+        await self.pool.aclose()
 
     def _accept(self) -> ClientConnection:
         connection = ClientConnection(self)

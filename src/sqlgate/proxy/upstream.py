@@ -11,7 +11,6 @@ the lease ends, its pooled connections are closed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import time
@@ -138,7 +137,7 @@ class UpstreamProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-@dataclass
+@dataclass(eq=False)  # a connection is itself, not its fields: hashed and compared by identity
 class Upstream:
     """A logged-in server connection and what the login told us."""
 
@@ -164,8 +163,13 @@ async def connect_upstream(
     lease_id: str,
     params_key: tuple[tuple[str, str], ...],
 ) -> Upstream:
-    """Open a connection to ``config``'s server and log in as ``login``."""
+    """Open a connection to ``config``'s server and log in as ``login``.
+
+    A connection that does not finish logging in is closed, whatever stopped it: an
+    error, the timeout, or the caller being cancelled (the client left, the gateway stops).
+    """
     loop = asyncio.get_running_loop()
+    protocol: UpstreamProtocol | None = None
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             transport, protocol = await loop.create_connection(UpstreamProtocol, config.host, config.port)
@@ -177,16 +181,13 @@ async def connect_upstream(
             while not handshake.done:
                 for reply in handshake.receive(await protocol.read()):
                     protocol.write(reply.data)
-    except TimeoutError as exc:
-        raise UpstreamError(f"timed out connecting to the database at {config.host}:{config.port}") from exc
-    except OSError as exc:
-        raise UpstreamError(f"cannot reach the database at {config.host}:{config.port}: {exc.strerror}") from exc
-    except (SqlgateError, ssl.SSLError) as exc:
-        with contextlib.suppress(Exception):
+    except BaseException as exc:
+        if protocol is not None:
             protocol.close()
-        if isinstance(exc, ssl.SSLError):
-            raise UpstreamError(f"TLS to the database failed: {exc.reason}") from exc
-        raise
+        error = _connect_error(exc, config)
+        if error is None:
+            raise
+        raise error from exc
     if handshake.backend_key is None:
         protocol.close()
         raise ProtocolError("the database server sent no BackendKeyData")
@@ -208,6 +209,18 @@ def _with_certificate(login: UpstreamLogin, certificate: bytes | None) -> Upstre
     return UpstreamLogin(
         login.user, login.database, login.password, login.parameters, login.protocol, certificate, login.methods
     )
+
+
+def _connect_error(exc: BaseException, config: DatabaseConfig) -> UpstreamError | None:
+    """What a failed connection attempt tells the user; None: raise ``exc`` itself (ours, or cancellation)."""
+    where = f"{config.host}:{config.port}"
+    if isinstance(exc, TimeoutError):
+        return UpstreamError(f"timed out connecting to the database at {where}")
+    if isinstance(exc, ssl.SSLError):  # before OSError, which it is a kind of
+        return UpstreamError(f"TLS to the database at {where} failed: {exc.reason or exc}")
+    if isinstance(exc, OSError):
+        return UpstreamError(f"cannot reach the database at {where}: {exc.strerror or exc}")
+    return None
 
 
 async def _negotiate_tls(
@@ -259,10 +272,20 @@ async def send_cancel(upstream: Upstream) -> None:
 
 
 class UpstreamPool:
-    """Idle, reset connections per (lease, startup parameters)."""
+    """Idle, reset connections per (lease, startup parameters).
+
+    The pool owns a connection from the moment it is handed back: while it is being
+    reset (:meth:`give_back`, or in the background with :meth:`give_back_soon`) and
+    while it is idle. Closing a lease or the pool closes both kinds, so a connection
+    reset at that moment is never kept for a lease that has ended, and nothing is
+    left running when the gateway stops (:meth:`aclose`).
+    """
 
     def __init__(self) -> None:
         self._idle: dict[tuple[str, tuple[tuple[str, str], ...]], list[Upstream]] = {}
+        self._resetting: set[Upstream] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def take(self, lease_id: str, params_key: tuple[tuple[str, str], ...]) -> Upstream | None:
         """A pooled connection for this lease and parameters, if a healthy one is idle."""
@@ -274,33 +297,60 @@ class UpstreamPool:
             upstream.protocol.close()
         return None
 
+    def give_back_soon(self, upstream: Upstream) -> None:
+        """:meth:`give_back` in the background, in a task the pool owns (and :meth:`aclose` ends)."""
+        task = asyncio.ensure_future(self.give_back(upstream))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def give_back(self, upstream: Upstream) -> None:
-        """Reset ``upstream`` with DISCARD ALL and keep it; close it if that fails or the pool is full."""
+        """Reset ``upstream`` with DISCARD ALL and keep it; close it if that fails, the pool is full or closing."""
         key = (upstream.lease_id, upstream.params_key)
-        idle = self._idle.setdefault(key, [])
-        if not upstream.healthy or len(idle) >= POOL_MAX_IDLE_PER_LEASE:
+        if self._closed or not upstream.healthy or len(self._idle.get(key, ())) >= POOL_MAX_IDLE_PER_LEASE:
             upstream.protocol.close()
             return
+        self._resetting.add(upstream)
+        kept = False
         try:
             await _reset(upstream)
+            kept = upstream in self._resetting  # else its lease or the pool was closed meanwhile
         except (SqlgateError, TimeoutError, OSError):
-            upstream.protocol.close()
-            return
-        upstream.idle_since = time.monotonic()
-        idle.append(upstream)
+            pass
+        finally:  # also when cancelled: a connection in an unknown state is never kept
+            self._resetting.discard(upstream)
+            if not kept:
+                upstream.protocol.close()
+        if kept:
+            upstream.idle_since = time.monotonic()
+            self._idle.setdefault(key, []).append(upstream)
 
     def close_lease(self, lease_id: str) -> None:
-        """Close every pooled connection of ``lease_id``."""
+        """Close every connection of ``lease_id`` the pool holds, idle or being reset."""
         for key in [key for key in self._idle if key[0] == lease_id]:
             for upstream in self._idle.pop(key):
                 upstream.protocol.close()
+        for upstream in [upstream for upstream in self._resetting if upstream.lease_id == lease_id]:
+            self._resetting.discard(upstream)
+            upstream.protocol.close()
 
     def close_all(self) -> None:
-        """Close every pooled connection."""
+        """Close every connection the pool holds and keep none handed back from now on."""
+        self._closed = True
         for idle in self._idle.values():
             for upstream in idle:
                 upstream.protocol.close()
         self._idle.clear()
+        for upstream in self._resetting:
+            upstream.protocol.close()
+        self._resetting.clear()
+
+    async def aclose(self) -> None:
+        """:meth:`close_all`, then end the background resets (none is left running)."""
+        self.close_all()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def __len__(self) -> int:
         return sum(len(idle) for idle in self._idle.values())
