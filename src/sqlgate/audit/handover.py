@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from abc import ABC, abstractmethod
 from typing import Any, Literal
 
 from sqlgate.audit.events import AuditEvent, is_security_type
@@ -30,7 +31,7 @@ def is_security(event: AuditEvent | Record) -> bool:
     return is_security_type(str(event["type"]))
 
 
-class BoundedHandOver:
+class BoundedHandOver(ABC):
     """``submit`` and ``enqueue`` over a log's own ``_hand_over``, ``_count_dropped`` and ``_check_open``."""
 
     queue_size: int
@@ -40,14 +41,17 @@ class BoundedHandOver:
     _room: asyncio.Event
     _drop_logged_at: float
 
+    @abstractmethod
     def _check_open(self) -> None:
-        raise NotImplementedError
+        """Raise AuditError when the log no longer takes events."""
 
+    @abstractmethod
     def _hand_over(self, event: AuditEvent | Record, *, counted: bool) -> None:
-        raise NotImplementedError
+        """Queue ``event`` for writing; ``counted``: it holds a place in ``queue_size`` until settled."""
 
+    @abstractmethod
     def _count_dropped(self) -> None:
-        raise NotImplementedError
+        """Count one dropped statement record (the next checkpoint reports it)."""
 
     async def submit(self, event: AuditEvent | Record) -> None:
         """Queue ``event`` for a batched write; waits only while the queue is full (``block`` mode).
