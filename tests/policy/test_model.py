@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 
 from sqlgate.errors import ConfigError
-from sqlgate.policy import load_policy_file
+from sqlgate.policy import PolicyFile, load_policy_file
 
 EXAMPLE = """\
 rules:
@@ -98,3 +99,35 @@ def test_not_a_mapping_and_bad_yaml(tmp_path):
 def test_an_empty_file_is_an_empty_deny_everything_policy(tmp_path):
     (tmp_path / "empty.yaml").write_text("")
     assert load_policy_file(tmp_path / "empty.yaml").rules == []
+
+
+def test_guardrails_mode_is_enforce_by_default_audit_or_refused(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(EXAMPLE.replace("admin]}", "admin], mode: audit}"))
+    audited = load_policy_file(path).rules[0].guardrails
+    assert audited is not None
+    assert audited.mode == "audit"
+    path.write_text(EXAMPLE)
+    enforced = load_policy_file(path).rules[0].guardrails
+    assert enforced is not None
+    assert enforced.mode == "enforce"
+    problems = _problems(tmp_path, EXAMPLE.replace("admin]}", "admin], mode: dry-run}"))
+    assert problems[0].startswith("rules.0.guardrails.mode: Input should be 'enforce' or 'audit'")
+
+
+def test_direct_login_is_a_rule_key_deny_rules_refuse(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(EXAMPLE.replace("    mask:", "    direct_login: true\n    mask:"))
+    first, second = load_policy_file(path).rules
+    assert first.direct_login is True
+    assert first.allows_direct_login
+    assert second.direct_login is None
+    assert second.allows_direct_login  # no masks, no guardrails
+    deny = "rules:\n  - {name: d, effect: deny, who: {groups: [g]}, databases: [x], direct_login: true}\n"
+    assert "direct_login" in _problems(tmp_path, deny)[0]
+
+
+def test_schema_documents_mode_and_direct_login():
+    schema = json.dumps(PolicyFile.model_json_schema())
+    assert "may also be used as a plain database login, without masking or guardrails" in schema
+    assert "would_deny" in schema

@@ -35,7 +35,8 @@ EventType = Literal[
 # Events that must be durable before the action they record is acknowledged.
 SECURITY_PREFIXES = ("auth.", "lease.", "admin.", "request.", "config.")
 
-Outcome = Literal["success", "failure", "denied", "allowed", "error", "info"]
+# `would_deny`: a guardrail in `mode: audit` would have refused the statement; it ran, and this records it.
+Outcome = Literal["success", "failure", "denied", "allowed", "error", "info", "would_deny"]
 
 
 _EVENT_PREFIX = secrets.token_hex(8)

@@ -19,7 +19,7 @@ from sqlgate.cli.common import ConfigOption, JsonOption, console, fail, print_js
 from sqlgate.config import format_duration, load_settings
 from sqlgate.errors import ConfigError
 from sqlgate.identity.principal import Principal
-from sqlgate.policy import CompiledPolicy, Decision, explain, load_policy
+from sqlgate.policy import CompiledPolicy, Decision, Explanation, Guardrails, explain, load_policy
 from sqlgate.policy.cases import DEFAULT_ISSUER, CaseResult, load_cases, run_case
 from sqlgate.policy.crosscheck import settings_warnings
 
@@ -90,6 +90,7 @@ def policy_explain(  # noqa: PLR0913, PLR0917 - one option per facet of the requ
         print_json(result.to_dict())
         return
     _print_decision(result.decision)
+    _print_contributions(result)
     table = Table("rule", "effect", "role", "verdict", "why", title="rules considered", title_justify="left")
     for trace in result.rules:
         colour = {"applies": "green", "denies": "red"}.get(trace.verdict, "dim")
@@ -164,9 +165,42 @@ def _print_decision(decision: Decision) -> None:
         console.print(f"rules:    {escape(', '.join(decision.matched_rules))}", highlight=False)
     if decision.guardrails and decision.guardrails.deny:
         console.print(f"refuses:  {', '.join(decision.guardrails.deny)} statements", highlight=False)
-    if decision.mask:
-        masks = ", ".join(f"{k}={v}" for k, v in decision.mask.items())
-        console.print(f"masks:    {escape(masks)}", highlight=False)
+    if decision.guardrails:
+        console.print(f"guardrails: {escape(_guardrails_text(decision.guardrails))}", highlight=False, soft_wrap=True)
+    if decision.outcome != "deny":
+        if decision.direct_login:
+            login = "allowed (a plain database login through sqlgate creds / POST /v1/credentials)"
+        else:
+            login = (
+                f"refused: rule {decision.direct_login_refused_by} carries masks or guardrails"
+                " (use the proxy or /v1/query, or set direct_login: true on the rule)"
+            )
+        console.print(f"direct login: {escape(login)}", highlight=False, soft_wrap=True)
+
+
+def _print_contributions(result: Explanation) -> None:
+    """The combined masks, each with the rule whose function won, and each granting rule's guardrails."""
+    if result.masks:
+        console.print("masks (combined, the strictest function wins):", highlight=False)
+        for source in result.masks:
+            line = f"  {source.selector}={source.function}  (rule {source.rule}"
+            line += "".join(f"; overrides {function} of rule {rule}" for rule, function in source.overridden)
+            console.print(escape(line + ")"), highlight=False, soft_wrap=True)
+    if result.guardrails:
+        console.print("guardrails by rule (combined above, the strictest wins):", highlight=False)
+        for rule, guardrails in result.guardrails:
+            console.print(f"  {escape(rule)}: {escape(_guardrails_text(guardrails))}", highlight=False, soft_wrap=True)
+
+
+def _guardrails_text(guardrails: Guardrails) -> str:
+    parts = [f"deny {', '.join(guardrails.deny)}" if guardrails.deny else "deny nothing"]
+    parts.append("require_where" if guardrails.require_where else "no require_where")
+    if guardrails.deny_functions:
+        parts.append(f"deny_functions {', '.join(guardrails.deny_functions)}")
+    if guardrails.deny_tables:
+        parts.append(f"deny_tables {', '.join(guardrails.deny_tables)}")
+    parts.append(f"mode {guardrails.mode}")
+    return "; ".join(parts)
 
 
 def _print_results(results: list[CaseResult]) -> None:

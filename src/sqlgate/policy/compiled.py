@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sqlgate.identity.principal import Principal
+from sqlgate.policy.combine import combine_masks
 from sqlgate.policy.model import Approval, Guardrails, PolicyFile, Rule
 from sqlgate.policy.timewindow import TimeWindow, format_minutes, parse_days, parse_hours, parse_zone
 
@@ -110,6 +111,7 @@ class CompiledRule:
     approval: Approval | None
     guardrails: Guardrails | None
     mask: Mapping[str, str]
+    direct_login: bool
     rank: tuple[int, int]
     databases: Matcher
     subjects: Matcher | None
@@ -179,7 +181,8 @@ def compile_rule(rule: Rule, order: int, default_ttl: timedelta) -> CompiledRule
         needs_approval=rule.needs_approval,
         approval=rule.approval,
         guardrails=rule.guardrails,
-        mask=MappingProxyType(dict(rule.mask)),
+        mask=MappingProxyType(combine_masks([rule.mask])),
+        direct_login=rule.allows_direct_login,
         rank=(ROLE_RANK.get(rule.role or "", CUSTOM_RANK), -order),
         databases=Matcher.of(rule.databases),
         subjects=Matcher.of(who.subjects) if who.subjects else None,

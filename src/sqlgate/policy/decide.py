@@ -13,9 +13,17 @@ Pure: no I/O, no clock (the caller passes ``at``). The order of reasoning:
    custom role ranks above a later one's). Roles needing approval are chosen
    only when nothing else is granted.
 5. A role needing approval is allowed while an approved grant for it is active.
-6. The first rule (file order) granting the chosen role gives guardrails and
-   masking; TTL is the least of its ``max_ttl``, the token's remaining life,
-   and for approvals ``approval.max_duration`` and the grant's remaining life.
+6. Every rule granting the chosen role contributes its masks and guardrails,
+   combined so that the strictest wins (:mod:`sqlgate.policy.combine`: masks are a
+   union, the stricter function winning on one selector, ``null`` > ``redact`` >
+   ``hash`` > ``last4`` > ``email``; guardrails deny the union of what each denies,
+   ``require_where`` if any requires it, ``mode: enforce`` if any enforces).
+   The first of them (file order) gives the TTL: the least of its ``max_ttl``,
+   the token's remaining life, and for approvals ``approval.max_duration`` and
+   the grant's remaining life.
+7. The grant may be used as a plain database login (``direct_login``) only when
+   every contributing rule allows it: a rule with masks or guardrails must say
+   ``direct_login: true``. ``direct_login_refused_by`` names the first that does not.
 """
 
 from __future__ import annotations
@@ -23,11 +31,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
 from sqlgate.config import format_duration
 from sqlgate.identity.principal import Principal
+from sqlgate.policy.combine import combine_guardrails, combine_masks
 from sqlgate.policy.compiled import CompiledPolicy, CompiledRule, IPAddress, parse_source
 from sqlgate.policy.model import Approval, Guardrails
 
@@ -40,6 +50,7 @@ class _TokenExpiry:
 
 FROM_PRINCIPAL: Any = _TokenExpiry()
 _NO_MASK: Mapping[str, str] = MappingProxyType({})
+_COMBINED_CACHE = 1024  # sets of rules granting one role together (bounded: policies are replaced on reload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,8 @@ class Decision(NamedTuple):
     reason: str | None = None
     approval: Approval | None = None
     grant_id: str | None = None
+    direct_login: bool = False
+    direct_login_refused_by: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -89,6 +102,8 @@ class Decision(NamedTuple):
             "reason": self.reason,
             "approval": self.approval.model_dump(mode="json") if self.approval else None,
             "grant_id": self.grant_id,
+            "direct_login": self.direct_login,
+            "direct_login_refused_by": self.direct_login_refused_by,
         }
 
 
@@ -215,16 +230,19 @@ def _allow(
     grant = active.get(decisive.role or "") if decisive.needs_approval else None
     if grant is not None:
         ttl = _least(ttl, _approval_cap(decisive.approval), grant.expires_at - at)
+    limits = _limits(same_role)
     return Decision(
         "allow",
         database,
         decisive.role,
         ttl=ttl,
-        guardrails=decisive.guardrails,
-        mask=decisive.mask,
-        matched_rules=tuple(rule.name for rule in same_role),
+        guardrails=limits.guardrails,
+        mask=limits.mask,
+        matched_rules=limits.names,
         approval=decisive.approval if grant else None,
         grant_id=grant.request_id if grant else None,
+        direct_login=limits.direct_login_refused_by is None,
+        direct_login_refused_by=limits.direct_login_refused_by,
     )
 
 
@@ -234,19 +252,49 @@ def _needs_approval(allows: list[CompiledRule], database: str, token_left: timed
     decisive = same_role[0]
     approval = decisive.approval
     groups = ", ".join(approval.approvers.groups) if approval and approval.approvers else "?"
+    limits = _limits(same_role)
     return Decision(
         "needs_approval",
         database,
         decisive.role,
         ttl=_least(decisive.max_ttl, _approval_cap(approval), token_left),
-        guardrails=decisive.guardrails,
-        mask=decisive.mask,
-        matched_rules=tuple(rule.name for rule in same_role),
+        guardrails=limits.guardrails,
+        mask=limits.mask,
+        matched_rules=limits.names,
+        direct_login=limits.direct_login_refused_by is None,
+        direct_login_refused_by=limits.direct_login_refused_by,
         reason=(
             f"role {decisive.role} on {database} needs approval from group {groups} "
             f"(rule {decisive.name}); file an access request"
         ),
         approval=approval,
+    )
+
+
+class Limits(NamedTuple):
+    """What the rules granting one role impose together: combined guardrails and masks, direct-login verdict."""
+
+    names: tuple[str, ...]
+    guardrails: Guardrails | None
+    mask: Mapping[str, str]
+    direct_login_refused_by: str | None
+
+
+def _limits(rules: list[CompiledRule]) -> Limits:
+    if len(rules) == 1:
+        only = rules[0]
+        return Limits((only.name,), only.guardrails, only.mask, None if only.direct_login else only.name)
+    return combined_limits(tuple(rules))
+
+
+@lru_cache(maxsize=_COMBINED_CACHE)
+def combined_limits(rules: tuple[CompiledRule, ...]) -> Limits:
+    """The limits of ``rules`` granting one role together, the strictest of each winning (memoised)."""
+    return Limits(
+        tuple(rule.name for rule in rules),
+        combine_guardrails([rule.guardrails for rule in rules]),
+        MappingProxyType(combine_masks(rule.mask for rule in rules)),
+        next((rule.name for rule in rules if not rule.direct_login), None),
     )
 
 

@@ -1,7 +1,11 @@
 """explain(): the decision, plus every rule of the policy and why it did or did not apply.
 
 Slower than decide() (it looks at every rule, not an index), and meant for
-people: ``sqlgate policy explain`` and the API's "why was I denied?".
+people: ``sqlgate policy explain`` and the API's "why was I denied?". When several
+rules grant the chosen role, the decision carries their combined masks and
+guardrails; the explanation also says which rule contributed what: each masked
+selector with the rule whose function won (and the weaker ones it overrode), and
+each rule's own guardrails.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlgate.identity.principal import Principal
+from sqlgate.policy.combine import MaskSource, guardrail_sources, mask_sources
 from sqlgate.policy.compiled import CompiledPolicy, CompiledRule
 from sqlgate.policy.decide import FROM_PRINCIPAL, Decision, Grant, Request, decide, deny_applies, make_request
+from sqlgate.policy.model import Guardrails
 
 Verdict = Literal["applies", "denies", "skipped"]
 
@@ -35,14 +41,32 @@ class RuleTrace:
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
-    """A decision and the trace of every rule behind it."""
+    """A decision, the trace of every rule behind it, and which granting rule contributed which limits."""
 
     decision: Decision
     rules: tuple[RuleTrace, ...]
+    masks: tuple[MaskSource, ...] = ()
+    guardrails: tuple[tuple[str, Guardrails], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
-        return {"decision": self.decision.to_dict(), "rules": [trace.to_dict() for trace in self.rules]}
+        return {
+            "decision": self.decision.to_dict(),
+            "rules": [trace.to_dict() for trace in self.rules],
+            "contributions": {
+                "mask": [_mask_dict(source) for source in self.masks],
+                "guardrails": [{"rule": rule, "guardrails": g.model_dump()} for rule, g in self.guardrails],
+            },
+        }
+
+
+def _mask_dict(source: MaskSource) -> dict[str, Any]:
+    return {
+        "selector": source.selector,
+        "function": source.function,
+        "rule": source.rule,
+        "overridden": [{"rule": rule, "function": function} for rule, function in source.overridden],
+    }
 
 
 def explain(  # noqa: PLR0913, PLR0917 - mirrors decide()
@@ -59,7 +83,21 @@ def explain(  # noqa: PLR0913, PLR0917 - mirrors decide()
     """The decision for this request and, for every rule in file order, why it applied or not."""
     decision = decide(policy, principal, database, role, at, source, token_expires_at=token_expires_at, grants=grants)
     request = make_request(principal, database, role, at, source)
-    return Explanation(decision, tuple(_trace(rule, request) for rule in policy.rules))
+    granting = _granting_rules(policy, decision)
+    return Explanation(
+        decision,
+        tuple(_trace(rule, request) for rule in policy.rules),
+        tuple(mask_sources(granting)),
+        tuple(guardrail_sources(granting)),
+    )
+
+
+def _granting_rules(policy: CompiledPolicy, decision: Decision) -> list[CompiledRule]:
+    """The rules whose limits the decision combines (none for a denial)."""
+    if decision.outcome == "deny":
+        return []
+    by_name = {rule.name: rule for rule in policy.rules}
+    return [by_name[name] for name in decision.matched_rules if name in by_name]
 
 
 def _trace(rule: CompiledRule, request: Request) -> RuleTrace:

@@ -13,6 +13,11 @@ Default deny: nothing is granted unless a rule grants it, and a rule with
         from: [127.0.0.0/8, 10.0.0.0/8]
         guardrails: {deny: [write, ddl, dcl, admin]}
         mask: {"customers.email": email, "*.ssn": redact}
+
+When several allow rules grant the chosen role, their masks and guardrails
+combine, the strictest winning (see :mod:`sqlgate.policy.decide`). A grant that
+carries masks or guardrails is not handed out as a plain database login
+(``/v1/credentials``, ``sqlgate creds``) unless its rule says ``direct_login: true``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from sqlgate.yamlfile import load_model
 
 StatementClass = Literal["read", "write", "ddl", "dcl", "admin", "transaction", "session"]
 MaskFunction = Literal["redact", "email", "last4", "hash", "null"]
+GuardrailMode = Literal["enforce", "audit"]
 BUILTIN_ROLES = ("read", "write", "admin")
 
 _ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -85,6 +91,8 @@ RoleName = Annotated[str, AfterValidator(_role_name)]
 RuleName = Annotated[str, AfterValidator(_rule_name)]
 Network = Annotated[str, AfterValidator(_network)]
 Selector = Annotated[str, AfterValidator(_selector)]
+# YAML reads an unquoted `null` as nothing at all: it means the `null` masking function.
+MaskChoice = Annotated[MaskFunction, BeforeValidator(lambda value: "null" if value is None else value)]
 
 
 class _Model(BaseModel):
@@ -145,6 +153,15 @@ class Guardrails(_Model):
     deny_tables: list[str] = Field(
         default_factory=list, description="Tables refused wherever they appear (`table` or `schema.table`, globs)."
     )
+    mode: GuardrailMode = Field(
+        default="enforce",
+        description=(
+            "`enforce` (the default) refuses what the guardrails forbid. `audit` rolls a rule out safely: a statement"
+            " the guardrails would refuse runs, and the audit log records it with outcome `would_deny` and the reason."
+            " Statements that change the session's identity are refused in either mode. When several rules grant the"
+            " role, the guardrails combine and `enforce` wins if any of them enforces."
+        ),
+    )
 
 
 class Approvers(_Model):
@@ -185,18 +202,36 @@ class Rule(_Model):
         default_factory=list, alias="from", description="Source addresses or CIDRs (IPv4 and IPv6); empty: any."
     )
     guardrails: Guardrails | None = Field(None, description="Statements refused under this grant.")
-    mask: dict[Selector, MaskFunction] = Field(
+    mask: dict[Selector, MaskChoice] = Field(
         default_factory=dict, description="Column selector (`table.column`, `*.column`, globs) -> masking function."
     )
     approval: Approval | None = Field(None, description="Just-in-time approval before the grant is usable.")
+    direct_login: bool | None = Field(
+        None,
+        description=(
+            "`true`: this grant may also be used as a plain database login, without masking or guardrails"
+            " (`POST /v1/credentials`, `sqlgate creds`, the connector's gateway credentials). Unset: only when the"
+            " rule has no `mask` and no `guardrails`; a grant that carries them is served through the proxy and"
+            " `/v1/query` only. `false`: never, even without masks or guardrails."
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
         if self.effect == "allow" and self.role is None:
             raise ValueError("an allow rule needs a role (read, write, admin or a custom name)")
-        if self.effect == "deny" and (self.approval or self.guardrails or self.mask or self.max_ttl):
-            raise ValueError("a deny rule takes no approval, guardrails, mask or max_ttl")
+        if self.effect == "deny" and (
+            self.approval or self.guardrails or self.mask or self.max_ttl or self.direct_login is not None
+        ):
+            raise ValueError("a deny rule takes no approval, guardrails, mask, max_ttl or direct_login")
         return self
+
+    @property
+    def allows_direct_login(self) -> bool:
+        """True when the grant may be handed out as a plain database login (see ``direct_login``)."""
+        if self.direct_login is not None:
+            return self.direct_login
+        return self.guardrails is None and not self.mask
 
     @property
     def needs_approval(self) -> bool:
