@@ -36,6 +36,15 @@ from sqlgate.yamlfile import load_model
 CONFIG_ENV = "SQLGATE_CONFIG"
 DEFAULT_CONFIG_NAME = "sqlgate.yaml"
 
+_KEY_FINGERPRINT = re.compile(r"^\s*(?:sha256:)?[0-9a-fA-F]{64}\s*$")
+_KEY_ID = re.compile(r"^[0-9a-fA-F]{16}$")
+
+
+def is_key_fingerprint(entry: str) -> bool:
+    """True when an ``audit.trusted_keys`` entry is a SHA-256 fingerprint (64 hex digits, ``sha256:`` optional)."""
+    return bool(_KEY_FINGERPRINT.match(entry))
+
+
 _DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
 
 
@@ -348,6 +357,25 @@ class AuditConfig(_Section):
         description="Also export records as OpenTelemetry logs to this OTLP/HTTP endpoint "
         "(needs `pip install opentelemetry-sdk opentelemetry-exporter-otlp`).",
     )
+    trusted_keys: list[str] = Field(
+        default_factory=list,
+        description="Public keys `sqlgate audit verify` accepts signatures from: PEM files (relative to this file) "
+        "or SHA-256 fingerprints (`sqlgate audit pubkey --fingerprint`). Empty: the key found on this host is "
+        "trusted, and verify says so. The gateway refuses to start with a signing key not listed here.",
+    )
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _trusted_keys(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not entry.strip():
+                raise ValueError("an entry is empty (give a PEM file or a SHA-256 fingerprint)")
+            if _KEY_ID.match(entry.strip()):
+                raise ValueError(
+                    f"{entry!r} is a 16-digit key id, too short to pin a key by; "
+                    "give the 64-digit fingerprint (`sqlgate audit pubkey --fingerprint`) or the public key file"
+                )
+        return value
 
 
 class ApiConfig(_Section):
@@ -460,10 +488,14 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         alias: db.model_copy(update={"admin_password_file": fix(db.admin_password_file) or db.admin_password_file})
         for alias, db in settings.databases.items()
     }
+    trusted_keys = [
+        entry if is_key_fingerprint(entry) else str(fix(Path(entry)) or entry) for entry in settings.audit.trusted_keys
+    ]
     updates: dict[str, Any] = {
         "data_dir": fix(settings.data_dir) or settings.data_dir,
         "policy_file": fix(settings.policy_file) or settings.policy_file,
         "databases": databases,
+        "audit": settings.audit.model_copy(update={"trusted_keys": trusted_keys}),
     }
     return settings.model_copy(update=updates)
 

@@ -6,14 +6,16 @@ Every record carries ``chain`` (the replica's chain id), ``seq`` (1, 2, ...),
 ``hash``. That JSON is stored as it is (``body``), so verification hashes the
 stored bytes and never needs to re-canonicalise. A checkpoint is a record of
 type ``audit.checkpoint`` whose ``data.signed`` names the record before it
-(chain, seq, hash) and whose ``data.signature`` is the Ed25519 signature of
-that triple.
+(chain, seq, hash) and every chain id the state database knew (``chains``),
+and whose ``data.signature`` is the Ed25519 signature of exactly that
+(checkpoints written before ``chains`` existed sign the triple alone).
+``data.dropped`` counts records lost since the previous checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -65,12 +67,13 @@ class Chainer:
         body = raw.decode("utf-8")
         return ChainedRecord(self.chain_id, seq, prev, digest, body, record)
 
-    def checkpoint(self, signer: Signer, *, dropped: int = 0) -> ChainedRecord:
-        """A signed checkpoint over the current head, linked as the next record."""
-        signed = {"chain": self.chain_id, "seq": self.seq, "hash": self.head_hash}
+    def checkpoint(self, signer: Signer, *, dropped: int = 0, chains: Sequence[str] = ()) -> ChainedRecord:
+        """A signed checkpoint over the current head and the known ``chains``, linked as the next record."""
+        known = known_chains(self.chain_id, chains)
+        signed = {"chain": self.chain_id, "seq": self.seq, "hash": self.head_hash, "chains": known}
         data: dict[str, Any] = {
             "signed": signed,
-            "signature": signer.sign(self.chain_id, self.seq, self.head_hash),
+            "signature": signer.sign(self.chain_id, self.seq, self.head_hash, known),
             "key_id": signer.key_id,
         }
         if dropped:
@@ -84,6 +87,11 @@ class Chainer:
     def rollback(self, mark: tuple[int, str]) -> None:
         """Forget every record chained since ``mark``."""
         self.seq, self.head_hash = mark
+
+
+def known_chains(chain_id: str, chains: Iterable[str]) -> list[str]:
+    """The sorted, distinct chain ids a head or checkpoint signs: ``chains`` and ``chain_id`` itself."""
+    return sorted({chain_id, *chains})
 
 
 class _Who(Protocol):

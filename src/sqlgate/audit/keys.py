@@ -4,7 +4,14 @@ The private key lives in ``data_dir/audit/signing_key.pem`` (created mode 0600
 in a 0700 directory at first start) unless ``audit.signing_key_file`` names
 one; several replicas that share a state database should share one key given
 that way, so one public key verifies every chain. ``sqlgate audit pubkey``
-prints the public key for verifiers.
+prints the public key for verifiers (``--fingerprint``: its SHA-256 fingerprint).
+
+A signature covers canonical ``{chain, seq, hash}`` and, since heads and
+checkpoints name every chain the state database knows, ``chains`` (sorted
+chain ids) too. :class:`KeyRing` is the set of public keys a verifier trusts:
+pinned ones (``audit.trusted_keys``, ``--pubkey``: PEM files or fingerprints)
+or, when nothing is pinned, the key found on this host, which says nothing
+against someone who can replace that key.
 """
 
 from __future__ import annotations
@@ -13,6 +20,9 @@ import base64
 import hashlib
 import logging
 import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -26,15 +36,43 @@ log = logging.getLogger(__name__)
 KEY_FILE_NAME = "signing_key.pem"
 
 
-def signed_payload(chain: str, seq: int, record_hash: str) -> bytes:
-    """The bytes a checkpoint or head signature covers: canonical ``{chain, seq, hash}``."""
-    return canonical_bytes({"chain": chain, "seq": seq, "hash": record_hash})
+_FINGERPRINT = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
+_KEY_ID = re.compile(r"^[0-9a-fA-F]{16}$")
+
+
+def signed_payload(chain: str, seq: int, record_hash: str, chains: Sequence[str] | None = None) -> bytes:
+    """The bytes a checkpoint or head signature covers: canonical ``{chain, seq, hash}`` (and ``chains``)."""
+    payload: dict[str, object] = {"chain": chain, "seq": seq, "hash": record_hash}
+    if chains is not None:
+        payload["chains"] = list(chains)
+    return canonical_bytes(payload)
+
+
+def fingerprint(public_key: Ed25519PublicKey) -> str:
+    """A public key's fingerprint: SHA-256 over its raw bytes, 64 hex digits (what ``trusted_keys`` pins)."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
-    """A short fingerprint of a public key: the first 16 hex digits of SHA-256 over its raw bytes."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    """A short name of a public key: the first 16 hex digits of its :func:`fingerprint` (not enough to pin it)."""
+    return fingerprint(public_key)[:16]
+
+
+def parse_fingerprint(text: str) -> str | None:
+    """The lower-case fingerprint ``text`` spells (64 hex digits, ``sha256:`` optional), else None.
+
+    Raises ConfigError for a 16-digit key id: 64 bits are too few to pin a key by.
+    """
+    match = _FINGERPRINT.match(text.strip())
+    if match:
+        return match.group(1).lower()
+    if _KEY_ID.match(text.strip()):
+        raise ConfigError(
+            f"{text!r} is a key id; pin a key by its full SHA-256 fingerprint "
+            "(`sqlgate audit pubkey --fingerprint`) or by its public key file"
+        )
+    return None
 
 
 def public_pem(public_key: Ed25519PublicKey) -> str:
@@ -76,9 +114,9 @@ class Signer:
         self.public_key = private_key.public_key()
         self.key_id = key_id(self.public_key)
 
-    def sign(self, chain: str, seq: int, record_hash: str) -> str:
+    def sign(self, chain: str, seq: int, record_hash: str, chains: Sequence[str] | None = None) -> str:
         """Base64 signature of :func:`signed_payload`."""
-        return base64.b64encode(self._key.sign(signed_payload(chain, seq, record_hash))).decode("ascii")
+        return base64.b64encode(self._key.sign(signed_payload(chain, seq, record_hash, chains))).decode("ascii")
 
     @classmethod
     def load(cls, path: Path) -> Signer:
@@ -122,3 +160,45 @@ class Signer:
 def signing_key_path(data_dir: Path, configured: Path | None) -> Path:
     """Where the signing key is: ``audit.signing_key_file``, else ``data_dir/audit/signing_key.pem``."""
     return configured if configured is not None else data_dir / "audit" / KEY_FILE_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    """A public key a verifier accepts, and where it came from (a file, or ``host``: the key on this host)."""
+
+    public_key: Ed25519PublicKey
+    source: str
+
+    @property
+    def key_id(self) -> str:
+        """The key's short id (as checkpoints and heads name their signer)."""
+        return key_id(self.public_key)
+
+    @property
+    def fingerprint(self) -> str:
+        """The key's full fingerprint."""
+        return fingerprint(self.public_key)
+
+
+class KeyRing:
+    """The public keys a verifier trusts; ``pinned`` says whether someone chose them or they were found on this host."""
+
+    def __init__(self, keys: Iterable[TrustedKey | Ed25519PublicKey], *, pinned: bool) -> None:
+        self.keys = [k if isinstance(k, TrustedKey) else TrustedKey(k, "given") for k in keys]
+        self.pinned = pinned
+        self._by_id = {k.key_id: k.public_key for k in self.keys}
+
+    def verify(self, signature: str, payload: bytes, signer_id: object = None) -> bool:
+        """True when one of the trusted keys (the one named ``signer_id`` first) signed ``payload``."""
+        named = self._by_id.get(signer_id) if isinstance(signer_id, str) else None
+        if named is not None and verify_signature(named, signature, payload):
+            return True
+        return any(verify_signature(k.public_key, signature, payload) for k in self.keys if k.public_key is not named)
+
+    def trusts(self, public_key: Ed25519PublicKey) -> bool:
+        """True when ``public_key`` is one of these keys."""
+        return fingerprint(public_key) in {k.fingerprint for k in self.keys}
+
+    def describe(self) -> list[dict[str, str]]:
+        """The keys as JSON values: key id, fingerprint, source."""
+        return [{"key_id": k.key_id, "fingerprint": k.fingerprint, "source": k.source} for k in self.keys]

@@ -57,6 +57,7 @@ from sqlgate.audit.pipeline import Pipeline
 from sqlgate.audit.sinks import JsonlSink, Sink, StdoutSink
 from sqlgate.audit.sqlite_writer import SqliteBatchWriter
 from sqlgate.audit.storage import StoreBatchWriter, chain_id_for
+from sqlgate.audit.trust import check_signer_trusted
 from sqlgate.audit.writer import BatchWriter, Item
 from sqlgate.config import Settings
 from sqlgate.errors import AuditError
@@ -101,6 +102,7 @@ class AuditLog(BoundedHandOver, BatchWriter):
         self.on_settled = on_settled
         self.dropped = 0
         self.written = 0
+        self.known_chains = (chain_id,)
         self._queue: deque[Item] = deque()
         self._queued = 0  # items in the queue that count against queue_size
         self._wakeup = asyncio.Event()
@@ -122,7 +124,9 @@ class AuditLog(BoundedHandOver, BatchWriter):
     def from_settings(cls, settings: Settings, store: StateStore) -> AuditLog:
         """The log ``settings`` describe: key, chain id, extra sinks, queue and checkpoint options."""
         audit = settings.audit
-        signer = Signer.load_or_create(signing_key_path(settings.data_dir, audit.signing_key_file))
+        key_path = signing_key_path(settings.data_dir, audit.signing_key_file)
+        signer = Signer.load_or_create(key_path)
+        check_signer_trusted(signer, audit.trusted_keys, key_path)
         sinks: list[Sink] = []
         if audit.otlp_endpoint:
             sinks.append(OtelSink(audit.otlp_endpoint))

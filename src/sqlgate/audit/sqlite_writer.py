@@ -23,12 +23,17 @@ from sqlalchemy.engine import Dialect
 
 from sqlgate.audit.chain import ChainedRecord
 from sqlgate.audit.priority import lower_thread_priority
-from sqlgate.audit.storage import Head, insert_statements
+from sqlgate.audit.storage import Head, MakeHead, head_values, insert_statements
 from sqlgate.store import StateStore
 
 _BUSY_TIMEOUT_MS = 10_000  # as the store's own connections: wait for another writer's transaction
-_UPDATE_HEAD = "UPDATE audit_heads SET seq = ?, hash = ?, time = ?, key_id = ?, signature = ? WHERE chain = ?"
-_INSERT_HEAD = "INSERT INTO audit_heads (seq, hash, time, key_id, signature, chain) VALUES (?, ?, ?, ?, ?, ?)"
+_CHAINS = "SELECT chain FROM audit_heads"
+_UPDATE_HEAD = (
+    "UPDATE audit_heads SET seq = ?, hash = ?, time = ?, key_id = ?, signature = ?, chains = ? WHERE chain = ?"
+)
+_INSERT_HEAD = (
+    "INSERT INTO audit_heads (seq, hash, time, key_id, signature, chains, chain) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class SqliteBatchWriter:
@@ -50,26 +55,31 @@ class SqliteBatchWriter:
             return None
         return cls(Path(url.database), store.engine.dialect)
 
-    async def write(self, records: Sequence[ChainedRecord], head: Head) -> None:
-        """One transaction: ``records`` and the chain's new head (raises sqlite3.Error when refused)."""
+    async def write(self, records: Sequence[ChainedRecord], make_head: MakeHead) -> Head:
+        """One transaction: ``records`` and the chain's new head, returned (raises sqlite3.Error when refused).
+
+        ``make_head`` signs the head in the writer thread, inside the transaction,
+        over the chain ids stored at that moment.
+        """
         statements = []  # Python work here, not in the thread (where it would hold the lock the loop needs)
         for statement in insert_statements(self.dialect, records):
             statements.append(statement)
             await asyncio.sleep(0)  # one turn of the loop per INSERT built (a few dozen rows each)
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._write, statements, head)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._write, statements, make_head)
 
     async def close(self) -> None:
         """Close the connection and stop the thread."""
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
-    def _write(self, statements: list[tuple[str, tuple[object, ...]]], head: Head) -> None:
+    def _write(self, statements: list[tuple[str, tuple[object, ...]]], make_head: MakeHead) -> Head:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for sql, params in statements:
                 conn.execute(sql, params)
-            values = (head.seq, head.hash, head.time, head.key_id, head.signature, head.chain)
+            head = make_head([row[0] for row in conn.execute(_CHAINS)])
+            values = (*head_values(head).values(), head.chain)
             if conn.execute(_UPDATE_HEAD, values).rowcount == 0:
                 conn.execute(_INSERT_HEAD, values)
             conn.execute("COMMIT")
@@ -77,6 +87,7 @@ class SqliteBatchWriter:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+        return head
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

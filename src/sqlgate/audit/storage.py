@@ -1,15 +1,17 @@
 """The state-database side of the log: batch writes, chain heads, chain ids, reading back.
 
 A batch is one transaction: its records (a few multi-row inserts) and the chain's
-new signed head. Reading for verification and export goes chain by chain in
-insertion order, in pages, so a log of any size streams in bounded memory.
+new signed head, signed in that transaction over the chain ids it finds there.
+Reading for verification and export goes chain by chain in insertion order, in
+pages, so a log of any size streams in bounded memory.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,41 @@ class Head:
     time: str
     key_id: str
     signature: str
+    chains: tuple[str, ...] | None = None  # the chain ids it signs (None: a head from before they were signed)
+
+    def as_json(self) -> dict[str, object]:
+        """The head as ``sqlgate audit head`` prints it (and ``verify --head`` reads it)."""
+        return {
+            "chain": self.chain,
+            "seq": self.seq,
+            "hash": self.hash,
+            "time": self.time,
+            "key_id": self.key_id,
+            "signature": self.signature,
+            "chains": None if self.chains is None else list(self.chains),
+        }
+
+
+MakeHead = Callable[[Sequence[str]], Head]
+"""Signs the chain's new head, given the chain ids stored when its batch commits."""
+
+
+def chains_column(chains: tuple[str, ...] | None) -> str | None:
+    """``audit_heads.chains`` of a head: a JSON list, or NULL."""
+    return None if chains is None else json.dumps(list(chains), separators=(",", ":"))
+
+
+def parse_chains(text: str | None) -> tuple[str, ...] | None:
+    """The chain ids of ``audit_heads.chains``; an unreadable value reads as an empty list (whose signature fails)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return ()
+    return tuple(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +161,29 @@ def insert_statements(dialect: Dialect, records: Sequence[ChainedRecord]) -> Ite
             yield sql, tuple(chunk[row][column] for row, column in places)
 
 
-async def write_batch(conn: AsyncConnection, records: Sequence[ChainedRecord], head: Head) -> None:
-    """Insert ``records`` and move the chain's head, in the caller's transaction."""
+def head_values(head: Head) -> dict[str, object]:
+    """The ``audit_heads`` columns of ``head`` but its chain."""
+    return {
+        "seq": head.seq,
+        "hash": head.hash,
+        "time": head.time,
+        "key_id": head.key_id,
+        "signature": head.signature,
+        "chains": chains_column(head.chains),
+    }
+
+
+async def write_batch(conn: AsyncConnection, records: Sequence[ChainedRecord], make_head: MakeHead) -> Head:
+    """Insert ``records`` and move the chain's head (signed over the stored chain ids), in the caller's transaction."""
     for sql, params in insert_statements(conn.dialect, records):
         await conn.exec_driver_sql(sql, params)
-    values = {"seq": head.seq, "hash": head.hash, "time": head.time, "key_id": head.key_id, "signature": head.signature}
+    stored = (await conn.execute(select(audit_heads.c.chain))).scalars().all()
+    head = make_head(stored)
+    values = head_values(head)
     result = await conn.execute(update(audit_heads).where(audit_heads.c.chain == head.chain).values(**values))
     if result.rowcount == 0:
         await conn.execute(insert(audit_heads).values(chain=head.chain, **values))
+    return head
 
 
 class StoreBatchWriter:
@@ -140,10 +192,10 @@ class StoreBatchWriter:
     def __init__(self, store: StateStore) -> None:
         self.store = store
 
-    async def write(self, records: Sequence[ChainedRecord], head: Head) -> None:
-        """One transaction: ``records`` and the chain's new head."""
+    async def write(self, records: Sequence[ChainedRecord], make_head: MakeHead) -> Head:
+        """One transaction: ``records`` and the chain's new head; returns the head."""
         async with self.store.begin() as conn:
-            await write_batch(conn, records, head)
+            return await write_batch(conn, records, make_head)
 
     async def close(self) -> None:
         """Nothing of its own to close."""
@@ -153,7 +205,10 @@ async def read_heads(store: StateStore) -> dict[str, Head]:
     """The signed head of every chain."""
     async with store.begin() as conn:
         rows = (await conn.execute(select(audit_heads))).all()
-    return {row.chain: Head(row.chain, row.seq, row.hash, row.time, row.key_id, row.signature) for row in rows}
+    return {
+        row.chain: Head(row.chain, row.seq, row.hash, row.time, row.key_id, row.signature, parse_chains(row.chains))
+        for row in rows
+    }
 
 
 async def last_record(store: StateStore, chain: str) -> tuple[int, str] | None:

@@ -5,7 +5,10 @@ that order, so swapped rows show up); ``body`` is the exact canonical JSON the
 ``hash`` covers; the other columns are an index for search, cross-checked
 against ``body`` by the verifier. ``audit_heads`` holds, per chain, the newest
 (seq, hash) and its signature, rewritten in the transaction of every batch:
-a tail cut from ``audit_records`` no longer reaches the signed head.
+a tail cut from ``audit_records`` no longer reaches the signed head. Its
+``chains`` (JSON list, signed with the head) names every chain the state
+database held at that commit, so a chain deleted with its head is missed by
+the others' heads; NULL in heads written before that existed.
 """
 
 from __future__ import annotations
@@ -48,4 +51,5 @@ audit_heads = Table(
     Column("time", String(32), nullable=False),
     Column("key_id", String(32), nullable=False),
     Column("signature", Text, nullable=False),
+    Column("chains", Text, nullable=True),
 )

@@ -17,7 +17,22 @@ reordered         7  records stored out of sequence
 truncated         8  the tail was cut: records end before the signed head
 bad_signature     9  a checkpoint or head signature does not verify
 unreadable       10  a record cannot be read at all
+dropped          11  (``strict``) checkpoints say records were dropped (e.g. the
+                     queue overflowed with ``on_full: drop``)
+unproven         12  (``strict``) records after the last checkpoint that no
+                     signed head covers
 =============  ====  ============================================================
+
+Signatures are checked against a :class:`~sqlgate.audit.keys.KeyRing`: pinned
+keys, or the key found on the host (which a caller should say it trusted).
+Heads and checkpoints sign the chain ids the state database held; every chain
+a verified signature names must be present, so deleting a whole chain together
+with its head reads as ``deleted``. ``anchors`` are heads exported earlier
+(``sqlgate audit head``) and kept where this host cannot rewrite them: each
+must be signed by a trusted key and its chain must hold that record with that
+hash, so a wiped, truncated or re-chained log fails even when the stored heads
+and checkpoints were rewritten to match (``truncated`` when the records end
+before it, ``altered`` when the record there is another one).
 
 How a cut tail is detected, and the limits: checkpoints prove everything
 before them, and the store also keeps a signed *head* per chain (its newest
@@ -26,7 +41,8 @@ records must end exactly at the signed head: a cut tail (including a removed
 last checkpoint) reads as ``truncated``, and records appended after it as
 ``inserted``. What this cannot catch: someone with write access to the store
 who restores an *older* signed head together with cutting the tail to it.
-Against that, ship records off the machine as they are written (the JSONL,
+Against that, export heads off the machine from time to time and pass them as
+``anchors``, or ship records off the machine as they are written (the JSONL,
 stdout and OpenTelemetry sinks carry every checkpoint) and compare. Without
 ``heads`` (an exported file), the records after the last checkpoint cannot be
 proven: they are counted as ``unproven`` and the report says so.
@@ -36,17 +52,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sqlgate.audit.chain import CHECKPOINT, GENESIS, without_hash
-from sqlgate.audit.keys import key_id, signed_payload, verify_signature
+from sqlgate.audit.keys import KeyRing, signed_payload
 from sqlgate.audit.storage import Entry, Head
 
-Kind = Literal["altered", "deleted", "inserted", "reordered", "truncated", "bad_signature", "unreadable"]
+Kind = Literal[
+    "altered", "deleted", "inserted", "reordered", "truncated", "bad_signature", "unreadable", "dropped", "unproven"
+]
 EXIT_CODES: dict[str, int] = {
     "intact": 0,
     "altered": 4,
@@ -56,7 +74,10 @@ EXIT_CODES: dict[str, int] = {
     "truncated": 8,
     "bad_signature": 9,
     "unreadable": 10,
+    "dropped": 11,
+    "unproven": 12,
 }
+Keys = KeyRing | Ed25519PublicKey | Sequence[Ed25519PublicKey]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +103,9 @@ class ChainReport:
     checkpoints: int = 0
     proven_seq: int = 0
     head_seq: int | None = None
+    anchor_seq: int | None = None
+    anchor_found: bool = False
+    dropped: int = 0
     finding: Finding | None = None
     gap: tuple[int, int, int | None] | None = field(default=None, repr=False)  # first, last missing, position
     seen_after_gap: set[int] = field(default_factory=set, repr=False)
@@ -98,6 +122,7 @@ class VerifyReport:
 
     chains: dict[str, ChainReport]
     findings: list[Finding]
+    strict: bool = False
 
     @property
     def status(self) -> str:
@@ -119,7 +144,9 @@ class VerifyReport:
         return {
             "status": self.status,
             "exit_code": self.exit_code,
+            "strict": self.strict,
             "records": sum(c.records for c in self.chains.values()),
+            "dropped": sum(c.dropped for c in self.chains.values()),
             "chains": [
                 {
                     "chain": c.chain,
@@ -129,7 +156,9 @@ class VerifyReport:
                     "checkpoints": c.checkpoints,
                     "proven_seq": c.proven_seq,
                     "head_seq": c.head_seq,
+                    "anchor_seq": c.anchor_seq,
                     "unproven": c.unproven,
+                    "dropped": c.dropped,
                 }
                 for c in self.chains.values()
             ],
@@ -140,42 +169,80 @@ class VerifyReport:
         }
 
 
-def verify(
+def verify(  # noqa: PLR0913 - keyword options, each with a default
     entries: Iterable[Entry],
-    pubkey: Ed25519PublicKey,
+    keys: Keys,
     *,
     heads: Mapping[str, Head] | None = None,
     partial: bool = False,
+    anchors: Iterable[Head] = (),
+    strict: bool = False,
 ) -> VerifyReport:
-    """Check ``entries`` (records of any chains, each chain in stored order) against ``pubkey``.
+    """Check ``entries`` (records of any chains, each chain in stored order) against the trusted ``keys``.
 
     ``heads``: the signed head of every chain (from the store); ``None`` for an
     exported file, whose tail after the last checkpoint is then only counted.
     ``partial``: chains may start after seq 1 (an export made with ``--since``).
+    ``anchors``: heads exported earlier, which the log must still contain.
+    ``strict``: dropped records and an unproven tail are problems too.
     """
-    checker = Verifier(pubkey, partial=partial)
+    checker = Verifier(keys, partial=partial, anchors=anchors, strict=strict)
     for entry in entries:
         checker.add(entry)
     return checker.finish(heads)
 
 
+def key_ring(keys: Keys) -> KeyRing:
+    """``keys`` as a :class:`KeyRing` (one key or several given by the caller count as pinned)."""
+    if isinstance(keys, KeyRing):
+        return keys
+    if isinstance(keys, Ed25519PublicKey):
+        return KeyRing([keys], pinned=True)
+    return KeyRing(keys, pinned=True)
+
+
 class Verifier:
     """Incremental form of :func:`verify`: ``add`` entries as they are read, then ``finish``."""
 
-    def __init__(self, pubkey: Ed25519PublicKey, *, partial: bool) -> None:
-        self.pubkey = pubkey
-        self.key_id = key_id(pubkey)
+    def __init__(self, keys: Keys, *, partial: bool, anchors: Iterable[Head] = (), strict: bool = False) -> None:
+        self.keys = key_ring(keys)
         self.partial = partial
+        self.strict = strict
         self.chains: dict[str, ChainReport] = {}
         self.findings: list[Finding] = []
+        self.named: dict[str, str] = {}  # chain id -> the first verified signature that names it
+        self.anchors: dict[str, Head] = {}
+        for anchor in anchors:
+            self._add_anchor(anchor)
+
+    def _state(self, chain: str) -> ChainReport:
+        state = self.chains.get(chain)
+        if state is None:
+            state = self.chains[chain] = ChainReport(chain)
+        return state
+
+    def _add_anchor(self, anchor: Head) -> None:
+        state = self._state(anchor.chain)
+        if anchor.chain in self.anchors:
+            raise ValueError(f"two exported heads for chain {anchor.chain}")
+        self.anchors[anchor.chain] = anchor
+        state.anchor_seq = anchor.seq
+        if not self._head_signed(anchor):
+            self._fail(
+                state,
+                "bad_signature",
+                anchor.seq,
+                None,
+                f"the exported head (seq {anchor.seq}) is not signed by a trusted key{self._signer(anchor.key_id)}",
+            )
+            return
+        self._name(anchor.chains, f"the exported head of chain {anchor.chain}")
 
     def add(self, entry: Entry) -> None:
         """Check the next stored record."""
         fields = _fields(entry.body)
         chain = fields[0] if fields else entry.chain or "?"
-        state = self.chains.get(chain)
-        if state is None:
-            state = self.chains[chain] = ChainReport(chain)
+        state = self._state(chain)
         state.records += 1
         if state.finding is not None:
             return
@@ -206,11 +273,32 @@ class Verifier:
             if self.partial and seq > 1:
                 state.last_seq, state.last_hash = seq - 1, prev_hash
                 state.proven_seq = seq - 1
+                if not self._at_anchor(state, seq - 1, prev_hash, entry):
+                    return
         if not self._in_sequence(state, seq, prev_hash, entry):
             return
         if record_type == CHECKPOINT and not self._checkpoint(state, entry, seq, prev_hash):
             return
         state.last_seq, state.last_hash = seq, digest
+        self._at_anchor(state, seq, digest, entry)
+
+    def _at_anchor(self, state: ChainReport, seq: int, digest: str, entry: Entry) -> bool:
+        """At the exported head's seq: the record must be the one it signed."""
+        anchor = self.anchors.get(state.chain)
+        if anchor is None or anchor.seq != seq:
+            return True
+        if digest != anchor.hash:
+            self._fail(
+                state,
+                "altered",
+                seq,
+                entry,
+                f"seq {seq} is not the record the exported head signed: the log was rewritten after it was exported",
+            )
+            return False
+        state.anchor_found = True
+        state.proven_seq = max(state.proven_seq, seq)
+        return True
 
     def _in_sequence(self, state: ChainReport, seq: int, prev_hash: str, entry: Entry) -> bool:
         expected = state.last_seq + 1
@@ -247,18 +335,38 @@ class Verifier:
         except (ValueError, KeyError, TypeError):
             self._fail(state, "unreadable", seq, entry, "the checkpoint has no signature")
             return False
-        expected = {"chain": state.chain, "seq": seq - 1, "hash": prev_hash}
-        if signed != expected or not self._signature_ok(state.chain, seq - 1, prev_hash, signature):
-            signer = data.get("key_id")
-            why = f" (signed by key {signer}, not {self.key_id})" if signer != self.key_id else ""
+        chains = _chain_list(signed.get("chains")) if isinstance(signed, dict) and "chains" in signed else None
+        expected: dict[str, Any] = {"chain": state.chain, "seq": seq - 1, "hash": prev_hash}
+        if chains is not None:
+            expected["chains"] = list(chains)
+        payload = signed_payload(state.chain, seq - 1, prev_hash, chains)
+        if signed != expected or not self.keys.verify(signature, payload, data.get("key_id")):
+            why = self._signer(data.get("key_id"))
             self._fail(state, "bad_signature", seq, entry, f"checkpoint seq {seq}: the signature does not verify{why}")
             return False
         state.checkpoints += 1
         state.proven_seq = seq  # the checkpoint itself carries the signature: only deleting it goes unseen
+        state.dropped += _dropped(data)
+        self._name(chains, f"checkpoint seq {seq} of chain {state.chain}")
         return True
 
-    def _signature_ok(self, chain: str, seq: int, record_hash: str, signature: str) -> bool:
-        return verify_signature(self.pubkey, signature, signed_payload(chain, seq, record_hash))
+    def _signer(self, signer: object) -> str:
+        """Why a signature failed, when the signer it names is not a trusted key."""
+        trusted = [k.key_id for k in self.keys.keys]
+        if signer in trusted:
+            return ""
+        known = ", ".join(trusted) or "none"
+        return f" (signed by key {signer}, which is not trusted; trusted: {known})"
+
+    def _head_signed(self, head: Head) -> bool:
+        if head.chains is not None and head.chain not in head.chains:
+            return False
+        payload = signed_payload(head.chain, head.seq, head.hash, head.chains)
+        return self.keys.verify(head.signature, payload, head.key_id)
+
+    def _name(self, chains: Sequence[str] | None, who: str) -> None:
+        for chain in chains or ():
+            self.named.setdefault(chain, who)
 
     def unreadable(self, position: int, message: str) -> None:
         """Note a stored item that is not a record at all (a broken line of a file)."""
@@ -266,7 +374,11 @@ class Verifier:
         self.findings.append(finding)
 
     def finish(self, heads: Mapping[str, Head] | None) -> VerifyReport:
-        """The report, after comparing each chain's end with its signed head (when ``heads`` is given)."""
+        """The report, after comparing each chain's end with its signed head (when ``heads`` is given).
+
+        Then with the exported heads (``anchors``), then that every chain a verified
+        signature names is present, then (``strict``) dropped records and unproven tails.
+        """
         for state in self.chains.values():
             if state.finding is None and state.gap is not None:
                 first, last, position = state.gap
@@ -275,12 +387,56 @@ class Verifier:
                 state.finding = Finding("deleted", state.chain, first, position, message)
                 self.findings.append(state.finding)
         if heads is not None:
-            for chain in sorted(set(heads) - set(self.chains)):
-                self.chains[chain] = ChainReport(chain)
+            self._against_heads(heads)
+        for chain in sorted(self.anchors):
+            self._against_anchor(self.chains[chain], self.anchors[chain])
+        if not self.partial:
+            self._named_chains_present()
+        if self.strict:
             for state in self.chains.values():
-                if state.finding is None:
-                    self._against_head(state, heads.get(state.chain))
-        return VerifyReport(self.chains, self.findings)
+                self._strict(state)
+        return VerifyReport(self.chains, self.findings, strict=self.strict)
+
+    def _against_heads(self, heads: Mapping[str, Head]) -> None:
+        for chain in sorted(set(heads) - set(self.chains)):
+            self.chains[chain] = ChainReport(chain)
+        for state in self.chains.values():
+            known = state.records or state.chain in heads  # not: only an exported head names it
+            if state.finding is None and known:
+                self._against_head(state, heads.get(state.chain))
+
+    def _against_anchor(self, state: ChainReport, anchor: Head) -> None:
+        """The exported head's record must have been seen (its hash was compared when it was)."""
+        if state.finding is not None or state.anchor_found:
+            return
+        if state.records == 0:
+            message = f"the chain has no records, but the exported head signed seq {anchor.seq}"
+            self._fail(state, "truncated", 1, None, message)
+        elif state.first_seq is not None and state.first_seq > anchor.seq + 1:
+            message = f"the records start at seq {state.first_seq}, after seq {anchor.seq} the exported head signed"
+            self._fail(state, "deleted", anchor.seq, None, message)
+        else:
+            message = f"the log ends at seq {state.last_seq}, before seq {anchor.seq} the exported head signed"
+            self._fail(state, "truncated", state.last_seq + 1, None, message)
+
+    def _named_chains_present(self) -> None:
+        """Every chain a verified head or checkpoint names must still be there."""
+        for chain in sorted(set(self.named) - set(self.chains)):
+            state = self._state(chain)
+            message = f"the chain is gone (no records, no head), but {self.named[chain]} names it"
+            self._fail(state, "deleted", None, None, message)
+
+    def _strict(self, state: ChainReport) -> None:
+        if state.finding is not None:
+            return
+        if state.dropped:
+            message = f"{state.dropped} record(s) were dropped before they were written (its checkpoints say so)"
+            self._fail(state, "dropped", None, None, message)
+        elif state.unproven:
+            message = (
+                f"the last {state.unproven} record(s) follow the last checkpoint and no signed head covers them"
+            )
+            self._fail(state, "unproven", state.proven_seq + 1, None, message)
 
     def _against_head(self, state: ChainReport, head: Head | None) -> None:
         if head is None:
@@ -288,8 +444,9 @@ class Verifier:
             self._fail(state, kind, None, None, "the chain has no signed head in the store")
             return
         state.head_seq = head.seq
-        if not self._signature_ok(head.chain, head.seq, head.hash, head.signature):
-            self._fail(state, "bad_signature", head.seq, None, "the chain's head signature does not verify")
+        if not self._head_signed(head):
+            message = f"the chain's head signature does not verify{self._signer(head.key_id)}"
+            self._fail(state, "bad_signature", head.seq, None, message)
         elif state.last_seq < head.seq:
             missing = head.seq - state.last_seq
             self._fail(state, "truncated", state.last_seq + 1, None, f"the last {missing} record(s) are missing")
@@ -299,11 +456,14 @@ class Verifier:
             self._fail(state, "altered", head.seq, None, "the last record is not the one the head signed")
         else:
             state.proven_seq = state.last_seq
+            self._name(head.chains, f"the signed head of chain {head.chain}")
 
 
-def verify_lines(lines: Iterable[str], pubkey: Ed25519PublicKey, *, partial: bool = False) -> VerifyReport:
+def verify_lines(
+    lines: Iterable[str], keys: Keys, *, partial: bool = False, anchors: Iterable[Head] = (), strict: bool = False
+) -> VerifyReport:
     """Verify an exported JSONL file (records with their ``hash``), offline; positions are line numbers."""
-    checker = Verifier(pubkey, partial=partial)
+    checker = Verifier(keys, partial=partial, anchors=anchors, strict=strict)
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
         if not line.strip():
@@ -356,3 +516,16 @@ def _fields_json(body: str) -> _Fields | None:
     ):
         return None
     return chain, seq, prev_hash, record_type
+
+
+def _chain_list(value: object) -> tuple[str, ...] | None:
+    """The signed chain ids, or None when they are not a list of text (the signature check then fails)."""
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    return None
+
+
+def _dropped(data: Mapping[str, Any]) -> int:
+    """The records a checkpoint says were lost since the previous one."""
+    value = data.get("dropped", 0)
+    return value if type(value) is int and value > 0 else 0

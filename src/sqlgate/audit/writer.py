@@ -4,7 +4,10 @@
 runs in its writer task: it takes up to ``batch_size`` queued records, chains
 them in queue order, adds a signed checkpoint every ``checkpoint_every``
 records or ``checkpoint_interval`` (and at close, and after a loss), commits
-the batch with the chain's newly signed head in one transaction, answers the
+the batch with the chain's newly signed head in one transaction (the head, and
+every checkpoint, also sign the chain ids known to the state database: those
+stored with the previous batch's head, and for the head those found in its own
+transaction), answers the
 callers waiting for it, then hands the batch to the extra sinks. It chains
 ``YIELD_EVERY`` records at a time and lets the event loop run in between, so
 sessions sharing the loop wait a fraction of a millisecond for a batch, not the
@@ -21,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,11 +32,11 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from sqlgate.audit.canonical import format_time
-from sqlgate.audit.chain import ChainedRecord, Chainer
+from sqlgate.audit.chain import ChainedRecord, Chainer, known_chains
 from sqlgate.audit.keys import Signer
 from sqlgate.audit.sinks import Sink
 from sqlgate.audit.sqlite_writer import SqliteBatchWriter
-from sqlgate.audit.storage import Head, StoreBatchWriter, last_record, read_heads
+from sqlgate.audit.storage import Head, MakeHead, StoreBatchWriter, last_record, read_heads
 from sqlgate.errors import AuditError
 from sqlgate.store import StateStore
 
@@ -70,6 +73,7 @@ class BatchWriter:
     checkpoint_interval: float
     dropped: int
     written: int
+    known_chains: tuple[str, ...]  # every chain id this replica has seen in the state database (and its own)
     _queue: deque[Item]
     _queued: int
     _wakeup: asyncio.Event
@@ -91,7 +95,9 @@ class BatchWriter:
         return self.chain.chain_id
 
     async def _resume(self) -> None:
-        head = (await read_heads(self.store)).get(self.chain_id)
+        heads = await read_heads(self.store)
+        self.known_chains = tuple(known_chains(self.chain_id, [*self.known_chains, *heads]))
+        head = heads.get(self.chain_id)
         last = await last_record(self.store, self.chain_id)
         if head is None and last is None:
             return
@@ -177,7 +183,7 @@ class BatchWriter:
             item.done.set_exception(AuditError(f"audit record could not be encoded: {exc}"))
 
     def _checkpoint(self) -> ChainedRecord:
-        record = self.chain.checkpoint(self.signer, dropped=self._drops_unreported)
+        record = self.chain.checkpoint(self.signer, dropped=self._drops_unreported, chains=self.known_chains)
         self._since_checkpoint = 0
         self._drops_unreported = 0
         self._checkpoint_at = time.monotonic()
@@ -189,7 +195,8 @@ class BatchWriter:
         records = await self._chain_batch(batch, final=final)
         try:
             if records:
-                await self.database.write(records, self._signed_head())
+                head = await self.database.write(records, self._head_maker())
+                self.known_chains = head.chains or self.known_chains
         except Exception as exc:
             self.chain.rollback(mark)
             self._since_checkpoint, self._drops_unreported, self._checkpoint_at = state
@@ -200,10 +207,17 @@ class BatchWriter:
         self._committed(batch, len(records))
         await self._fan_out(records)
 
-    def _signed_head(self) -> Head:
+    def _head_maker(self) -> MakeHead:
+        """Signs the head as it is now, over the chains known so far and those stored (run in the transaction)."""
+        chain_id, signer, known = self.chain_id, self.signer, self.known_chains
         seq, digest = self.chain.mark()
-        signature = self.signer.sign(self.chain_id, seq, digest)
-        return Head(self.chain_id, seq, digest, format_time(datetime.now(UTC)), self.signer.key_id, signature)
+
+        def make_head(stored: Sequence[str]) -> Head:
+            chains = known_chains(chain_id, [*known, *stored])
+            signature = signer.sign(chain_id, seq, digest, chains)
+            return Head(chain_id, seq, digest, format_time(datetime.now(UTC)), signer.key_id, signature, tuple(chains))
+
+        return make_head
 
     def _committed(self, batch: list[Item], count: int) -> None:
         self.written += count
