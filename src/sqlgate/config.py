@@ -15,6 +15,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -147,6 +148,36 @@ class Listen(_Section):
     http: HostPort = Field("127.0.0.1:8480", description="HTTP API, MCP and metrics listener, host:port.")
 
 
+_TOKEN_NAME = re.compile(r"[\x21-\x7e]{1,512}")
+
+
+def _is_token_name(value: str) -> bool:
+    """True for a value fit to be a token audience or a signed header: printable ASCII, no spaces."""
+    return bool(_TOKEN_NAME.fullmatch(value))
+
+
+def normalize_public_url(value: str) -> str:
+    """``value`` as a deployment name: scheme and host lower-cased, no trailing slash (ValueError when unfit)."""
+    parts = urlsplit(value.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if scheme not in {"https", "http"} or not host:
+        raise ValueError(f"{value!r:.80} is not an https:// URL")
+    if scheme == "http" and not is_loopback(host):
+        raise ValueError("must be an https:// URL (http:// only on loopback)")
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError("must not hold a user, a password, a query or a fragment")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    netloc = host if ":" not in host else f"[{host}]"
+    netloc += f":{port}" if port is not None else ""
+    normalized = f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+    if not _is_token_name(normalized):
+        raise ValueError("must be at most 512 printable characters without spaces")
+    return normalized
+
+
 Algorithm = Literal["RS256", "PS256", "ES256", "EdDSA"]
 ALGORITHMS: tuple[Algorithm, ...] = ("RS256", "PS256", "ES256", "EdDSA")
 
@@ -157,7 +188,11 @@ class IssuerConfig(_Section):
     issuer: str = Field(
         description="The `iss` value tokens carry; discovery is read from its /.well-known/openid-configuration."
     )
-    audience: str | list[str] = Field("sqlgate", description="Accepted `aud` value(s).")
+    audience: str | list[str] | None = Field(
+        None,
+        description="Accepted `aud` value(s); default: this gateway's own id (`identity.deployment_id`), so a "
+        "token minted for another gateway (staging, production) is refused here.",
+    )
     groups_claim: str = Field(
         "groups", description="Dotted path of the groups claim, e.g. `groups`, `realm_access.roles`, `cognito:groups`."
     )
@@ -185,6 +220,16 @@ class IssuerConfig(_Section):
         min_length=1,
     )
 
+    @field_validator("audience")
+    @classmethod
+    def _audience_values(cls, value: str | list[str] | None) -> str | list[str] | None:
+        values = [value] if isinstance(value, str) else value or []
+        if isinstance(value, list) and not value:
+            raise ValueError("must name at least one audience (or be left out: this gateway's id is used)")
+        if any(not _is_token_name(v) for v in values):
+            raise ValueError("each audience must be 1-512 printable characters without spaces")
+        return value
+
 
 class AwsIamConfig(_Section):
     """AWS IAM authentication with presigned sts:GetCallerIdentity requests."""
@@ -193,11 +238,20 @@ class AwsIamConfig(_Section):
     sts_endpoint: str = Field(
         "https://sts.amazonaws.com", description="STS endpoint the presigned request is forwarded to."
     )
-    server_id: str = Field(
-        "sqlgate", description="Value of the signed X-Sqlgate-Server-Id header a request must carry."
+    server_id: str | None = Field(
+        None,
+        description="Value of the signed X-Sqlgate-Server-Id header a request must carry; "
+        "default: this gateway's own id (`identity.deployment_id`).",
     )
     region: str = Field("us-east-1", description="Region for the STS signature.")
     allowed_accounts: list[str] = Field(default_factory=list, description="AWS account ids accepted (empty: any).")
+
+    @field_validator("server_id")
+    @classmethod
+    def _server_id_value(cls, value: str | None) -> str | None:
+        if value is not None and not _is_token_name(value):
+            raise ValueError("must be 1-512 printable characters without spaces")
+        return value
 
 
 class IdentityConfig(_Section):
@@ -210,6 +264,20 @@ class IdentityConfig(_Section):
     issuers: list[IssuerConfig] = Field(default_factory=list, description="Trusted OIDC issuers.")
     aws: AwsIamConfig = Field(default_factory=AwsIamConfig, description="AWS IAM authentication.")
     principal_cache_size: int = Field(10_000, ge=0, description="Verified tokens kept in memory until they expire.")
+    deployment_id: str | None = Field(
+        None,
+        description="This gateway's name in tokens: the default `audience` of every issuer, the audience of "
+        "dev-issuer tokens and the default AWS `server_id`. Default: `public_url` when set, else "
+        "`urn:sqlgate:<random>` generated at first start into data_dir/deployment-id (replicas behind one "
+        "load balancer set `public_url`, or this, to the same value). Public, not a secret.",
+    )
+
+    @field_validator("deployment_id")
+    @classmethod
+    def _deployment_id_value(cls, value: str | None) -> str | None:
+        if value is not None and not _is_token_name(value):
+            raise ValueError("must be 1-512 printable characters without spaces")
+        return value
 
 
 def _identifier(value: str) -> str:
@@ -221,11 +289,20 @@ def _identifier(value: str) -> str:
 Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
+TlsMode = Literal["disable", "prefer", "require", "verify-full"]
+DEFAULT_DATABASE_HOST = "127.0.0.1"
+
+
+def default_tls_mode(host: str) -> TlsMode:
+    """TLS to a database whose config names no mode: ``prefer`` on this machine, ``verify-full`` anywhere else."""
+    return "prefer" if is_loopback(host) or host.startswith("/") else "verify-full"
+
+
 class DatabaseConfig(_Section):
     """One target database, reached by its alias."""
 
     engine: Literal["postgres", "mysql", "cloudsql"] = Field("postgres", description="postgres | mysql | cloudsql.")
-    host: str = Field("127.0.0.1", description="Host name or address of the database server.")
+    host: str = Field(DEFAULT_DATABASE_HOST, description="Host name or address of the database server.")
     port: int = Field(5432, ge=1, le=65535, description="Port of the database server.")
     dbname: str = Field(description="Database name on the server.")
     admin_user: str = Field(description="Login used to mint and revoke short-lived logins.")
@@ -247,10 +324,15 @@ class DatabaseConfig(_Section):
     )
     login_prefix: Identifier = Field("sg", description="Prefix of minted login names.")
     connection_limit: int = Field(10, ge=1, description="CONNECTION LIMIT of each minted login.")
-    tls: Literal["disable", "prefer", "require", "verify-full"] = Field(
-        "prefer", description="TLS to the database server."
+    tls: TlsMode = Field(
+        "verify-full",
+        description="TLS to the database server: disable | prefer | require | verify-full. Default: "
+        "`verify-full` (encrypted, certificate and host name checked) for every host but a loopback one "
+        "(127.0.0.0/8, ::1, `localhost`) or a Unix socket path, where it is `prefer`. A value set here always wins.",
     )
-    tls_ca_file: Path | None = Field(None, description="CA bundle for verify-full.")
+    tls_ca_file: Path | None = Field(
+        None, description="CA bundle that verifies the server's certificate in verify-full (default: the system's)."
+    )
     instance_connection_name: str | None = Field(
         None, description="Cloud SQL instance, project:region:instance (engine cloudsql)."
     )
@@ -267,6 +349,13 @@ class DatabaseConfig(_Section):
     login_host: str = Field(
         "%", description="Host part of minted accounts (engine mysql), e.g. `%` or `10.0.0.%`.", max_length=255
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tls(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tls" not in data:
+            return {**data, "tls": default_tls_mode(str(data.get("host") or DEFAULT_DATABASE_HOST))}
+        return data
 
     @field_validator("admin_password")
     @classmethod
@@ -303,13 +392,15 @@ class DatabaseConfig(_Section):
 
 
 class ProxyConfig(_Section):
-    """The PostgreSQL wire protocol listener."""
+    """The PostgreSQL wire protocol listener, and the certificate both listeners serve."""
 
     require_tls: bool | None = Field(
         None, description="Refuse clients without TLS; default: required unless listening on loopback."
     )
     tls_cert_file: Path | None = Field(
-        None, description="Server certificate (PEM); a self-signed one is generated into data_dir when unset."
+        None,
+        description="Server certificate (PEM, chain included) of both listeners, PostgreSQL and HTTP; "
+        "a self-signed one for localhost is generated into data_dir/tls when unset.",
     )
     tls_key_file: Path | None = Field(None, description="Private key of tls_cert_file (PEM).")
 
@@ -381,6 +472,18 @@ class AuditConfig(_Section):
 class ApiConfig(_Section):
     """The HTTP API and MCP server."""
 
+    require_tls: bool = Field(
+        default=False,
+        description="Refuse plain-HTTP requests from loopback clients too (HTTPS only). Requests from other "
+        "clients need HTTPS anyway unless allow_plaintext is set. The listener serves HTTPS and plain HTTP "
+        "on one port, with proxy.tls_cert_file or the self-signed certificate in data_dir/tls.",
+    )
+    allow_plaintext: bool = Field(
+        default=False,
+        description="Accept plain-HTTP requests from non-loopback clients. Only behind a load balancer or "
+        "proxy that terminates TLS on a trusted network: tokens cross the network in these requests.",
+    )
+
     admin_groups: list[str] = Field(
         default_factory=lambda: ["sqlgate-admins"],
         description="Groups whose members may list and end sessions (`/v1/sessions`).",
@@ -397,6 +500,12 @@ class ApiConfig(_Section):
         10, ge=1, le=1000, description="Most connections in each API pool (one pool per database login in use)."
     )
 
+    @model_validator(mode="after")
+    def _one_plaintext_rule(self) -> ApiConfig:
+        if self.require_tls and self.allow_plaintext:
+            raise ValueError("require_tls and allow_plaintext contradict each other: set at most one")
+        return self
+
 
 class Settings(BaseSettings):
     """Everything sqlgate reads at start-up."""
@@ -409,6 +518,11 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path(".sqlgate"), description="State database, keys and certificates.")
+    public_url: str | None = Field(
+        None,
+        description="The URL clients reach this gateway at (e.g. `https://sqlgate.example.com`, the load "
+        "balancer's); when set it is this gateway's `identity.deployment_id`, the audience its tokens must carry.",
+    )
     state: str = Field(
         "sqlite", description="`sqlite` (a file in data_dir) or a postgresql:// URL shared by several replicas."
     )
@@ -420,6 +534,11 @@ class Settings(BaseSettings):
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Audit log options.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API options.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_public_url(value)
 
     @field_validator("state")
     @classmethod
@@ -485,9 +604,20 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         return None if value is None or value.is_absolute() else base / value
 
     databases = {
-        alias: db.model_copy(update={"admin_password_file": fix(db.admin_password_file) or db.admin_password_file})
+        alias: db.model_copy(
+            update={
+                "admin_password_file": fix(db.admin_password_file) or db.admin_password_file,
+                "tls_ca_file": fix(db.tls_ca_file) or db.tls_ca_file,
+            }
+        )
         for alias, db in settings.databases.items()
     }
+    proxy = settings.proxy.model_copy(
+        update={
+            "tls_cert_file": fix(settings.proxy.tls_cert_file) or settings.proxy.tls_cert_file,
+            "tls_key_file": fix(settings.proxy.tls_key_file) or settings.proxy.tls_key_file,
+        }
+    )
     trusted_keys = [
         entry if is_key_fingerprint(entry) else str(fix(Path(entry)) or entry) for entry in settings.audit.trusted_keys
     ]
@@ -495,6 +625,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "data_dir": fix(settings.data_dir) or settings.data_dir,
         "policy_file": fix(settings.policy_file) or settings.policy_file,
         "databases": databases,
+        "proxy": proxy,
         "audit": settings.audit.model_copy(update={"trusted_keys": trusted_keys}),
     }
     return settings.model_copy(update=updates)

@@ -1,4 +1,9 @@
-"""TLS for the PostgreSQL listener: the configured certificate, or a self-signed one in data_dir."""
+"""TLS for both listeners, PostgreSQL and HTTP: the configured certificate, or a self-signed one in data_dir.
+
+``proxy.tls_cert_file`` and ``proxy.tls_key_file`` name the certificate (with its chain)
+and key; without them a self-signed certificate for localhost is made once into
+``data_dir/tls`` and reused until it nears expiry. Clients must use TLS 1.2 or newer.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,13 @@ def server_context(settings: Settings) -> ssl.SSLContext:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot load the TLS certificate {cert}: {exc}") from exc
+    return context
+
+
+def http_server_context(settings: Settings) -> ssl.SSLContext:
+    """The HTTP listener's SSLContext: the PostgreSQL listener's certificate, offering HTTP/1.1 by ALPN."""
+    context = server_context(settings)
+    context.set_alpn_protocols(["http/1.1"])
     return context
 
 

@@ -1,4 +1,9 @@
-"""Run one gateway replica: services, the HTTP API and the PostgreSQL listener in one event loop."""
+"""Run one gateway replica: services, the HTTP API and the PostgreSQL listener in one event loop.
+
+The HTTP listener serves HTTPS (the PostgreSQL listener's certificate) and plain HTTP on
+one port; plain HTTP is refused from non-loopback clients unless ``api.allow_plaintext``
+(see ``server/http_listener.py`` and ``api/transport.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,20 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import uvicorn
 
 from sqlgate.api.app import create_app
+from sqlgate.api.transport import PlaintextGuard, PlaintextRule
 from sqlgate.config import Settings, split_host_port
 from sqlgate.identity.devissuer import check_dev_issuer_exposure
 from sqlgate.proxy.listener import PgListener
+from sqlgate.proxy.tls import http_server_context
+from sqlgate.server.http_listener import DualListener, bind_sockets
 from sqlgate.services import Services
 
 log = logging.getLogger(__name__)
@@ -24,11 +34,36 @@ GC_THRESHOLD = 20_000  # allocations between first-generation collections (Pytho
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the gateway stops the HTTP server itself."""
+    """uvicorn on the gateway's own listener (HTTPS and plain HTTP on one port), without its signal handling."""
+
+    def __init__(self, config: uvicorn.Config, tls_context: ssl.SSLContext) -> None:
+        super().__init__(config)
+        self.tls_context = tls_context
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Bind ``config.host:port`` and accept HTTPS and plain HTTP there (``sockets`` is not used)."""
+        del sockets
+        await self.lifespan.startup()
+        config = self.config
+
+        def create_protocol() -> asyncio.Protocol:
+            protocol: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+            return protocol
+
+        listeners = [
+            DualListener(sock, create_protocol, self.tls_context)
+            for sock in bind_sockets(config.host, config.port, config.backlog)
+        ]
+        for listener in listeners:
+            listener.start()
+        self.servers = listeners  # type: ignore[assignment]  # close(), wait_closed() and sockets, as uvicorn uses them
+        self.started = True
 
 
 @dataclass
@@ -66,8 +101,9 @@ async def start_gateway(settings: Settings, *, insecure_dev: bool = False) -> Ga
         pg = PgListener(services)
         await pg.start()
         host, port = split_host_port(settings.listen.http)
+        app = PlaintextGuard(create_app(services, pgwire_port=pg.port), PlaintextRule.from_settings(settings))
         config = uvicorn.Config(
-            create_app(services, pgwire_port=pg.port),
+            app,
             host=host,
             port=port,
             log_level="warning",
@@ -76,13 +112,20 @@ async def start_gateway(settings: Settings, *, insecure_dev: bool = False) -> Ga
             server_header=False,
             loop="none",
         )
-        http = _Server(config)
+        http = _Server(config, http_server_context(settings))
         http_task = asyncio.create_task(http.serve(), name="sqlgate-http")
         await _until_started(http, http_task, settings.listen.http)
+        log.info("HTTP listener on %s (HTTPS; plain HTTP %s)", settings.listen.http, _plaintext_rule(settings))
     except BaseException:
         await services.aclose()
         raise
     return Gateway(services, http, http_task, pg)
+
+
+def _plaintext_rule(settings: Settings) -> str:
+    if settings.api.require_tls:
+        return "refused"
+    return "from any client" if settings.api.allow_plaintext else "from loopback clients only"
 
 
 async def _until_started(http: _Server, task: asyncio.Task[None], where: str) -> None:
