@@ -10,9 +10,14 @@ Typical use by the proxy, per session::
 
 For protocol-level prepared statements (Parse with a name), the proxy calls
 ``registry.register(name, classify(query))`` itself.
+
+Bind parameters that name a setting (``SELECT set_config($1, $2, false)``): the
+access pipeline checks the Parse with ``check(..., defer_bound=True)`` and each
+Bind with ``check_bound(classification, values)``, which refuses ``$1`` = ``role``
+or ``session_authorization``; ``check()`` alone refuses such a statement.
 """
 
-from sqlgate.policy.sql.check import Violation, check
+from sqlgate.policy.sql.check import Violation, check, check_bound
 from sqlgate.policy.sql.classify import classify, clear_caches, uncached_classify
 from sqlgate.policy.sql.prepared import PreparedRegistry
 from sqlgate.policy.sql.result import CLASSES, Classification, Dialect, Statement
@@ -25,6 +30,7 @@ __all__ = [
     "Statement",
     "Violation",
     "check",
+    "check_bound",
     "classify",
     "clear_caches",
     "uncached_classify",

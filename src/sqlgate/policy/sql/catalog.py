@@ -175,6 +175,11 @@ DYNAMIC_SQL_FUNCTIONS = frozenset({"query_to_xml", "query_to_xmlschema", "query_
 IDENTITY_SETTINGS = frozenset({"role", "session_authorization"})
 
 
+def is_identity_setting(name: str) -> bool:
+    """True when a ``set_config`` setting name changes who the session is (any case, around whitespace)."""
+    return name.strip().lower() in IDENTITY_SETTINGS
+
+
 def function_classes(name: str) -> frozenset[str]:
     """The classes a call of function ``name`` (bare, lower-case) adds to its statement."""
     if name in ADMIN_FUNCTIONS or name.startswith(ADMIN_FUNCTION_PREFIXES):

@@ -9,7 +9,9 @@ share one entry. pglast's hashed fingerprint is not used as the key because it
 also drops schema and prepared-statement names: ``SELECT * FROM hr.salaries``
 would reuse the classification of ``SELECT * FROM salaries``. A classification
 that depends on a constant (the setting a ``set_config`` call changes) is never
-stored under the normalized key.
+stored under the normalized key; nor is one whose setting name is a bind
+parameter (``set_config('role', $1, ...)`` and ``set_config($2, $1, ...)``
+normalize alike), which the exact-text cache still remembers.
 """
 
 from __future__ import annotations

@@ -3,6 +3,13 @@
 The parse tree comes back as JSON and is walked in full: functions called
 anywhere (select lists, FROM, WHERE, CTEs, subqueries, defaults), every table,
 data-modifying statements nested in CTEs, identity changes nested anywhere.
+
+``MERGE`` has no WHERE clause: a ``WHEN [NOT] MATCHED ... THEN UPDATE/DELETE``
+action counts as an UPDATE/DELETE without one (neither the join condition nor a
+``WHEN MATCHED AND ...`` condition counts as a WHERE: fail closed). A MERGE whose
+actions only INSERT or DO NOTHING is a plain insert. A ``set_config()`` whose
+setting name is a bind parameter (``$1``) records the parameter's number in
+``bound_settings``, to be checked against its value (see ``check_bound``).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ class _Facts:
     identity: str | None = None
     opaque: str | None = None
     cacheable: bool = True
+    bound_settings: list[int] = field(default_factory=list)
 
 
 def _statement(node: dict[str, Any]) -> Statement:
@@ -71,6 +79,7 @@ def _statement(node: dict[str, Any]) -> Statement:
         executes=names[1],
         deallocates=names[2],
         cacheable=facts.cacheable,
+        bound_settings=tuple(sorted(set(facts.bound_settings))),
     )
 
 
@@ -137,15 +146,20 @@ def _on_func_call(body: dict[str, Any], facts: _Facts) -> None:
     if bare in catalog.DYNAMIC_SQL_FUNCTIONS:
         facts.opaque = f"{bare}() runs SQL given as text, which cannot be checked"
     if bare == "set_config":
-        facts.cacheable = False  # the setting's name is a constant, and the cache key hides constants
-        setting = _constant_text((body.get("args") or [None])[0])
-        if setting is None or setting.lower() in catalog.IDENTITY_SETTINGS:
-            facts.identity = (
-                f"set_config({setting!r}) would change the session's role"
-                if setting
-                else ("set_config() with a computed setting name could change the session's role")
-            )
-        facts.classes.add("session")
+        _on_set_config(body, facts)
+
+
+def _on_set_config(body: dict[str, Any], facts: _Facts) -> None:
+    facts.cacheable = False  # the setting's name is a constant, and the cache key hides constants
+    facts.classes.add("session")
+    first = (body.get("args") or [None])[0]
+    setting = _constant_text(first)
+    if setting is None and (number := _param_number(first)) is not None:
+        facts.bound_settings.append(number)  # its value is checked at Bind (check_bound)
+    elif setting is None:
+        facts.identity = "set_config() with a computed setting name could change the session's role"
+    elif catalog.is_identity_setting(setting):
+        facts.identity = f"set_config({setting!r}) would change the session's role"
 
 
 def _on_range_var(body: dict[str, Any], facts: _Facts) -> None:
@@ -170,8 +184,30 @@ def _on_write(kind: str) -> Any:
             relation = body.get("relation") or {}
             verb = "UPDATE" if kind == "UpdateStmt" else "DELETE FROM"
             facts.unbounded.append(f"{verb} {relation.get('relname', '?')}")
+        elif kind == "MergeStmt":
+            facts.unbounded.extend(_merge_updates(body))
 
     return handler
+
+
+_MERGE_ACTIONS = {"CMD_UPDATE": "UPDATE", "CMD_DELETE": "DELETE"}
+_MERGE_MATCHES = {
+    "MERGE_WHEN_MATCHED": "MATCHED",
+    "MERGE_WHEN_NOT_MATCHED_BY_SOURCE": "NOT MATCHED BY SOURCE",
+}
+
+
+def _merge_updates(body: dict[str, Any]) -> list[str]:
+    """Each UPDATE/DELETE action of a MERGE (none has a WHERE clause; conditions on WHEN do not count)."""
+    target = (body.get("relation") or {}).get("relname", "?")
+    found = []
+    for clause in body.get("mergeWhenClauses") or ():
+        when = clause.get("MergeWhenClause") or {}
+        action = _MERGE_ACTIONS.get(when.get("commandType", ""))
+        if action is not None:
+            match = _MERGE_MATCHES.get(when.get("matchKind", ""), "MATCHED")
+            found.append(f"MERGE INTO {target} (WHEN {match} THEN {action})")
+    return found
 
 
 def _on_select(body: dict[str, Any], facts: _Facts) -> None:
@@ -209,6 +245,16 @@ def _constant_text(node: Any) -> str | None:
     if isinstance(node, dict) and "A_Const" in node:
         value = node["A_Const"].get("sval", {}).get("sval")
         return value if isinstance(value, str) else None
+    return None
+
+
+def _param_number(node: Any) -> int | None:
+    """The number of a bind parameter (``$1``, through casts), else None."""
+    while isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg")
+    if isinstance(node, dict) and "ParamRef" in node:
+        number = node["ParamRef"].get("number")
+        return number if isinstance(number, int) and number > 0 else None
     return None
 
 

@@ -20,7 +20,9 @@ class Statement:
     WHERE clause that names a column. ``identity`` says why a statement would change
     the session's identity (always refused); ``opaque`` why its effect cannot be seen
     (``DO`` blocks, dynamic SQL). ``prepares``/``executes``/``deallocates`` name
-    prepared statements (``"*"`` for DEALLOCATE ALL).
+    prepared statements (``"*"`` for DEALLOCATE ALL). ``bound_settings`` lists the
+    numbers of the bind parameters (``$1`` is 1) that name a setting ``set_config()``
+    changes: only their values say whether the call changes the session's identity.
     """
 
     kind: str
@@ -34,6 +36,7 @@ class Statement:
     executes: str | None = None
     deallocates: str | None = None
     cacheable: bool = True
+    bound_settings: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
