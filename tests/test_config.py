@@ -170,3 +170,62 @@ def test_durations_in_yaml_are_parsed(tmp_path):
     assert settings.identity.issuers[0].jwks_grace == timedelta(hours=2)
     with pytest.raises(ConfigError, match="jwks_grace: must be longer than zero"):
         load_settings(write(tmp_path, text.replace("jwks_grace: 2h", "jwks_grace: 0s")))
+
+
+def with_database(name: str, lines: str) -> str:
+    """GOOD with one more database, ``name``, whose host/tls lines are ``lines``."""
+    return GOOD.replace(
+        "policy_file: policy.yaml\n",
+        f"  {name}:\n    dbname: x\n    admin_user: a\n    admin_password_env: X\n{lines}policy_file: policy.yaml\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ("    host: db.example.com\n", "verify-full"),
+        ("    host: 10.1.2.3\n", "verify-full"),
+        ("", "prefer"),  # the default host, 127.0.0.1
+        ("    host: localhost\n", "prefer"),
+        ("    host: '::1'\n", "prefer"),
+        ("    host: 127.0.0.2\n", "prefer"),
+        ("    host: db.example.com\n    tls: prefer\n", "prefer"),  # set in the file: it wins
+        ("    host: db.example.com\n    tls: disable\n", "disable"),
+        ("    host: 127.0.0.1\n    tls: verify-full\n", "verify-full"),
+    ],
+)
+def test_database_tls_defaults_to_verify_full_off_loopback(tmp_path, lines, expected):
+    settings = load_settings(write(tmp_path, with_database("other", lines)))
+    assert settings.databases["other"].tls == expected
+    assert settings.databases["demo"].tls == "prefer"  # GOOD's database is on 127.0.0.1
+
+
+def test_the_tls_default_is_described_and_overridable_from_the_environment(tmp_path, monkeypatch):
+    description = json_schema()["$defs"]["DatabaseConfig"]["properties"]["tls"]["description"]
+    assert "verify-full" in description
+    assert "loopback" in description
+    path = write(tmp_path, with_database("other", "    host: db.example.com\n"))
+    monkeypatch.setenv("SQLGATE_DATABASES__OTHER__HOST", "127.0.0.1")
+    monkeypatch.setenv("SQLGATE_DATABASES__DEMO__HOST", "db.example.com")
+    settings = load_settings(path)
+    assert settings.databases["other"].tls == "prefer"
+    assert settings.databases["demo"].tls == "verify-full"
+
+
+def test_tls_files_are_resolved_against_the_settings_file(tmp_path):
+    text = with_database("other", "    host: db.example.com\n    tls_ca_file: certs/db-ca.pem\n")
+    text += "proxy: {tls_cert_file: certs/server.crt, tls_key_file: certs/server.key}\n"
+    settings = load_settings(write(tmp_path, text))
+    assert settings.databases["other"].tls_ca_file == tmp_path / "certs/db-ca.pem"
+    assert settings.proxy.tls_cert_file == tmp_path / "certs/server.crt"
+    assert settings.proxy.tls_key_file == tmp_path / "certs/server.key"
+
+
+def test_plain_http_settings(tmp_path):
+    assert load_settings(write(tmp_path, GOOD)).api.allow_plaintext is False
+    assert load_settings(write(tmp_path, GOOD)).api.require_tls is False
+    settings = load_settings(write(tmp_path, GOOD + "api: {allow_plaintext: true}\n"))
+    assert settings.api.allow_plaintext is True
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, GOOD + "api: {allow_plaintext: true, require_tls: true}\n"))
+    assert any("contradict" in problem for problem in caught.value.problems)

@@ -156,9 +156,10 @@ class TlsGateway(RunningGateway):
         path.write_text(text + extra)
 
 
-def with_certificate(cert_file: Path, key_file: Path, base: Path) -> str:
-    """The ``proxy:`` YAML lines naming a certificate and key, relative to ``base`` (the settings file's folder)."""
-    return f"proxy: {{tls_cert_file: {cert_file.relative_to(base)}, tls_key_file: {key_file.relative_to(base)}}}\n"
+def with_certificate(cert_file: Path, key_file: Path, base: Path, proxy: str = "") -> str:
+    """The ``proxy:`` YAML line naming a certificate and key relative to ``base`` (the settings file's folder)."""
+    options = f"tls_cert_file: {cert_file.relative_to(base)}, tls_key_file: {key_file.relative_to(base)}"
+    return f"proxy: {{{options}{', ' + proxy if proxy else ''}}}\n"
 
 
 def own_address() -> str | None:
