@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import sys
 import threading
 import time
 
 import asyncpg
+import httpx
 import pytest
 
 from tests.api.conftest import bearer
+from tests.gateway import DEMO_POLICY, RunningGateway
 
 
 def test_whoami(gateway, client):
@@ -162,3 +168,73 @@ def test_metrics_count_requests_queries_and_sessions(gateway, client):
     assert 'sqlgate_api_requests_total{route="/v1/query",status="200"}' in text
     assert "sqlgate_api_query_seconds_bucket" in text
     assert "sqlgate_api_running_queries" in text
+
+
+def _logins(gateway) -> list[str]:
+    """The database logins the gateway has minted so far."""
+    prefix = f"g{gateway.tag}_"
+    return gateway.pg_server.psql(f"SELECT rolname FROM pg_roles WHERE starts_with(rolname, '{prefix}')").split()
+
+
+def test_credentials_refuse_a_grant_with_masks_or_guardrails(gateway, client):
+    """No back door: a plain login would bypass the analysts' masks, so none is minted; the 403 names the rule."""
+    for groups in [("analysts",), ("engineers", "analysts")]:  # every contributing rule must allow direct login
+        response = client.post(
+            "/v1/credentials", headers=bearer(gateway.token("alice", groups)), json={"database": "demo"}
+        )
+        assert response.status_code == 403, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        problem = response.json()
+        assert problem["type"] == "https://sqlgate.dev/problems/direct-login-refused"
+        assert problem["rule"] == "analysts-read"
+        assert problem["sqlstate"] == "42501"
+        assert "rule analysts-read does not allow direct_login" in problem["detail"]
+        assert "POST /v1/query" in problem["detail"]
+        assert "direct_login: true on rule analysts-read" in problem["detail"]
+        assert "password" not in problem
+    assert _logins(gateway) == []
+    auditor = bearer(gateway.token("audrey", ("auditors",)))
+    records = client.get("/v1/audit", headers=auditor, params={"type": "policy.decision", "who": "alice"}).json()
+    refusals = [r for r in records["records"] if r["outcome"] == "denied" and r["data"]["purpose"] == "credentials"]
+    assert refusals
+    assert "does not allow direct_login" in refusals[0]["reason"]
+
+
+def test_credentials_for_a_rule_saying_direct_login(pg_server, pg_database, tmp_path):
+    """`direct_login: true` lets the same masked grant be taken as a plain login; other rules stay refused."""
+    policy = DEMO_POLICY.replace(
+        '    mask: {"customers.email": email, "*.ssn": redact}\n',
+        '    mask: {"customers.email": email, "*.ssn": redact}\n    direct_login: true\n',
+    )
+    policy += "  - {name: never-direct, who: {groups: [bots]}, databases: [demo], role: read, direct_login: false}\n"
+    running = RunningGateway(pg_server, tmp_path, policy, pg_database, secrets.token_hex(3))
+    try:
+        with httpx.Client(base_url=running.http_url, timeout=60) as http:
+            analyst = bearer(running.token("alice", ("analysts",)))
+            issued = http.post("/v1/credentials", headers=analyst, json={"database": "demo"})
+            assert issued.status_code == 200, issued.text
+            assert issued.json()["user"].startswith(f"g{running.tag}_")
+            bot = http.post("/v1/credentials", headers=bearer(running.token("b", ("bots",))), json={"database": "demo"})
+            assert bot.status_code == 403
+            assert bot.json()["rule"] == "never-direct"
+    finally:
+        running.stop()
+
+
+def test_sqlgate_creds_prints_the_refusal_and_exits_non_zero(gateway):
+    """`sqlgate creds demo` for an analyst: exit 1, the reason, the rule and what to do on stderr; nothing on stdout."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sqlgate", "creds", "demo", "--gateway", gateway.http_url, "--json"],
+        env={**os.environ, "SQLGATE_TOKEN": gateway.token("alice", ("analysts",))},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=gateway.workdir,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    error = " ".join(result.stderr.split())
+    assert error.startswith("error: 403 role read on demo is not issued as a plain database login")
+    assert "POST /v1/query" in error
+    assert "[rule analysts-read]" in error

@@ -38,3 +38,17 @@ async def test_policy_refusal_is_a_gateway_error_naming_the_reason(gateway):
             await source.fetch()
     finally:
         await source.aclose()
+
+
+async def test_a_grant_with_masks_is_refused_as_a_plain_login(gateway):
+    """An app in a group whose rule masks columns gets no login: a clear GatewayDenied naming the rule and the way."""
+    source = GatewayCredentials(gateway.http_url, "demo", identity=StaticToken(gateway.token("svc-bi", ("analysts",))))
+    try:
+        with pytest.raises(GatewayDenied, match="will not issue a plain database login for 'demo'") as caught:
+            await source.fetch()
+    finally:
+        await source.aclose()
+    assert caught.value.rule == "analysts-read"
+    assert caught.value.hint is not None
+    assert "TokenAsPassword" in caught.value.hint
+    assert "direct_login: true" in str(caught.value)

@@ -3,6 +3,8 @@
 ::
 
     SqlgateError
+    ├── AccessDenied      (sqlgate.errors)
+    │   └── DirectLoginRefused  42501 / 403  a plain login for a grant with masks or guardrails (no direct_login)
     ├── BadRequest        22023 / 400  a parameter the schema cannot check is invalid (a time, a duration)
     ├── QueryFailed       <the database's SQLSTATE> / 400  the database refused the statement
     ├── QueryTimeout      57014 / 504  the statement ran past its timeout
@@ -15,7 +17,7 @@ the problem JSON shows it as ``sqlstate``.
 
 from __future__ import annotations
 
-from sqlgate.errors import SqlgateError
+from sqlgate.errors import AccessDenied, SqlgateError
 
 
 class QueryFailed(SqlgateError):
@@ -55,3 +57,11 @@ class UnknownDatabase(SqlgateError):
 
     sqlstate = "3D000"
     http_status = 404
+
+
+class DirectLoginRefused(AccessDenied):
+    """A plain database login was asked for a grant whose masks or guardrails it would bypass; ``rule`` names why."""
+
+    def __init__(self, message: str, *, rule: str | None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.rule = rule

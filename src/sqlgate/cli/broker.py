@@ -2,7 +2,9 @@
 
 `creds` asks the gateway's HTTP API (``POST /v1/credentials``) for a login of the
 database itself, decided by policy for the caller's token (see
-:mod:`sqlgate.cli.apiclient` for the gateway URL and token).
+:mod:`sqlgate.cli.apiclient` for the gateway URL and token). A grant that carries
+masks or guardrails is refused unless its rule says ``direct_login: true``: the
+command prints the gateway's reason, the rule and what to do instead, and exits 1.
 """
 
 from __future__ import annotations

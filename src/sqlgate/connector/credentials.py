@@ -4,7 +4,9 @@ A :class:`CredentialSource` gives a :class:`Credential` (where to connect, as wh
 until when) and opens connections with it. Two sources live here:
 
 - :class:`GatewayCredentials` — asks a sqlgate gateway (``POST /v1/credentials``
-  with the app's workload token) for a short-lived login minted for this app;
+  with the app's workload token) for a short-lived login minted for this app
+  (refused, :class:`GatewayDenied`, when the app's grant carries masking or
+  guardrails and its rule does not say ``direct_login: true``);
 - :class:`TokenAsPassword` — a PostgreSQL that takes an identity token as the
   password (the sqlgate pgwire listener, RDS IAM style).
 
@@ -190,6 +192,16 @@ def _gateway_error(response: httpx.Response, url: str, database: str) -> Excepti
         return TokenRefused(
             f"the gateway at {url} refused the app's token: {detail}",
             hint="check the token source, the token's audience and the gateway's trusted issuers",
+        )
+    if status == 403 and str(problem.get("type", "")).endswith("/direct-login-refused"):
+        rule = problem.get("rule")
+        return GatewayDenied(
+            f"the gateway will not issue a plain database login for {database!r}: {detail}",
+            hint=(
+                "the app's grant carries masking or guardrails, which apply only through the gateway: connect"
+                " through its PostgreSQL listener with TokenAsPassword, or ask for direct_login: true on the rule"
+            ),
+            rule=rule if isinstance(rule, str) else None,
         )
     if status == 403:
         rule = problem.get("rule")

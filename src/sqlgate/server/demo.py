@@ -58,6 +58,10 @@ GRANT CREATE ON SCHEMA public TO {write};
 POLICY_YAML = """\
 # The demo policy: analysts read (emails and SSNs masked), on-call engineers
 # write after a DBA approves. Everything else is denied.
+# Analysts are served through the gateway only (psql to it, /v1/query): a plain
+# database login (`sqlgate creds demo`) would bypass their masks, so it is refused.
+# DBAs may take one (their rule has no masks or guardrails; direct_login: true
+# says so where a reviewer sees it).
 rules:
   - name: analysts-read-demo
     who: {groups: [analysts]}
@@ -71,6 +75,7 @@ rules:
     databases: [demo]
     role: read
     max_ttl: 8h
+    direct_login: true
   - name: oncall-write-with-approval
     who: {groups: [oncall]}
     databases: [demo]

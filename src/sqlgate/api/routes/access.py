@@ -1,4 +1,10 @@
-"""Who am I, what may I reach, and a short-lived login for direct use."""
+"""Who am I, what may I reach, and a short-lived login for direct use.
+
+A login for direct use bypasses everything the gateway does per statement, so
+``POST /v1/credentials`` issues one only when every rule granting the role allows
+it (``direct_login``): a grant that carries masks or guardrails is refused with a
+403 naming the rule, unless the rule says ``direct_login: true``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,9 @@ import shlex
 
 from fastapi import APIRouter, Request, Response
 
+from sqlgate.api import metrics
 from sqlgate.api.deps import ApiDep, CurrentPrincipal
-from sqlgate.api.errors import BadRequest
+from sqlgate.api.errors import BadRequest, DirectLoginRefused
 from sqlgate.api.models import ConnectInfo, Credentials, CredentialsRequest, DatabaseAccess, DatabaseList, WhoAmI
 from sqlgate.api.state import ApiState
 from sqlgate.config import Settings, parse_duration, split_host_port
@@ -87,8 +94,28 @@ async def credentials(
     decision = await api.engine.authorize(principal, body.database, body.role, purpose="credentials")
     assert decision.role is not None
     assert decision.ttl is not None
+    if not decision.direct_login:
+        error = _direct_login_refused(decision)
+        refused = decision._replace(outcome="deny", reason=str(error))
+        await api.engine.decisions.record(principal, refused, "credentials")
+        metrics.DENIALS.labels("policy").inc()
+        raise error
     ttl = min(wanted, decision.ttl) if wanted is not None and wanted.total_seconds() > 0 else decision.ttl
     lease = await api.services.broker.lease(principal, body.database, decision.role, ttl)
     issued = api.services.broker.credentials(lease)
     response.headers["Cache-Control"] = "no-store"
     return Credentials(**issued.as_dict())
+
+
+def _direct_login_refused(decision: Decision) -> DirectLoginRefused:
+    rule = decision.direct_login_refused_by
+    return DirectLoginRefused(
+        f"role {decision.role} on {decision.database} is not issued as a plain database login: rule {rule} does not"
+        " allow direct_login (its masking and guardrails apply only to statements that pass through sqlgate)",
+        rule=rule,
+        hint=(
+            f"connect through the gateway instead (psql to its PostgreSQL port with your token as the password,"
+            f" `sqlgate connect {decision.database}`, or POST /v1/query), or ask the policy's owners to set"
+            f" direct_login: true on rule {rule}"
+        ),
+    )
