@@ -180,24 +180,24 @@ def with_database(name: str, lines: str) -> str:
     )
 
 
-@pytest.mark.parametrize(
-    ("lines", "expected"),
-    [
-        ("    host: db.example.com\n", "verify-full"),
-        ("    host: 10.1.2.3\n", "verify-full"),
-        ("", "prefer"),  # the default host, 127.0.0.1
-        ("    host: localhost\n", "prefer"),
-        ("    host: '::1'\n", "prefer"),
-        ("    host: 127.0.0.2\n", "prefer"),
-        ("    host: db.example.com\n    tls: prefer\n", "prefer"),  # set in the file: it wins
-        ("    host: db.example.com\n    tls: disable\n", "disable"),
-        ("    host: 127.0.0.1\n    tls: verify-full\n", "verify-full"),
-    ],
-)
-def test_database_tls_defaults_to_verify_full_off_loopback(tmp_path, lines, expected):
-    settings = load_settings(write(tmp_path, with_database("other", lines)))
-    assert settings.databases["other"].tls == expected
-    assert settings.databases["demo"].tls == "prefer"  # GOOD's database is on 127.0.0.1
+TLS_DEFAULTS = [
+    ("    host: db.example.com\n", "verify-full"),
+    ("    host: 10.1.2.3\n", "verify-full"),
+    ("", "prefer"),  # the default host, 127.0.0.1
+    ("    host: localhost\n", "prefer"),
+    ("    host: '::1'\n", "prefer"),
+    ("    host: 127.0.0.2\n", "prefer"),
+    ("    host: db.example.com\n    tls: prefer\n", "prefer"),  # set in the file: it wins
+    ("    host: db.example.com\n    tls: disable\n", "disable"),
+    ("    host: 127.0.0.1\n    tls: verify-full\n", "verify-full"),
+]
+
+
+def test_database_tls_defaults_to_verify_full_off_loopback(tmp_path):
+    for lines, expected in TLS_DEFAULTS:
+        settings = load_settings(write(tmp_path, with_database("other", lines)))
+        assert (lines, settings.databases["other"].tls) == (lines, expected)
+        assert settings.databases["demo"].tls == "prefer"  # GOOD's database is on 127.0.0.1
 
 
 def test_the_tls_default_is_described_and_overridable_from_the_environment(tmp_path, monkeypatch):
@@ -229,3 +229,56 @@ def test_plain_http_settings(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, GOOD + "api: {allow_plaintext: true, require_tls: true}\n"))
     assert any("contradict" in problem for problem in caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://sqlgate.example.com/", "https://sqlgate.example.com"),
+        ("HTTPS://GW.Example.COM:8443/db/", "https://gw.example.com:8443/db"),
+        ("http://127.0.0.1:8480", "http://127.0.0.1:8480"),
+    ],
+)
+def test_public_url_is_normalized(tmp_path, url, expected):
+    settings = load_settings(write(tmp_path, GOOD + f"public_url: {url!r}\n"))
+    assert settings.public_url == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("public_url: http://sqlgate.example.com", "https://"),
+        ("public_url: sqlgate.example.com", "https://"),
+        ("public_url: https://user:pw@gw.example.com", "must not hold a user"),
+        ("public_url: https://gw.example.com/?x=1", "must not hold a user, a password, a query"),
+        ("public_url: https://gw.example.com:99999", "invalid port"),
+    ],
+)
+def test_bad_public_urls_are_refused(tmp_path, line, problem):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, GOOD + line + "\n"))
+    assert any(p.startswith("public_url: ") and problem in p for p in caught.value.problems), caught.value.problems
+    assert "pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path"),
+    [
+        ('audience: "sqlgate"', "audience: []", "identity.issuers.0.audience"),
+        ('audience: "sqlgate"', 'audience: "two words"', "identity.issuers.0.audience"),
+        ("dev_issuer: true", 'dev_issuer: true\n  deployment_id: "a\\nb"', "identity.deployment_id"),
+        ("dev_issuer: true", 'dev_issuer: true\n  aws: {server_id: ""}', "identity.aws.server_id"),
+    ],
+)
+def test_bad_gateway_names_are_refused(tmp_path, old, new, path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, GOOD.replace(old, new)))
+    assert any(p.startswith(path + ":") for p in caught.value.problems), caught.value.problems
+
+
+def test_audience_and_server_id_default_to_the_gateway_id(tmp_path):
+    """Unset, they are filled in with the gateway's id (sqlgate.identity.deployment), never a shared constant."""
+    settings = load_settings(write(tmp_path, GOOD.replace('audience: "sqlgate", ', "")))
+    assert settings.identity.issuers[0].audience is None
+    assert settings.identity.aws.server_id is None
+    assert settings.identity.deployment_id is None
