@@ -25,15 +25,16 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sqlgate import __version__
+from sqlgate.access.masking import MaskRules
 from sqlgate.api.deps import parse_bearer
 from sqlgate.api.problems import problem_response
 from sqlgate.api.running import Statement
 from sqlgate.api.state import ApiState
-from sqlgate.api.values import table_masker
 from sqlgate.config import is_loopback, split_host_port
 from sqlgate.errors import SqlgateError
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.explain import explain
+from sqlgate.policy.sql.lineage import Column as LineageColumn
 
 PATH = "/mcp"
 MAX_ROWS = 500
@@ -87,10 +88,10 @@ def build_server(api: ApiState) -> MCPServer[Any]:
             result = await api.engine.run(job)
         except SqlgateError as exc:
             raise _tool_error(exc) from None
-        masker = table_masker(job.decision.mask, api.engine.hash_key) if job.decision.mask else None
+        rules = MaskRules(job.decision.mask, hash_key=api.engine.hash_key) if job.decision.mask else None
         tables: dict[str, list[dict[str, Any]]] = {}
         for schema, table, column, data_type in result["rows"]:
-            masked = bool(masker and masker.columns_to_mask([(f"{schema}.{table}", column)]))
+            masked = bool(rules and rules.function(LineageColumn(f"{schema}.{table}", column)))
             tables.setdefault(f"{schema}.{table}", []).append({"name": column, "type": data_type, "masked": masked})
         return {
             "database": database,

@@ -17,18 +17,19 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlgate.access.catalog import read_with_asyncpg
+from sqlgate.access.masking import SessionMasking
 from sqlgate.api import metrics
 from sqlgate.api.decisions import DecisionLog
 from sqlgate.api.errors import QueryFailed, UnknownDatabase
-from sqlgate.api.origins import ColumnOrigins
 from sqlgate.api.pools import LeasePools
 from sqlgate.api.running import Authorized, Running, Statement
-from sqlgate.api.values import Column, Converter, converters, mask_plan, row_to_json
+from sqlgate.api.values import Column, Converter, converters, row_to_json, text_like
 from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import new_record, principal_record
 from sqlgate.audit.events import Outcome
 from sqlgate.config import DatabaseConfig
-from sqlgate.errors import AccessDenied, ApprovalRequired
+from sqlgate.errors import AccessDenied, ApprovalRequired, GuardrailViolation
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.decide import Decision
 from sqlgate.policy.sql import check, classify
@@ -50,8 +51,6 @@ class QueryEngine:
         self.pools = pools
         self.hash_key = services.deployment_id.encode()
         self.decisions = DecisionLog(services.audit)
-        self.origins = ColumnOrigins(services.broker, services.settings)
-        pools.on_lease_end.append(self.origins.lease_ended)
 
     # -- policy ------------------------------------------------------------------
 
@@ -137,9 +136,10 @@ class QueryEngine:
                     await conn.execute(f"SET statement_timeout = {int(job.timeout_ms)}")
                 # asyncpg's statement cache (the public prepare() bypasses it): one round trip once warm.
                 # No client-side timeout: the server's statement_timeout ends the statement (and costs nothing here).
+                masking = await self._masking(job, conn, running)
                 prepared = await conn._prepare(job.statement.sql, use_cache=True)  # noqa: SLF001
                 columns = _columns(prepared)
-                plan = await self._plan(job, columns, conn)
+                plan = self._plan(masking, columns)
                 rows, status, _done = await conn._execute(  # noqa: SLF001 - a row limit at the protocol level
                     job.statement.sql, job.statement.params, limit + 1, None, return_status=True
                 )
@@ -158,13 +158,29 @@ class QueryEngine:
             "duration_ms": round(duration, 3),
         }
 
-    async def _plan(self, job: Authorized, columns: list[Column], connection: Any) -> list[Converter | None]:
-        """How each column becomes JSON, masked per the grant (origins are looked up only when it masks)."""
+    async def _masking(self, job: Authorized, connection: Any, running: Running) -> tuple[SessionMasking, Any] | None:
+        """The grant's masking for this statement and its outputs; refuses what masking cannot cover."""
         mask = job.decision.mask
         if not mask:
+            return None
+        sql, alias = job.statement.sql, job.statement.database
+        service = self.services.masking
+        session = await service.session(alias, mask, lambda: read_with_asyncpg(connection))
+        analysis = session.engine.analyze(sql)
+        if any(s.unknown_relations for s in analysis.statements) and service.catalogs.may_refresh(alias):
+            session = await service.session(alias, mask, lambda: read_with_asyncpg(connection), refresh=True)
+        reason, outputs = session.statements(sql)
+        if reason is not None:
+            raise running.refused(GuardrailViolation(f"refused while masking rules apply: {reason}"))
+        return session, (outputs[0] if len(outputs) == 1 else None)
+
+    @staticmethod
+    def _plan(masking: tuple[SessionMasking, Any] | None, columns: list[Column]) -> list[Converter | None]:
+        """How each column becomes JSON, masked per the grant's plan for this statement."""
+        if masking is None:
             return converters(columns, {})
-        origins = await self.origins.of(job.lease, job.statement.sql, columns, connection)
-        return converters(columns, mask_plan(columns, origins, mask, self.hash_key, job.statement.sql))
+        session, outputs = masking
+        return converters(columns, session.plan(outputs, [(name, text_like(kind)) for name, kind in columns]))
 
     async def stream(self, job: Authorized) -> AsyncIterator[bytes]:
         """NDJSON: a ``{"columns": ...}`` line, one JSON array per row, then ``{"row_count", "duration_ms"}``."""
@@ -178,9 +194,10 @@ class QueryEngine:
                 async with conn.transaction():
                     if job.timeout_ms != self.pools.default_timeout_ms:
                         await conn.execute(f"SET LOCAL statement_timeout = {int(job.timeout_ms)}")
+                    masking = await self._masking(job, conn, running)
                     prepared = await conn.prepare(job.statement.sql)
                     columns = _columns(prepared)
-                    plan = await self._plan(job, columns, conn)
+                    plan = self._plan(masking, columns)
                     yield dumps_line({"columns": [{"name": n, "type": t} for n, t in columns]})
                     if columns:
                         cursor = await prepared.cursor(*job.statement.params)

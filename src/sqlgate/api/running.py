@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, Self
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
+from sqlgate.access.scrub import scrub_fields, scrub_text
 from sqlgate.api import metrics
 from sqlgate.api.errors import QueryFailed, QueryTimeout
 from sqlgate.broker.lease import Lease
-from sqlgate.errors import LeaseEnded, UpstreamError
+from sqlgate.errors import GuardrailViolation, LeaseEnded, UpstreamError
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.decide import Decision
 from sqlgate.sessions import LiveSession, new_session_id
@@ -105,15 +106,25 @@ class Running:
         metrics.QUERY_SECONDS.observe(duration_ms / 1000)
         self._record("success", rows, None, None, duration_ms)
 
+    def refused(self, error: GuardrailViolation) -> GuardrailViolation:
+        """A refusal decided after the connection was taken (masking's), audited as refused."""
+        self._finished = True
+        metrics.DENIALS.labels("guardrail").inc()
+        error.rule = self.job.decision.matched_rules[0] if self.job.decision.matched_rules else None  # type: ignore[attr-defined]
+        self._record("refused", 0, error.sqlstate, error.message)
+        return error
+
     def failure(self, exc: Exception) -> Exception:
         """The error the caller sees for ``exc`` (audited)."""
+        if self._finished and isinstance(exc, GuardrailViolation):
+            return exc  # refused (and audited) already
         error = self._translate(exc)
         self._finished = True
         code = getattr(error, "code", None) or getattr(error, "sqlstate", None)
         self._record("error", 0, code, str(error))
         return error
 
-    def _translate(self, exc: Exception) -> Exception:
+    def _translate(self, exc: Exception) -> Exception:  # noqa: PLR0911 - one return per kind of failure
         database = self.job.statement.database
         if self.ended_by is not None:
             return LeaseEnded(f"an administrator ended this query: {self.ended_by}")
@@ -122,8 +133,10 @@ class Running:
                 f"the statement ran longer than its timeout of {self.job.timeout_ms} ms",
                 hint="send a larger timeout_ms, or narrow the query",
             )
+        if isinstance(exc, GuardrailViolation):
+            return exc
         if isinstance(exc, asyncpg.PostgresError | asyncpg.DataError):
-            return _query_failed(exc)
+            return _query_failed(exc, scrub=bool(self.job.decision.mask))
         if self.engine.services.broker.ended(self.job.lease.id).is_set():
             return LeaseEnded(f"your database login for {database} ended while the query ran")
         if isinstance(exc, asyncpg.InterfaceError | OSError):
@@ -144,7 +157,17 @@ class Running:
         )
 
 
-def _query_failed(exc: Exception) -> QueryFailed:
+def _query_failed(exc: Exception, *, scrub: bool) -> QueryFailed:
+    """The caller's error for a database error; its texts scrubbed of values when the grant masks data."""
     if isinstance(exc, asyncpg.PostgresError):
-        return QueryFailed(str(exc), code=getattr(exc, "sqlstate", None))
-    return QueryFailed(str(exc), code="22023", hint="params bind as JSON values; cast text in SQL ($1::text)")
+        sqlstate = getattr(exc, "sqlstate", None)
+        if scrub:
+            fields = scrub_fields({"C": sqlstate or "", "M": str(exc), "H": getattr(exc, "hint", None) or ""})
+            return QueryFailed(fields.get("M", ""), code=sqlstate, hint=fields.get("H") or None)
+        return QueryFailed(str(exc), code=sqlstate)
+    if scrub:
+        return QueryFailed(scrub_text("22023", str(exc)), code="22023", hint=_PARAMS_HINT)
+    return QueryFailed(str(exc), code="22023", hint=_PARAMS_HINT)
+
+
+_PARAMS_HINT = "params bind as JSON values; cast text in SQL ($1::text)"

@@ -24,5 +24,4 @@ class ApiState:
 
     async def close(self) -> None:
         """Close every pool."""
-        self.engine.origins.close()
         await self.pools.close()

@@ -20,6 +20,8 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from sqlgate.access.catalog import read_raw
+from sqlgate.access.masking import SessionMasking
 from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import new_record, principal_record
 from sqlgate.audit.events import AuditEvent, EventType, Outcome, PrincipalRef
@@ -50,7 +52,6 @@ from sqlgate.pgwire import (
 from sqlgate.pgwire.actions import Action
 from sqlgate.pgwire.startup import PROTOCOL_3_0
 from sqlgate.policy.decide import Decision
-from sqlgate.proxy.masking import Masker
 from sqlgate.proxy.relay import Relay, StatementRecord
 from sqlgate.proxy.upstream import Upstream, connect_upstream
 from sqlgate.sessions import LiveSession, new_session_id
@@ -294,17 +295,19 @@ class ClientConnection(asyncio.Protocol):
             login = UpstreamLogin(lease.db_login, config.dbname, password, parameters)
             upstream = await connect_upstream(config, login, lease.id, params_key)
         self.upstream = upstream
-        masker = None
+        masking = None
         if decision.mask:
-            names = await self.listener.table_names.for_database(database, upstream)
-            masker = Masker(self.listener.mask_selector(decision.mask), names)
+            protocol = upstream.protocol
+            masking = await self.services.masking.session(database, decision.mask, lambda: read_raw(protocol))
         if self.transport is None or self.transport.is_closing():
             await self.listener.pool.give_back(upstream)
             self.upstream = None
             return
-        self._start_relay(principal, decision, lease, masker)
+        self._start_relay(principal, decision, lease, masking)
 
-    def _start_relay(self, principal: Principal, decision: Decision, lease: Lease, masker: Masker | None) -> None:
+    def _start_relay(
+        self, principal: Principal, decision: Decision, lease: Lease, masking: SessionMasking | None
+    ) -> None:
         assert self.handshake is not None
         assert self.upstream is not None
         assert decision.role is not None
@@ -314,7 +317,7 @@ class ClientConnection(asyncio.Protocol):
             send_server=upstream.protocol.write,
             send_client=self._write,
             on_statement=self._audit_statement,
-            masker=masker,
+            masking=masking,
         )
         self.relay.transaction_status = upstream.transaction_status
         upstream.protocol.attach(self.relay.server_data, self._on_upstream_lost, self._pause_client)

@@ -6,13 +6,10 @@ import asyncio
 import hmac
 import logging
 import ssl
-from collections.abc import Mapping
 from typing import Any
 
 from sqlgate.config import is_loopback, split_host_port
-from sqlgate.proxy.catalog import TableNames
 from sqlgate.proxy.connection import ClientConnection, new_backend_key
-from sqlgate.proxy.masking import RuleSelector
 from sqlgate.proxy.tls import server_context
 from sqlgate.proxy.upstream import UpstreamPool, send_cancel
 from sqlgate.services import Services
@@ -31,7 +28,6 @@ class PgListener:
         self.require_tls = configured if configured is not None else not is_loopback(self.host)
         self.tls_context: ssl.SSLContext | None = server_context(settings)
         self.pool = UpstreamPool()
-        self.table_names = TableNames()
         self._cancel_keys: dict[int, tuple[bytes, ClientConnection]] = {}
         self._server: asyncio.Server | None = None
         self._background: set[asyncio.Future[None]] = set()
@@ -67,10 +63,6 @@ class PgListener:
         self._connections.discard(connection)
 
     # -- used by connections -------------------------------------------------
-
-    def mask_selector(self, rules: Mapping[str, str]) -> RuleSelector:
-        """The column selector for a grant's mask rules (``hash`` keyed per deployment)."""
-        return RuleSelector(rules, key=self.services.deployment_id.encode())
 
     def register_cancel(self, connection: ClientConnection, short: bool) -> Any:
         """A fresh backend key for ``connection``; a CancelRequest with it reaches its upstream."""

@@ -24,13 +24,21 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlgate.access.masking import (
+    TEXT_LIKE_TYPE_OIDS,
+    UNKNOWN_OUTPUTS,
+    Outputs,
+    Plan,
+    SessionMasking,
+    mask_data_row,
+)
+from sqlgate.access.scrub import scrub_fields
 from sqlgate.pgwire.backend import CommandComplete, RowDescription
 from sqlgate.pgwire.framing import Framer
 from sqlgate.pgwire.frontend import Bind, Close, Describe, Execute, Parse, Query
-from sqlgate.pgwire.notices import ErrorResponse, error_response
+from sqlgate.pgwire.notices import ErrorResponse, NoticeResponse, error_response
 from sqlgate.policy.model import Guardrails
 from sqlgate.policy.sql import Classification, PreparedRegistry, check, classify
-from sqlgate.proxy.masking import Masker, MaskPlan, mask_data_row
 
 MAX_PARAMS_AUDITED = 32
 MAX_PARAM_BYTES = 256
@@ -41,6 +49,8 @@ _Q, _P, _B, _E, _S, _C, _X, _F, _D, _H = (ord(c) for c in "QPBESCXFDH")
 _SERVER_COMPLETE, _SERVER_ERROR, _SERVER_READY = ord("C"), ord("E"), ord("Z")
 _SERVER_EMPTY, _SERVER_SUSPENDED, _SERVER_ROWDESC, _SERVER_NODATA = ord("I"), ord("s"), ord("T"), ord("n")
 _SERVER_DATAROW, _SERVER_PARSED, _SERVER_BOUND = ord("D"), ord("1"), ord("2")
+_SERVER_NOTICE = ord("N")
+_NO_PLAN: Plan = {}
 
 Send = Callable[[bytes], None]
 
@@ -72,10 +82,12 @@ class StatementRecord:
 class _Entry:
     """Something the server still owes the client an answer to, in order."""
 
-    kind: str  # "query", "execute", "describe", "parse", "bind", "sync", "local"
+    kind: str  # "query", "execute", "describe", "own-describe", "parse", "bind", "sync", "local"
     record: StatementRecord | None = None
     payload: bytes = b""  # local: the ErrorResponse to send; sync: an error to put before its ReadyForQuery
-    plan: MaskPlan | None = None
+    plan: Plan | None = None
+    outputs: list[Outputs] | None = None  # query: each statement's outputs, for masking
+    completed: int = 0  # query: statements the server has completed so far
     describe: tuple[str, str] | None = None  # describe: (S|P, name); parse: (S, name); bind and execute: (P, portal)
     statement: str = ""  # bind: the statement the portal is made from
 
@@ -90,14 +102,14 @@ class Relay:
         send_server: Send,
         send_client: Send,
         on_statement: Callable[[StatementRecord], None],
-        masker: Masker | None = None,
+        masking: SessionMasking | None = None,
         classifier: Callable[[str], Classification] = classify,
     ) -> None:
         self.guardrails = guardrails
         self.send_server = send_server
         self.send_client = send_client
         self.on_statement = on_statement
-        self.masker = masker
+        self.masking = masking
         self.classify = classifier
         self.prepared = PreparedRegistry()
         self.client_framer = Framer("frontend")
@@ -106,10 +118,13 @@ class Relay:
         self.pending: deque[_Entry] = deque()
         self.statements: dict[str, str] = {}
         self.portals: dict[str, tuple[str, str, tuple[str | None, ...]]] = {}
-        self.statement_plans: dict[str, MaskPlan] = {}
-        self.portal_plans: dict[str, MaskPlan] = {}
+        self.statement_plans: dict[str, Plan] = {}
+        self.portal_plans: dict[str, Plan] = {}
         self.bound: dict[str, str] = {}  # portal -> statement, in server order
-        self.query_plan: MaskPlan | None = None
+        self.query_plan: Plan | None = None
+        self.statement_outputs: dict[str, Outputs] = {}  # masking: what each prepared statement returns
+        self.portal_outputs: dict[str, Outputs] = {}
+        self.described: set[tuple[str, str]] = set()  # masking: (S|P, name) the client asked to describe
         self.refusing: bytes | None = None
         self.forwarded_since_sync = False
         self.terminated = False
@@ -124,7 +139,7 @@ class Relay:
 
     # -- client -> server ------------------------------------------------------
 
-    def client_data(self, data: bytes) -> None:
+    def client_data(self, data: bytes) -> None:  # noqa: C901 - the hot loop keeps its branches inline
         """Bytes from the client: check, forward, or answer locally."""
         batch = self.client_framer.split(data)
         if not batch:
@@ -138,6 +153,11 @@ class Relay:
                 forward = self._client_message(kind, memoryview(buf)[begin + 5 : end])
             else:
                 forward = True
+            if kind == _E and forward and self.masking is not None and (portal := self._undescribed()) is not None:
+                self.send_server(buf[start:begin] + Describe("P", portal).encode())
+                own = _Entry("own-describe", describe=("P", portal), outputs=self._outputs_of(("P", portal)))
+                self.pending.insert(len(self.pending) - 1, own)
+                start = begin
             if not forward:
                 if begin > start:
                     self.send_server(buf[start:begin])
@@ -162,7 +182,9 @@ class Relay:
             return self._sync()
         elif kind == _D:
             describe = Describe.decode(payload)
-            self.pending.append(_Entry("describe", describe=(describe.target, describe.name)))
+            target = (describe.target, describe.name)
+            self.pending.append(_Entry("describe", describe=target, outputs=self._outputs_of(target)))
+            self.described.add(target)
         elif kind == _C:
             self._close(Close.decode(payload))
         elif kind == _X:
@@ -177,6 +199,9 @@ class Relay:
     def _query(self, sql: str) -> bool:
         classification = self.classify(sql)
         refusal = self._refusal(classification)
+        outputs = None
+        if refusal is None and self.masking is not None:
+            refusal, outputs = self._masking_refusal(sql)
         record = StatementRecord("simple", sql[:MAX_SQL_AUDITED])
         if refusal is not None:
             self._refused(record, refusal)
@@ -184,18 +209,32 @@ class Relay:
             return False
         self.prepared.observe(classification)
         self.query_plan = None
-        self.pending.append(_Entry("query", record))
+        self.pending.append(_Entry("query", record, outputs=outputs))
         return True
+
+    def _masking_refusal(self, sql: str) -> tuple[bytes | None, list[Outputs] | None]:
+        """Masking's verdict on ``sql``: an error to answer with, or each statement's outputs."""
+        assert self.masking is not None
+        reason, outputs = self.masking.statements(sql)
+        if reason is None:
+            return None, outputs
+        message = f"refused while masking rules apply: {reason}"
+        return error_response("42501", message, hint=_MASK_HINT).encode(), None
 
     def _parse(self, message: Parse) -> bool:
         classification = self.classify(message.sql)
         refusal = self._refusal(classification)
+        outputs = None
+        if refusal is None and self.masking is not None:
+            refusal, outputs = self._masking_refusal(message.sql)
         if refusal is not None:
             self._refused(StatementRecord("extended", message.sql[:MAX_SQL_AUDITED]), refusal)
             self.refusing = refusal
             return False
         self.statements[message.name] = message.sql
-        if self.masker is not None:
+        if self.masking is not None:
+            self.statement_outputs[message.name] = outputs[0] if outputs and len(outputs) == 1 else UNKNOWN_OUTPUTS
+            self.described.discard(("S", message.name))
             self.pending.append(_Entry("parse", describe=("S", message.name)))
         if message.name:
             self.prepared.register(message.name, classification)
@@ -205,13 +244,31 @@ class Relay:
     def _bind(self, message: Bind) -> None:
         sql = self.statements.get(message.statement, "")
         self.portals[message.portal] = (message.statement, sql, _audit_params(message))
-        if self.masker is not None:
+        if self.masking is not None:
+            self.portal_outputs[message.portal] = self.statement_outputs.get(message.statement, UNKNOWN_OUTPUTS)
+            self.described.discard(("P", message.portal))
+            if ("S", message.statement) in self.described:
+                self.described.add(("P", message.portal))
             self.pending.append(_Entry("bind", describe=("P", message.portal), statement=message.statement))
 
     def _execute(self, message: Execute) -> None:
         _statement, sql, params = self.portals.get(message.portal, ("", "", ()))
         record = StatementRecord("extended", sql[:MAX_SQL_AUDITED], params)
         self.pending.append(_Entry("execute", record, describe=("P", message.portal)))
+
+    def _undescribed(self) -> str | None:
+        """The portal of the Execute just queued, when nobody asked the server for its result shape yet."""
+        entry = self.pending[-1] if self.pending else None
+        if entry is None or entry.kind != "execute" or entry.describe is None:
+            return None
+        return None if ("P", entry.describe[1]) in self.described else entry.describe[1]
+
+    def _outputs_of(self, target: tuple[str, str]) -> list[Outputs] | None:
+        """Masking: the outputs of a statement or portal as the client has defined it so far."""
+        if self.masking is None:
+            return None
+        kind, name = target
+        return [(self.statement_outputs if kind == "S" else self.portal_outputs).get(name, UNKNOWN_OUTPUTS)]
 
     def _close(self, message: Close) -> None:
         if message.target == "S":
@@ -249,9 +306,6 @@ class Relay:
         violation = check(self.guardrails, classification, prepared=self.prepared)
         if violation is not None:
             return error_response("42501", violation.error().message, hint=_HINT).encode()
-        if self.masker is not None and _copies_out(classification):
-            message = "COPY ... TO is not available while masking rules apply to this grant"
-            return error_response("42501", message, hint="use SELECT, whose results are masked").encode()
         return None
 
     def _refused(self, record: StatementRecord, error: bytes) -> None:
@@ -286,53 +340,67 @@ class Relay:
                 for record in finished:
                     self.on_statement(record)
 
-    def _server_data(self, data: bytes) -> None:  # noqa: C901 - the hot loop keeps its branches inline
+    def _server_data(self, data: bytes) -> None:  # noqa: C901, PLR0912 - the hot loop keeps its branches inline
         batch = self.server_framer.split(data)
         if not batch:
             return
         buf = batch.data
         out: list[bytes] | None = None
         last = 0
+        masking = self.masking
         for kind, begin, end in batch.index:
+            replacement: bytes | None = None
             if kind == _SERVER_DATAROW:
-                plan = self._current_plan()
-                if plan is None:
+                if masking is None:
                     continue
-                out = [] if out is None else out
-                out.append(buf[last:begin])
-                out.append(mask_data_row(memoryview(buf)[begin + 5 : end], plan))
-                last = end
+                plan = self._current_plan()
+                if plan is _NO_PLAN:
+                    continue
+                replacement = mask_data_row(memoryview(buf)[begin + 5 : end], plan)
             elif kind == _SERVER_READY:
                 self.transaction_status = chr(buf[begin + 5])
+                if masking is not None and self.transaction_status == "I":
+                    masking.transaction_ended()
                 before, after = self._ready()
                 if before or after:
-                    out = [] if out is None else out
-                    out += [buf[last:begin], before, buf[begin:end], after]
-                    last = end
+                    replacement = before + bytes(buf[begin:end]) + after
             elif kind in (_SERVER_COMPLETE, _SERVER_ERROR, _SERVER_EMPTY, _SERVER_SUSPENDED):
-                self._answer(kind, memoryview(buf)[begin + 5 : end])
+                if kind == _SERVER_ERROR and masking is not None:
+                    replacement = _scrubbed(ErrorResponse, memoryview(buf)[begin + 5 : end])
+                    self._answer(kind, memoryview(replacement)[5:])
+                else:
+                    self._answer(kind, memoryview(buf)[begin + 5 : end])
             elif kind in (_SERVER_ROWDESC, _SERVER_NODATA):
-                self._row_description(kind, memoryview(buf)[begin + 5 : end])
-            elif kind in (_SERVER_PARSED, _SERVER_BOUND) and self.masker is not None:
+                if self._row_description(kind, memoryview(buf)[begin + 5 : end]):
+                    replacement = b""
+            elif kind == _SERVER_NOTICE and masking is not None:
+                replacement = _scrubbed(NoticeResponse, memoryview(buf)[begin + 5 : end])
+            elif kind in (_SERVER_PARSED, _SERVER_BOUND) and masking is not None:
                 self._parsed_or_bound()
+            if replacement is not None:
+                out = [] if out is None else out
+                out += [buf[last:begin], replacement]
+                last = end
         if out is None:
             self.send_client(buf)
         else:
             out.append(buf[last:])
             self.send_client(b"".join(out))
 
-    def _current_plan(self) -> MaskPlan | None:
-        """The plan for a DataRow now: the head's, resolved in server order (what the server parsed and bound)."""
+    def _current_plan(self) -> Plan | None:
+        """The plan for a DataRow now (None: mask every column), resolved in server order."""
         if not self.pending:
             return None
         head = self.pending[0]
         if head.kind == "query":
             return self.query_plan
-        if head.kind != "execute" or self.masker is None:
+        if head.kind != "execute":
             return None
         if head.plan is None and head.describe is not None:
             portal = head.describe[1]
-            head.plan = self.portal_plans.get(portal) or self.statement_plans.get(self.bound.get(portal, ""))
+            head.plan = self.portal_plans.get(portal)
+            if head.plan is None:
+                head.plan = self.statement_plans.get(self.bound.get(portal, ""))
         return head.plan
 
     def _parsed_or_bound(self) -> None:
@@ -348,36 +416,26 @@ class Relay:
             self.portal_plans.pop(name, None)
             self.bound[name] = entry.statement
 
-    def _row_description(self, kind: int, payload: memoryview) -> None:
+    def _row_description(self, kind: int, payload: memoryview) -> bool:
+        """RowDescription or NoData: make the masking plan it implies; True when the message is the gateway's own."""
         head = self.pending[0] if self.pending else None
-        if head is not None and head.kind == "describe":
+        own = head is not None and head.kind == "own-describe"
+        if head is not None and head.kind in ("describe", "own-describe"):
             self.pending.popleft()
-        if self.masker is None or kind == _SERVER_NODATA:
-            return
-        plan = self.masker.plan(RowDescription.decode(payload).fields, self._described_sql(head))
-        if head is None:
-            return
-        if head.kind == "describe" and head.describe is not None:
+        if self.masking is None or kind == _SERVER_NODATA or head is None:
+            return own
+        fields = RowDescription.decode(payload).fields
+        columns = [(f.name, f.type_oid in TEXT_LIKE_TYPE_OIDS) for f in fields]
+        if head.kind in ("describe", "own-describe") and head.describe is not None:
             target, name = head.describe
+            outputs = head.outputs[0] if head.outputs else UNKNOWN_OUTPUTS
             plans = self.statement_plans if target == "S" else self.portal_plans
-            if plan is None:
-                plans.pop(name, None)
-            else:
-                plans[name] = plan
+            plans[name] = self.masking.plan(outputs, columns) or _NO_PLAN
         elif head.kind == "query":
-            self.query_plan = plan
-        elif head.kind == "execute":
-            head.plan = plan
-
-    def _described_sql(self, head: _Entry | None) -> str:
-        if head is None:
-            return ""
-        if head.record is not None:
-            return head.record.sql
-        if head.describe is not None:
-            target, name = head.describe
-            return self.statements.get(name, "") if target == "S" else self.portals.get(name, ("", "", ()))[1]
-        return ""
+            statements = head.outputs or []
+            outputs = statements[head.completed] if head.completed < len(statements) else UNKNOWN_OUTPUTS
+            self.query_plan = self.masking.plan(outputs, columns) or _NO_PLAN
+        return own
 
     def _answer(self, kind: int, payload: memoryview) -> None:
         head = self.pending[0] if self.pending else None
@@ -387,6 +445,7 @@ class Relay:
             return
         record = head.record
         if kind == _SERVER_COMPLETE:
+            head.completed += 1
             tag = CommandComplete.decode(payload)
             record.tags.append(tag.tag)
             if tag.rows is not None:
@@ -446,8 +505,12 @@ def _ready(status: str) -> bytes:
     return b"Z\x00\x00\x00\x05" + status.encode()
 
 
-def _copies_out(classification: Classification) -> bool:
-    return any(s.kind.startswith("Copy") and "write" not in s.classes for s in classification.statements)
+_MASK_HINT = "this grant masks data; select the columns themselves, whose values are masked"
+
+
+def _scrubbed(kind: type[ErrorResponse], payload: memoryview) -> bytes:
+    """An ErrorResponse or NoticeResponse with values taken out (see :mod:`sqlgate.access.scrub`)."""
+    return kind(scrub_fields(kind.decode(payload).fields)).encode()
 
 
 def _audit_params(message: Bind) -> tuple[str | None, ...]:
