@@ -65,7 +65,7 @@ async def rate(authenticator: Authenticator, token: str, seconds: float) -> floa
 async def main(seconds: float) -> None:
     key, http = make_issuer()
     token = make_token(key)
-    config = IssuerConfig(issuer=ISSUER, algorithms=["RS256"])
+    config = IssuerConfig(issuer=ISSUER, audience="sqlgate", algorithms=["RS256"])
     uncached = Authenticator({ISSUER: IssuerVerifier.remote(config, http)}, cache_size=0)
     cached = Authenticator({ISSUER: IssuerVerifier.remote(config, http)}, cache_size=10_000)
     full = await rate(uncached, token, seconds)

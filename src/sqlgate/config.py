@@ -161,7 +161,7 @@ def normalize_public_url(value: str) -> str:
     parts = urlsplit(value.strip())
     scheme, host = parts.scheme.lower(), (parts.hostname or "")
     if scheme not in {"https", "http"} or not host:
-        raise ValueError(f"{value!r:.80} is not an https:// URL")
+        raise ValueError("must be an https:// URL (http:// only on loopback)")
     if scheme == "http" and not is_loopback(host):
         raise ValueError("must be an https:// URL (http:// only on loopback)")
     if parts.username is not None or parts.password is not None or parts.query or parts.fragment:

@@ -181,10 +181,13 @@ def real_dev_issuer(tmp_path) -> Iterator[str]:
         yield url
 
 
-async def test_dev_issuer_token_verifies_against_the_real_dev_issuer(real_dev_issuer):
+async def test_dev_issuer_token_verifies_against_the_real_dev_issuer(real_dev_issuer, tmp_path):
     """The token DevIssuerToken gets from sqlgate's dev issuer verifies with the issuer's own JWKS."""
     token = await DevIssuerToken("svc-orders", groups=["apps", "dba"], ttl="5m", issuer=real_dev_issuer).token()
-    verifier = JwksVerifier(f"{real_dev_issuer}/jwks", issuer=real_dev_issuer, audience="sqlgate")
+    from sqlgate.identity.devissuer import DevIssuer  # noqa: PLC0415 - the gateway side, for this test only
+
+    audience = DevIssuer.load(tmp_path, real_dev_issuer).audience  # the gateway's id, generated into its data_dir
+    verifier = JwksVerifier(f"{real_dev_issuer}/jwks", issuer=real_dev_issuer, audience=audience)
     claims = await verifier(token.value)
     assert (claims["sub"], claims["groups"]) == ("svc-orders", ["apps", "dba"])
     assert token.expires_at is not None

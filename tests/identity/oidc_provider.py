@@ -65,16 +65,10 @@ class Provider:
                 return
         pytest.fail("oidc-provider did not answer")
 
-    def client_credentials(self) -> str:
-        answer = httpx.post(
-            f"{self.issuer}/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "svc",
-                "client_secret": "svc-secret",
-                "scope": "api",
-            },
-        )
+    def client_credentials(self, resource: str | None = None) -> str:
+        """An access token of client ``svc``: for audience ``sqlgate``, or for ``resource`` when one is named."""
+        form = {"grant_type": "client_credentials", "client_id": "svc", "client_secret": "svc-secret", "scope": "api"}
+        answer = httpx.post(f"{self.issuer}/token", data=form | ({"resource": resource} if resource else {}))
         answer.raise_for_status()
         return str(answer.json()["access_token"])
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import RSAKey
 
 from sqlgate.errors import IdentityError, TokenRejected
+from sqlgate.identity import jwt
 from sqlgate.identity.authenticator import Authenticator
 from tests.identity.tokens import FakeIssuer, b64, compact, hs256, rsa_sign
 
@@ -239,3 +242,108 @@ async def test_kubernetes_service_account_token_end_to_end(issuer_a, http, clock
     )
     principal = await auth.authenticate(token, "10.2.0.9")
     assert principal.groups == ("system:serviceaccounts", "system:serviceaccounts:payments")
+
+
+async def test_cached_principal_goes_when_its_key_leaves_the_jwks(authenticator, issuer_a, clock):
+    """The IdP retires the key: the first use past the JWKS max-age refetches in the background, the next is refused."""
+    token = issuer_a.token(exp=int(clock.now) + 36_000)
+    assert (await authenticator.authenticate(token, None)).subject == "alice"
+    issuer_a.rsa_key, issuer_a.kid = rsa.generate_private_key(65537, 2048), "a-2"  # rotated, the old key gone
+    assert (await authenticator.authenticate(token, None)).subject == "alice"  # keys still fresh: nothing learnt yet
+    clock.advance(301)  # past the JWKS max-age
+    assert (await authenticator.authenticate(token, None)).subject == "alice"  # stale keys serve, a fetch starts
+    await authenticator.refresh_keys()  # waits for that fetch
+    with pytest.raises(TokenRejected, match="unknown key id"):
+        await authenticator.authenticate(token, None)
+    assert (await authenticator.authenticate(issuer_a.token(), None)).subject == "alice"  # the new key works
+
+
+async def test_cached_principal_goes_when_its_kid_names_another_key(authenticator, issuer_a, clock):
+    """A kid reused for new key material is a new key: principals the old one verified are refused."""
+    token = issuer_a.token(exp=int(clock.now) + 36_000)
+    await authenticator.authenticate(token, None)
+    issuer_a.rsa_key = rsa.generate_private_key(65537, 2048)  # same kid "a-1"
+    clock.advance(301)  # past the JWKS max-age
+    await authenticator.authenticate(token, None)  # stale keys serve, a fetch starts
+    await authenticator.refresh_keys()  # waits for that fetch
+    with pytest.raises(TokenRejected, match="bad signature"):
+        await authenticator.authenticate(token, None)
+
+
+async def test_principals_stay_cached_while_their_key_is_published(issuer_a, http, clock):
+    """An issuer that keeps publishing the key keeps its principals cached: no fetch per use."""
+    from sqlgate.identity.oidc import IssuerVerifier  # noqa: PLC0415
+
+    auth = Authenticator({issuer_a.url: IssuerVerifier.remote(issuer_a.config(), http)}, clock=clock)
+    token = issuer_a.token(exp=int(clock.now) + 36_000)
+    for _ in range(3):
+        await auth.authenticate(token, None)
+    clock.advance(301)
+    await auth.authenticate(token, None)
+    await auth.refresh_keys()
+    assert (await auth.authenticate(token, None)).subject == "alice"
+    assert issuer_a.jwks_fetches() == 2
+
+
+def _is_bounded_escaped(text: str, limit: int = 160) -> bool:
+    return len(text) <= limit and text.isascii() and text.isprintable()
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        ({"kid": "\x1b[31m" + "k" * 10_000 + "\n"}, "kid"),  # a 10 kB kid with terminal escapes
+        ({"kid": "evil\r\nINFO forged log line \u202e\u0000"}, "kid"),
+        ({"alg": "RS256\x1b[2J\u202e" + "\uff38" * 1000}, "alg"),  # control, bidi and full-width characters
+        ({"alg": "\x00" * 8}, "alg"),
+    ],
+)
+async def test_unverified_header_text_is_bounded_and_escaped(authenticator, issuer_a, caplog, header, shown):
+    """The kid and alg reach the error (an audit reason, a client message) and the log only as short escaped names."""
+    token = issuer_a.token(header=header)
+    value = header[shown]
+    await authenticator.refresh_keys()
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(TokenRejected) as info:
+        await authenticator.authenticate(token, "198.51.100.7")
+    message = str(info.value)
+    assert _is_bounded_escaped(message), message
+    assert jwt.show_untrusted(value) in message  # named, so an operator can tell tokens apart
+    assert len(jwt.show_untrusted(value)) <= jwt.SHOWN_MAX
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(jwt.show_untrusted(value) in line for line in lines)
+    for line in lines:
+        assert _is_bounded_escaped(line, 240), line
+
+
+async def test_member_names_in_errors_are_bounded_and_escaped(authenticator, issuer_a):
+    name = "\u202e\x1b" + "\uff38" * 500
+    member = json.dumps(name)
+    payload = f"{{{member}: 1, {member}: 2}}".encode()  # a duplicate member, written by hand
+    token = compact({"alg": "RS256", "kid": issuer_a.kid}, payload, lambda d: rsa_sign(issuer_a.rsa_key, d))
+    with pytest.raises(TokenRejected, match="duplicate member") as info:
+        await authenticator.authenticate(token, None)
+    assert _is_bounded_escaped(str(info.value)), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a-1", "'a-1'"),
+        ("line\nbreak", "'line\\nbreak'"),
+        ("\u202eabc", "'\\u202eabc'"),
+        (None, "(none)"),
+        (7, "<int>"),
+    ],
+)
+def test_show_untrusted(value, expected):
+    assert jwt.show_untrusted(value) == expected
+
+
+def test_show_untrusted_cuts_long_text_and_names_it_by_hash():
+    long_a, long_b = "x" * 10_000, "x" * 9_999 + "y"
+    shown_a, shown_b = jwt.show_untrusted(long_a), jwt.show_untrusted(long_b)
+    assert len(shown_a) == len(shown_b) == jwt.SHOWN_MAX
+    assert shown_a != shown_b
+    assert shown_a.endswith("...#" + jwt.fingerprint(long_a))
+    assert len(jwt.show_untrusted("\x00" * 10_000)) == jwt.SHOWN_MAX

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
@@ -15,7 +16,7 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from sqlgate.cli import app
-from sqlgate.config import AwsIamConfig, Settings
+from sqlgate.config import AwsIamConfig, Settings, load_settings
 from sqlgate.errors import TokenRejected
 from sqlgate.identity.authenticator import Authenticator
 from sqlgate.identity.aws import check_signed_request, decode_aws_token, parse_caller_identity, principal_from_arn
@@ -53,16 +54,17 @@ def session(endpoint, *, role: str | None = None) -> boto3.Session:
     )
 
 
-def aws_settings(endpoint, **aws):
-    return Settings(identity={"aws": {"enabled": True, "sts_endpoint": endpoint, "server_id": "gw-prod", **aws}})
+def aws_settings(endpoint, data_dir, **aws):
+    aws = {"enabled": True, "sts_endpoint": endpoint, "server_id": "gw-prod", **aws}
+    return Settings(data_dir=data_dir, identity={"aws": aws})
 
 
 @pytest.fixture
-async def authenticate(sts_endpoint):
+async def authenticate(sts_endpoint, tmp_path):
     made = []
 
     async def run(token, **aws):
-        authenticator = Authenticator.from_settings(aws_settings(sts_endpoint, **aws))
+        authenticator = Authenticator.from_settings(aws_settings(sts_endpoint, tmp_path, **aws))
         made.append(authenticator)
         return await authenticator.authenticate(token, "10.0.0.5")
 
@@ -168,11 +170,11 @@ def test_server_id_header_must_be_signed_even_if_present():
         check_signed_request(request, config, datetime.now(UTC))
 
 
-async def test_unreachable_sts_fails_closed(sts_endpoint):
+async def test_unreachable_sts_fails_closed(sts_endpoint, tmp_path):
     """No answer from the configured STS endpoint is a rejection, never a pass."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    authenticator = Authenticator.from_settings(aws_settings(endpoint))
+    authenticator = Authenticator.from_settings(aws_settings(endpoint, tmp_path))
     with pytest.raises(TokenRejected, match="cannot reach STS"):
         await authenticator.authenticate(make_aws_token(session(sts_endpoint), "gw-prod", endpoint), None)
     await authenticator.aclose()
@@ -232,3 +234,42 @@ def test_cli_token_aws(sts_endpoint, tmp_path, monkeypatch):
     check_signed_request(
         request, AwsIamConfig(enabled=True, sts_endpoint=sts_endpoint, server_id="gw-prod"), datetime.now(UTC)
     )
+
+
+def test_cli_token_aws_is_for_this_gateway_only(sts_endpoint, tmp_path, monkeypatch):
+    """Without a server_id, `sqlgate token --aws` signs for the gateway's own id; another gateway refuses it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEUSER00003")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+
+    def gateway_config(name):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(f"data_dir: {name}\nidentity:\n  aws:\n    enabled: true\n    sts_endpoint: {sts_endpoint}\n")
+        return path
+
+    async def authenticate(config, token):
+        authenticator = Authenticator.from_settings(load_settings(config))  # each gateway's first start
+        try:
+            return await authenticator.authenticate(token, None)
+        finally:
+            await authenticator.aclose()
+
+    async def first_start(config):
+        await Authenticator.from_settings(load_settings(config)).aclose()
+
+    staging, production = gateway_config("staging"), gateway_config("production")
+    asyncio.run(first_start(staging))  # writes staging's id into its data_dir
+    result = CliRunner().invoke(app, ["token", "--aws", "-c", str(staging)])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    assert asyncio.run(authenticate(staging, token)).subject.endswith(":user/moto")
+    with pytest.raises(TokenRejected, match="another server"):
+        asyncio.run(authenticate(production, token))
+
+
+def test_cli_token_aws_without_a_known_gateway_id_says_what_to_set(sts_endpoint, tmp_path):
+    config = tmp_path / "client.yaml"
+    config.write_text(f"data_dir: data\nidentity:\n  aws:\n    enabled: true\n    sts_endpoint: {sts_endpoint}\n")
+    result = CliRunner().invoke(app, ["token", "--aws", "-c", str(config)])
+    assert result.exit_code == 2
+    assert "public_url" in result.output
+    assert not (tmp_path / "data").exists()  # a client never invents a gateway id

@@ -13,7 +13,7 @@ def principal(name):
 def test_expiry():
     cache = PrincipalCache(10)
     cache.put(b"a", principal("a"), valid_until=100.0)
-    assert cache.get(b"a", 99.0).subject == "a"
+    assert cache.get(b"a", 99.0).principal.subject == "a"
     assert cache.get(b"a", 100.0) is None
     assert len(cache) == 0
 
@@ -33,7 +33,7 @@ def test_replace_keeps_expiry():
     cache.put(b"a", principal("a"), 100.0)
     cache.replace(b"a", principal("a2"))
     cache.replace(b"missing", principal("x"))
-    assert cache.get(b"a", 50.0).subject == "a2"
+    assert cache.get(b"a", 50.0).principal.subject == "a2"
     assert cache.get(b"a", 100.0) is None
     assert len(cache) == 0
 

@@ -42,7 +42,7 @@ def test_leeway(changes, ok):
 
 
 def test_max_token_age():
-    rules = ClaimRules.of(IssuerConfig(issuer="https://idp", max_token_age=300, leeway=1))
+    rules = ClaimRules.of(IssuerConfig(issuer="https://idp", audience="sqlgate", max_token_age=300, leeway=1))
     check_claims(claims(iat=NOW - 300), rules, NOW)
     with pytest.raises(TokenRejected, match="older than max_token_age"):
         check_claims(claims(iat=NOW - 302), rules, NOW)
@@ -51,7 +51,9 @@ def test_max_token_age():
 
 
 def test_required_claims():
-    rules = ClaimRules.of(IssuerConfig(issuer="https://idp", required_claims=["repository", "environment"]))
+    rules = ClaimRules.of(
+        IssuerConfig(issuer="https://idp", audience="sqlgate", required_claims=["repository", "environment"])
+    )
     check_claims(claims(repository="acme/shop", environment="prod"), rules, NOW)
     with pytest.raises(TokenRejected, match="'environment' is missing"):
         check_claims(claims(repository="acme/shop", environment=""), rules, NOW)

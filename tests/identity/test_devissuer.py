@@ -118,7 +118,8 @@ async def test_http_routes_form_a_working_issuer(tmp_path):
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["expires_in"] == 120
-        settings = Settings(identity={"issuers": [{"issuer": issuer.url, "algorithms": ["ES256"]}]})
+        # the gateway of the same data_dir: its id is the audience the issuer minted for
+        settings = Settings(data_dir=tmp_path, identity={"issuers": [{"issuer": issuer.url, "algorithms": ["ES256"]}]})
         authenticator = Authenticator.from_settings(settings, http_client=http)
         principal = await authenticator.authenticate(body["access_token"], None)
         assert (principal.subject, principal.groups) == ("bob", ("a", "b", "c"))

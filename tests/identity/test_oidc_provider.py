@@ -31,10 +31,8 @@ def provider():
 @pytest.fixture
 def settings(provider, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return Settings(
-        data_dir=tmp_path,
-        identity={"issuers": [{"issuer": provider.issuer, "client_id": "cli", "algorithms": ["RS256"]}]},
-    )
+    issuer = {"issuer": provider.issuer, "client_id": "cli", "algorithms": ["RS256"], "audience": "sqlgate"}
+    return Settings(data_dir=tmp_path, identity={"issuers": [issuer]})
 
 
 @pytest.fixture
@@ -114,12 +112,13 @@ async def test_browser_login_with_pkce(provider, settings, authenticator):
     assert (principal.subject, principal.groups) == ("bob", ("engineers", "oncall"))
 
 
-async def test_key_rotation_during_a_run(settings):
+async def test_key_rotation_during_a_run(tmp_path):
     """The provider rotates its key: new tokens verify after one refetch; old keys stop once retired."""
     rotating = Provider()
     try:
         clock = Clock()
-        config = Settings(identity={"issuers": [{"issuer": rotating.issuer, "algorithms": ["RS256"]}]})
+        issuer = {"issuer": rotating.issuer, "algorithms": ["RS256"], "audience": "sqlgate"}
+        config = Settings(data_dir=tmp_path, identity={"issuers": [issuer]})
         authenticator = Authenticator.from_settings(config, clock=clock)
         before = rotating.client_credentials()
         assert (await authenticator.authenticate(before, None)).subject == "svc"
@@ -137,9 +136,62 @@ async def test_key_rotation_during_a_run(settings):
         # Stale keys still serve while a background fetch replaces them ...
         assert (await authenticator.authenticate(before, None)).subject == "svc"
         await authenticator.refresh_keys()  # ... waits for that fetch (it holds the issuer's lock)
-        authenticator.forget_principals()
+        # the principal cached just now goes with its key: no forget_principals() needed
         with pytest.raises(TokenRejected, match="unknown key id"):
             await authenticator.authenticate(before, None)
         await authenticator.aclose()
     finally:
+        rotating.stop()
+
+
+async def test_token_for_another_gateway_is_refused(provider, tmp_path):
+    """Two gateways trust one IdP; each accepts only tokens for its own public URL (the default audience)."""
+
+    def gateway(name):
+        issuer = {"issuer": provider.issuer, "algorithms": ["RS256"]}
+        url = f"https://sqlgate-{name}.example.com/"
+        return Authenticator.from_settings(
+            Settings(data_dir=tmp_path / name, public_url=url, identity={"issuers": [issuer]})
+        )
+
+    staging, production = gateway("staging"), gateway("production")
+    try:
+        token = provider.client_credentials(resource="https://sqlgate-staging.example.com")
+        assert (await staging.authenticate(token, None)).subject == "svc"
+        with pytest.raises(TokenRejected, match=r"audience \(aud\) is not accepted"):
+            await production.authenticate(token, None)
+        with pytest.raises(TokenRejected, match=r"audience \(aud\) is not accepted"):
+            await production.authenticate(provider.client_credentials(), None)  # the IdP's generic "sqlgate"
+        production_token = provider.client_credentials(resource="https://sqlgate-production.example.com")
+        assert (await production.authenticate(production_token, None)).subject == "svc"
+    finally:
+        await staging.aclose()
+        await production.aclose()
+
+
+async def test_cached_principal_is_refused_once_its_key_leaves_the_jwks(tmp_path):
+    """A token verified (and cached) before the IdP retired its key is refused on its next use."""
+    rotating = Provider()
+    clock = Clock()
+    issuer = {"issuer": rotating.issuer, "algorithms": ["RS256"], "audience": "sqlgate"}
+    authenticator = Authenticator.from_settings(
+        Settings(data_dir=tmp_path, identity={"issuers": [issuer]}), clock=clock
+    )
+    try:
+        before = rotating.client_credentials()
+        assert (await authenticator.authenticate(before, None)).subject == "svc"
+        assert (await authenticator.authenticate(before, None)).subject == "svc"  # served from the cache
+
+        new_kid = rotating.admin("rotate")
+        rotating.admin("retire")
+        assert rotating.published_kids() == [new_kid]
+        clock.advance(6)  # past the refetch rate limit
+        after = rotating.client_credentials()  # its new kid makes the gateway fetch the keys again
+        assert (await authenticator.authenticate(after, None)).subject == "svc"
+
+        with pytest.raises(TokenRejected, match="unknown key id"):
+            await authenticator.authenticate(before, None)  # still within exp, once cached
+        assert (await authenticator.authenticate(after, None)).subject == "svc"
+    finally:
+        await authenticator.aclose()
         rotating.stop()

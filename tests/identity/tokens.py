@@ -48,10 +48,14 @@ def compact(header: dict | bytes | str, payload: dict | bytes | str, sign) -> st
 
 @dataclass
 class FakeIssuer:
-    """An issuer with an RSA and an EC key; ``handler`` serves discovery and JWKS like an IdP would."""
+    """An issuer with an RSA and an EC key; ``handler`` serves discovery and JWKS like an IdP would.
+
+    Its tokens are for ``audience``, and :meth:`config` trusts that audience explicitly.
+    """
 
     url: str = "https://idp.example.com"
     kid: str = "rsa-1"
+    audience: str = "sqlgate"
     cache_control: str = "max-age=300"
     rsa_key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
     ec_key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
@@ -64,11 +68,11 @@ class FakeIssuer:
         return {"keys": [rsa_jwk, ec_jwk]}
 
     def config(self, **overrides: Any) -> IssuerConfig:
-        return IssuerConfig(issuer=self.url, **overrides)
+        return IssuerConfig(issuer=self.url, **{"audience": self.audience, **overrides})
 
     def claims(self, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
-        claims = {"iss": self.url, "aud": "sqlgate", "sub": "alice", "iat": now, "exp": now + 600, "name": "Alice"}
+        claims = {"iss": self.url, "aud": self.audience, "sub": "alice", "iat": now, "exp": now + 600, "name": "Alice"}
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 

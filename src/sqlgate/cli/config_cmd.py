@@ -1,10 +1,10 @@
-"""``sqlgate config``: validate the settings file, print its JSON Schema."""
+"""``sqlgate config``: validate the settings file, print its JSON Schema, show the effective settings."""
 
 from __future__ import annotations
 
 import typer
 
-from sqlgate.cli.common import ConfigOption, JsonOption, console, print_json
+from sqlgate.cli.common import ConfigOption, JsonOption, console, err_console, print_json
 from sqlgate.config import config_path, json_schema, load_settings
 from sqlgate.errors import ConfigError
 
@@ -39,8 +39,22 @@ def schema() -> None:
 
 @config_app.command("show")
 def show(config: ConfigOption = None) -> None:
-    """Print the effective settings (file + environment + defaults) as JSON; secrets are never shown."""
-    print_json(load_settings(config).model_dump(mode="json"))
+    """Print the effective settings (file + environment + defaults) as JSON; secrets are never shown.
+
+    ``identity.deployment_id`` (this gateway's name in tokens), every issuer's ``audience`` and
+    ``identity.aws.server_id`` are shown as the gateway uses them; nothing is written.
+    """
+    from sqlgate.identity.deployment import ID_FILE, resolve  # noqa: PLC0415 - keeps --help fast
+
+    settings = load_settings(config)
+    effective = resolve(settings, create=False)  # a damaged id file is a ConfigError, printed by main()
+    if effective.identity.deployment_id is None:
+        err_console.print(
+            f"note: identity.deployment_id is generated into {settings.data_dir / ID_FILE} at the gateway's "
+            "first start (or set public_url)",
+            highlight=False,
+        )
+    print_json(effective.model_dump(mode="json"))
 
 
 def register(app: typer.Typer) -> None:

@@ -82,8 +82,14 @@ def _aws_token(settings: Settings) -> str:
     except ImportError:
         raise typer.BadParameter("--aws needs boto3 (pip install boto3)") from None
     from sqlgate.identity.awstoken import make_aws_token  # noqa: PLC0415
+    from sqlgate.identity.deployment import resolve  # noqa: PLC0415
 
-    aws = settings.identity.aws
+    aws = resolve(settings, create=False).identity.aws
+    if aws.server_id is None:
+        raise typer.BadParameter(
+            "the gateway's id is not known here: set public_url (the gateway's URL) or identity.aws.server_id "
+            "to the identity.deployment_id that `sqlgate config show` prints on the gateway"
+        )
     return make_aws_token(boto3.Session(), aws.server_id, aws.sts_endpoint, aws.region)
 
 

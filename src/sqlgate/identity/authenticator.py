@@ -3,8 +3,15 @@
 JWTs go to the verifier of the issuer their ``iss`` names (the dev issuer
 among them when ``identity.dev_issuer`` is on); other tokens to AWS IAM when it
 is enabled. Verified principals are cached by the token's SHA-256 until the
-token expires. Failures raise :class:`TokenRejected` and are logged with the
-token's fingerprint, never the token.
+token expires, or until the issuer stops publishing the key that signed it
+(rotation or revocation at the identity provider): a cached token whose key
+left the issuer's JWKS is verified afresh on its next use, and refused.
+Failures raise :class:`TokenRejected` and are logged with the token's
+fingerprint, never the token (and reasons hold token text only through
+:func:`sqlgate.identity.jwt.show_untrusted`).
+
+Issuers without an ``audience``, the dev issuer and AWS IAM accept only tokens
+naming this gateway (:mod:`sqlgate.identity.deployment`).
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ from sqlgate.config import Settings
 from sqlgate.errors import ConfigError, IdentityError, TokenRejected
 from sqlgate.identity import jwt
 from sqlgate.identity.aws import AwsVerifier
-from sqlgate.identity.cache import PrincipalCache
+from sqlgate.identity.cache import CachedPrincipal, PrincipalCache
+from sqlgate.identity.deployment import resolve
 from sqlgate.identity.devissuer import DevIssuer
-from sqlgate.identity.oidc import IssuerVerifier
+from sqlgate.identity.oidc import IssuerVerifier, Verified
 from sqlgate.identity.principal import Principal
 from sqlgate.identity.remote import StaticKeys
 
@@ -53,7 +61,11 @@ class Authenticator:
     def from_settings(
         cls, settings: Settings, *, http_client: httpx.AsyncClient | None = None, clock: Clock = time.time
     ) -> Authenticator:
-        """An authenticator for every source in ``settings``; it closes ``http_client`` only if it made it."""
+        """An authenticator for every source in ``settings``; it closes ``http_client`` only if it made it.
+
+        This is the gateway's first start when its id (``data_dir/deployment-id``) is generated here.
+        """
+        settings = resolve(settings)
         owned = None
         if http_client is None:
             http_client = owned = httpx.AsyncClient(follow_redirects=False)
@@ -80,26 +92,37 @@ class Authenticator:
             _log_rejection(token, source, exc)
             raise
         cached = self._cache.get(digest, now)
-        if cached is not None:
-            if cached.source == source:
-                return cached
-            principal = cached.with_source(source)
+        if cached is not None and self._key_still_published(cached, now):
+            if cached.principal.source == source:
+                return cached.principal
+            principal = cached.principal.with_source(source)
             self._cache.replace(digest, principal)  # the next call from this address allocates nothing
             return principal
+        if cached is not None:
+            self._cache.drop(digest)  # its key left the issuer's keys: verify afresh (and be refused)
         try:
-            principal = (await self._verify(token, now)).with_source(source)
+            verified = await self._verify(token, now)
         except TokenRejected as exc:
             _log_rejection(token, source, exc)
             raise
+        principal = verified.principal.with_source(source)
         valid_until = principal.expires_at.timestamp() if principal.expires_at else now
-        self._cache.put(digest, principal, valid_until)
+        self._cache.put(digest, principal, valid_until, verified.key_thumbprint)
         return principal
 
-    async def _verify(self, token: str, now: float) -> Principal:
+    def _key_still_published(self, cached: CachedPrincipal, now: float) -> bool:
+        """False once the issuer of a cached principal no longer publishes the key that signed its token."""
+        if cached.key_thumbprint is None:
+            return True  # AWS IAM: no key to revoke; the signature lives 15 minutes
+        verifier = self._issuers.get(cached.principal.issuer)
+        return verifier is not None and verifier.still_publishes(cached.key_thumbprint, now)
+
+    async def _verify(self, token: str, now: float) -> Verified:
         if token.count(".") != 2:
             if self._aws is None:
                 raise TokenRejected("not a JWT: 3 dot-separated segments expected (AWS IAM tokens are not enabled)")
-            return await self._aws.verify(token, datetime.fromtimestamp(now, UTC))
+            principal = await self._aws.verify(token, datetime.fromtimestamp(now, UTC))
+            return Verified(principal, None)
         unverified = jwt.parse(token)
         issuer = unverified.claims.get("iss")
         verifier = self._issuers.get(issuer) if isinstance(issuer, str) else None

@@ -4,7 +4,8 @@ The scheme of Vault's aws auth method: the caller signs (but does not send) a
 GetCallerIdentity request and hands it over as base64url JSON ``{"method",
 "url", "headers", "body"}``. sqlgate checks the request is exactly that call,
 signed for the configured STS endpoint and for *this* gateway (the signed
-``X-Sqlgate-Server-Id`` header), sends it to the configured ``sts_endpoint``
+``X-Sqlgate-Server-Id`` header: ``identity.aws.server_id``, by default this
+gateway's id, see :mod:`sqlgate.identity.deployment`), sends it to the configured ``sts_endpoint``
 (never to a URL from the token), and maps the ARN STS answers with.
 Building a token: :func:`sqlgate.identity.awstoken.make_aws_token`.
 """
@@ -25,8 +26,8 @@ from xml.etree import ElementTree as ET
 import httpx
 
 from sqlgate.config import AwsIamConfig
-from sqlgate.errors import TokenRejected
-from sqlgate.identity.jwt import check_size
+from sqlgate.errors import ConfigError, TokenRejected
+from sqlgate.identity.jwt import check_size, show_untrusted
 from sqlgate.identity.principal import Principal
 
 AWS_ISSUER = "aws:sts"
@@ -38,6 +39,7 @@ STS_TIMEOUT = 10.0
 
 _SIGNED_HEADERS = re.compile(r"SignedHeaders=([a-z0-9;-]+)")
 _ARN = re.compile(r"^arn:(aws[a-z-]*):(iam|sts)::(\d{12}):([a-z-]+)/?(.*)$")
+_ACCOUNT = re.compile(r"\d{12}")
 _STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 
 
@@ -90,7 +92,7 @@ def check_signed_request(request: SignedRequest, config: AwsIamConfig, now: date
     signed = request.signed_headers()
     if SERVER_ID_HEADER not in signed or "host" not in signed:
         raise TokenRejected("AWS token: the X-Sqlgate-Server-Id header is not signed")
-    if request.headers.get(SERVER_ID_HEADER) != config.server_id:
+    if config.server_id is None or request.headers.get(SERVER_ID_HEADER) != config.server_id:
         raise TokenRejected("AWS token: signed for another server (X-Sqlgate-Server-Id)")
     return _check_date(request.headers.get("x-amz-date", ""), now)
 
@@ -120,6 +122,8 @@ def parse_caller_identity(document: bytes) -> tuple[str, str, str]:
     arn, account, user_id = (v.strip() if v else "" for v in values)
     if not arn or not account:
         raise TokenRejected("STS answer lacks Arn or Account")
+    if not _ACCOUNT.fullmatch(account):
+        raise TokenRejected(f"STS answered with a malformed Account {show_untrusted(account)}")
     return arn, account, user_id
 
 
@@ -153,6 +157,8 @@ class AwsVerifier:
     """Verifies AWS tokens by replaying them to the configured STS endpoint."""
 
     def __init__(self, config: AwsIamConfig, http: httpx.AsyncClient) -> None:
+        if config.server_id is None:
+            raise ConfigError("identity.aws.server_id is not resolved: this gateway's id is unknown")
         self.config = config
         self._http = http
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlgate.config import IssuerConfig
-from sqlgate.errors import TokenRejected
+from sqlgate.errors import ConfigError, TokenRejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +22,10 @@ class ClaimRules:
 
     @classmethod
     def of(cls, config: IssuerConfig) -> ClaimRules:
-        """The rules configured for an issuer."""
+        """The rules configured for an issuer (its audience resolved: :func:`sqlgate.identity.deployment.resolve`)."""
         audience = config.audience
+        if audience is None:
+            raise ConfigError(f"issuer {config.issuer!r} has no audience: this gateway's id was not resolved")
         return cls(
             issuer=config.issuer,
             audiences=frozenset([audience] if isinstance(audience, str) else audience),

@@ -21,6 +21,7 @@ from platformdirs import user_cache_dir
 
 from sqlgate.config import IssuerConfig, Settings
 from sqlgate.errors import IdentityError
+from sqlgate.identity.deployment import resolve
 
 REFRESH_MARGIN = 60.0
 """Refresh a token this many seconds before it expires."""
@@ -98,7 +99,7 @@ def choose_issuer(settings: Settings, issuer: str | None) -> IssuerConfig:
 
 def cached_login(settings: Settings, issuer: str | None = None, *, http: httpx.Client | None = None) -> CachedLogin:
     """A login whose token is valid now, refreshed if needed; IdentityError says to log in otherwise."""
-    config = choose_issuer(settings, issuer)
+    config = choose_issuer(resolve(settings, create=False), issuer)
     login = load_login(config.issuer)
     if login is None:
         raise IdentityError(f"not signed in to {config.issuer}: run `sqlgate login`")
@@ -143,6 +144,9 @@ def unverified_claims(token: str) -> dict[str, Any]:
 
 
 def _fits(claims: dict[str, Any], config: IssuerConfig) -> bool:
+    """True when ``claims`` name an audience the gateway accepts (never when that audience is not known here)."""
+    if config.audience is None:
+        return False
     audiences = {config.audience} if isinstance(config.audience, str) else set(config.audience)
     aud = claims.get("aud")
     return bool(audiences & ({aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()))

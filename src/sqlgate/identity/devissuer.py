@@ -6,7 +6,9 @@ straight from that file, so ``sqlgate token --user alice`` needs no running
 server; :mod:`sqlgate.identity.devissuer_http` serves discovery, JWKS and a
 loopback-only token endpoint. The gateway trusts these tokens only when
 ``identity.dev_issuer`` is true, and never serves the issuer on a
-non-loopback address unless ``--insecure-dev`` is given.
+non-loopback address unless ``--insecure-dev`` is given. Tokens carry this
+gateway's id as their audience (:mod:`sqlgate.identity.deployment`), so a dev
+token of one gateway is refused by every other.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from joserfc.jwk import ECKey
 
 from sqlgate.config import IssuerConfig, Settings, is_loopback, split_host_port
 from sqlgate.errors import ConfigError
+from sqlgate.identity.deployment import deployment_id, load_or_create_id
 
 DEV_ISSUER_PATH = "/dev-issuer"
-DEV_AUDIENCE = "sqlgate"
 DEV_ALGORITHM = "ES256"
 MAX_DEV_TTL = timedelta(hours=24)
 KEY_FILE = "signing-key.pem"
@@ -69,20 +71,24 @@ def _load_or_create_key(directory: Path) -> ECKey:
 
 @dataclass(frozen=True, slots=True)
 class DevIssuer:
-    """The dev issuer's identity: its URL and its signing key."""
+    """The dev issuer's identity: its URL, its signing key and the audience (this gateway's id) it mints for."""
 
     url: str
     key: ECKey
+    audience: str
 
     @classmethod
-    def load(cls, data_dir: Path, url: str) -> DevIssuer:
-        """The issuer whose key is in ``data_dir/dev-issuer/`` (created on first use)."""
-        return cls(url, _load_or_create_key(data_dir / "dev-issuer"))
+    def load(cls, data_dir: Path, url: str, audience: str | None = None) -> DevIssuer:
+        """The issuer whose key is in ``data_dir/dev-issuer/`` (created on first use).
+
+        ``audience`` defaults to the id generated into ``data_dir`` (see :mod:`sqlgate.identity.deployment`).
+        """
+        return cls(url, _load_or_create_key(data_dir / "dev-issuer"), audience or load_or_create_id(data_dir))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DevIssuer:
-        """The dev issuer of these settings (its key under ``data_dir``)."""
-        return cls.load(settings.data_dir, dev_issuer_url(settings))
+        """The dev issuer of these settings: its key under ``data_dir``, minting for this gateway's id."""
+        return cls.load(settings.data_dir, dev_issuer_url(settings), deployment_id(settings))
 
     @property
     def kid(self) -> str:
@@ -99,7 +105,7 @@ class DevIssuer:
 
     def issuer_config(self) -> IssuerConfig:
         """How the gateway verifies this issuer's tokens."""
-        return IssuerConfig(issuer=self.url, audience=DEV_AUDIENCE, algorithms=[DEV_ALGORITHM])
+        return IssuerConfig(issuer=self.url, audience=self.audience, algorithms=[DEV_ALGORITHM])
 
     def mint(self, user: str, groups: list[str], ttl: timedelta, *, now: float | None = None) -> str:
         """A signed token for ``user`` in ``groups``, valid for ``ttl`` (ValueError on bad input)."""
@@ -112,7 +118,7 @@ class DevIssuer:
         claims = {
             "iss": self.url,
             "sub": user,
-            "aud": DEV_AUDIENCE,
+            "aud": self.audience,
             "iat": issued,
             "nbf": issued,
             "exp": issued + int(ttl.total_seconds()),

@@ -2,7 +2,10 @@
 
 Pure: no I/O, no clock. Every failure raises :class:`TokenRejected` with a
 specific reason; no message or log line ever holds the token itself (use
-:func:`fingerprint` to name one).
+:func:`fingerprint` to name one), and text read from a token before it is
+verified (``kid``, ``alg``, member names) appears only through
+:func:`show_untrusted`: escaped ASCII of a fixed maximum length. Messages
+become audit reasons and client-facing errors, so this is the one gate.
 """
 
 from __future__ import annotations
@@ -37,6 +40,31 @@ def fingerprint(token: str | bytes) -> str:
     """A short, non-reversible name for a token, safe to log: 8 hex digits of its SHA-256."""
     data = token.encode("utf-8", "surrogatepass") if isinstance(token, str) else token
     return hashlib.sha256(data).hexdigest()[:8]
+
+
+SHOWN_MAX = 40
+"""The longest text :func:`show_untrusted` returns."""
+
+_CUT_SUFFIX = "...#"
+
+
+def show_untrusted(value: object) -> str:
+    """Attacker-controlled text as a message may hold it: quoted, escaped ASCII, at most :data:`SHOWN_MAX` characters.
+
+    Control characters, quotes and everything outside printable ASCII are escaped
+    (``ascii()``); text longer than the limit is cut and named by :func:`fingerprint`
+    (``'abc...#1a2b3c4d'``), so two different long values never look the same.
+    Anything but a string is shown by its type name only (None as ``(none)``).
+    """
+    if value is None:
+        return "(none)"
+    if not isinstance(value, str):
+        return f"<{type(value).__name__}>"
+    quoted = ascii(value)
+    if len(quoted) <= SHOWN_MAX:
+        return quoted
+    keep = SHOWN_MAX - len(_CUT_SUFFIX) - 8
+    return f"{quoted[:keep]}{_CUT_SUFFIX}{fingerprint(value)}"
 
 
 def token_digest(token: str) -> bytes:
@@ -103,7 +131,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise TokenRejected(f"malformed JWT: duplicate member {key[:40]!r}")
+            raise TokenRejected(f"malformed JWT: duplicate member {show_untrusted(key)}")
         result[key] = value
     return result
 
@@ -128,7 +156,7 @@ def _check_header(header: dict[str, Any]) -> None:
     if not isinstance(alg, str):
         raise TokenRejected("malformed JWT: the header has no alg")
     if _HMAC_OR_NONE.match(alg):
-        raise TokenRejected(f"algorithm {alg[:10]!r} is never accepted (no unsigned or HMAC tokens)")
+        raise TokenRejected(f"algorithm {show_untrusted(alg)} is never accepted (no unsigned or HMAC tokens)")
     if "crit" in header:
         raise TokenRejected("the crit header is not supported")
     for name in _REMOTE_KEY_HEADERS:
@@ -155,7 +183,7 @@ class SignatureChecker:
     def check_alg(self, token: UnverifiedToken) -> None:
         """Refuse an algorithm this issuer is not pinned to."""
         if token.alg not in self.algorithms:
-            raise TokenRejected(f"algorithm {token.alg[:10]!r} is not accepted from this issuer")
+            raise TokenRejected(f"algorithm {show_untrusted(token.alg)} is not accepted from this issuer")
 
     def verify(self, token: UnverifiedToken, key: PublicKey) -> None:
         """Raise TokenRejected unless ``key`` made the signature with the token's (pinned) algorithm."""
@@ -167,6 +195,8 @@ class SignatureChecker:
             key.check_alg(token.alg)
             valid = alg.verify(token.signing_input, token.signature, key)
         except (JoseError, ValueError):
-            raise TokenRejected(f"the key {token.kid!r} cannot verify {token.alg} signatures") from None
+            raise TokenRejected(
+                f"the key {show_untrusted(token.kid)} cannot verify {token.alg} signatures"  # alg: pinned above
+            ) from None
         if not valid:
             raise TokenRejected("bad signature")

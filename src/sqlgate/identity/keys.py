@@ -3,7 +3,9 @@
 A snapshot is *fresh* for the HTTP cache lifetime of the JWKS response
 (``Cache-Control: max-age``, clamped), then *stale but usable* for the
 issuer's ``jwks_grace`` (the identity provider may be down), then unusable:
-verification fails closed.
+verification fails closed. A snapshot knows the RFC 7638 thumbprint of each
+key it holds, so a principal verified with one key can be checked, cheaply,
+against the keys the issuer publishes now (a key that left is revoked).
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from sqlgate.identity.jwt import PublicKey
+from sqlgate.identity.jwt import PublicKey, show_untrusted
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,11 @@ def _import_key(entry: Any) -> PublicKey | None:
     try:
         return key_class.import_key(public)
     except (JoseError, ValueError, TypeError):
-        log.warning("skipping a malformed %s key (kid %r) in a JWKS", entry.get("kty"), entry.get("kid"))
+        log.warning(
+            "skipping a malformed %s key (kid %s) in a JWKS",
+            show_untrusted(entry.get("kty")),
+            show_untrusted(entry.get("kid")),
+        )
         return None
 
 
@@ -79,6 +85,14 @@ class KeySnapshot:
     keys: tuple[PublicKey, ...]
     fetched_at: float
     fresh_until: float
+    thumbprints: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thumbprints", frozenset(key.thumbprint() for key in self.keys))
+
+    def publishes(self, thumbprint: str) -> bool:
+        """True when the key with this RFC 7638 thumbprint is among these keys."""
+        return thumbprint in self.thumbprints
 
     def find(self, kid: str | None, alg: str) -> PublicKey | None:
         """The key named ``kid``; without a kid, the only key that fits ``alg``."""

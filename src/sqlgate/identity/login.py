@@ -24,6 +24,8 @@ import httpx
 from sqlgate.config import IssuerConfig, Settings
 from sqlgate.errors import IdentityError
 from sqlgate.identity.client import CachedLogin, choose_issuer, login_from_response, save_login
+from sqlgate.identity.deployment import resolve
+from sqlgate.identity.jwt import show_untrusted
 from sqlgate.identity.remote import DISCOVERY_PATH
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -51,8 +53,12 @@ def run_login(  # noqa: PLR0913 # the browser, prompt and sleep are seams for te
     open_browser: Callable[[str], Any] = webbrowser.open,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CachedLogin:
-    """Sign in to an issuer from ``identity.issuers`` (it needs a ``client_id``) and cache the tokens."""
-    config = choose_issuer(settings, issuer)
+    """Sign in to an issuer from ``identity.issuers`` (it needs a ``client_id``) and cache the tokens.
+
+    Of the access and ID tokens, the one whose audience the gateway accepts is kept: the issuer's ``audience``,
+    else this gateway's id when it is known here (``public_url``, ``identity.deployment_id`` or ``data_dir``).
+    """
+    config = choose_issuer(resolve(settings, create=False), issuer)
     if not config.client_id:
         raise IdentityError(f"issuer {config.issuer} has no client_id to sign in with")
     with httpx.Client(timeout=10.0) as http:
@@ -108,7 +114,7 @@ def _device_flow(
         if error == "slow_down":
             interval += 5
         elif error != "authorization_pending":
-            raise IdentityError(f"device login failed: {error or answer.status_code}")
+            raise IdentityError(f"device login failed: {show_untrusted(error) if error else answer.status_code}")
     raise IdentityError("device login timed out")
 
 
@@ -145,7 +151,8 @@ def _pkce_flow(
     if params.get("state") != state:
         raise IdentityError("browser login failed: the state does not match")
     if "code" not in params:
-        raise IdentityError(f"browser login failed: {params.get('error', 'no code returned')}")
+        error = params.get("error")
+        raise IdentityError(f"browser login failed: {show_untrusted(error) if error else 'no code returned'}")
     response = http.post(
         str(meta["token_endpoint"]),
         data={

@@ -1,4 +1,8 @@
-"""Verification of one issuer's tokens: pinned algorithms, its keys, its claim rules, its claim names."""
+"""Verification of one issuer's tokens: pinned algorithms, its keys, its claim rules, its claim names.
+
+A verification names the key that signed (its RFC 7638 thumbprint), so a
+principal cached afterwards can be dropped once the issuer stops publishing it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,14 @@ from sqlgate.identity.jwt import SignatureChecker, UnverifiedToken
 from sqlgate.identity.mapping import ClaimNames, principal_from_claims
 from sqlgate.identity.principal import AuthMethod, Principal
 from sqlgate.identity.remote import KeySource, RemoteKeys
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A principal and the thumbprint of the key that signed its token (None for AWS IAM, which has no keys)."""
+
+    principal: Principal
+    key_thumbprint: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +53,18 @@ class IssuerVerifier:
         """The ``iss`` this verifier accepts."""
         return self.rules.issuer
 
-    async def verify(self, token: UnverifiedToken, now: float) -> Principal:
-        """The principal ``token`` proves, or TokenRejected."""
+    async def verify(self, token: UnverifiedToken, now: float) -> Verified:
+        """The principal ``token`` proves and the key that signed it, or TokenRejected."""
         self.signatures.check_alg(token)
         check_claims(token.claims, self.rules, now)
         key = await self.keys.key(token.kid, token.alg, now)
         self.signatures.verify(token, key)
         principal = principal_from_claims(token.claims, self.names, method=self.method)
-        return _cap_by_age(principal, token.claims.get("iat"), self.rules.max_token_age)
+        return Verified(_cap_by_age(principal, token.claims.get("iat"), self.rules.max_token_age), key.thumbprint())
+
+    def still_publishes(self, key_thumbprint: str, now: float) -> bool:
+        """True while the issuer still publishes the key (a stale key set is refreshed in the background)."""
+        return self.keys.publishes(key_thumbprint, now)
 
 
 def _cap_by_age(principal: Principal, iat: object, max_token_age: float | None) -> Principal:

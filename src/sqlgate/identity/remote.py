@@ -3,7 +3,9 @@
 This is the only module of the OIDC path that does I/O. Fetches are
 serialized per issuer and rate-limited (:data:`REFETCH_INTERVAL`), so a flood
 of tokens with unknown ``kid`` values or an identity-provider outage costs at
-most one request every few seconds.
+most one request every few seconds. :meth:`KeySource.publishes` tells the
+authenticator whether a cached principal's signing key is still published: a
+key the issuer no longer lists revokes every principal it verified.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import httpx
 
 from sqlgate.config import is_loopback
 from sqlgate.errors import ConfigError, TokenRejected
-from sqlgate.identity.jwt import PublicKey
+from sqlgate.identity.jwt import PublicKey, show_untrusted
 from sqlgate.identity.keys import REFETCH_INTERVAL, KeySnapshot, cache_lifetime, import_jwks, static_snapshot
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,10 @@ class KeySource(Protocol):
 
     def is_usable(self, now: float) -> bool:
         """True when tokens can be verified now without a fetch."""
+        ...
+
+    def publishes(self, thumbprint: str, now: float) -> bool:
+        """True while the key with this thumbprint is in the issuer's current keys (never waits for a fetch)."""
         ...
 
     async def refresh(self, now: float) -> None:
@@ -67,13 +73,18 @@ class StaticKeys:
         del now
         found = self._snapshot.find(kid, alg)
         if found is None:
-            raise TokenRejected("unknown key id (kid)")
+            raise TokenRejected(unknown_key(kid))
         return found
 
     def is_usable(self, now: float) -> bool:
         """Always True."""
         del now
         return True
+
+    def publishes(self, thumbprint: str, now: float) -> bool:
+        """True when the key is one of these."""
+        del now
+        return self._snapshot.publishes(thumbprint)
 
     async def refresh(self, now: float) -> None:
         """Nothing to fetch."""
@@ -125,12 +136,25 @@ class RemoteKeys:
             snapshot = await self._fetch_if_allowed(now) or snapshot
             found = snapshot.find(kid, alg)
         if found is None:
-            raise TokenRejected("unknown key id (kid)" if kid is not None else "the token names no key (kid)")
+            raise TokenRejected(unknown_key(kid))
         return found
 
     def is_usable(self, now: float) -> bool:
         """True while keys are fresh or within the grace period."""
         return self._snapshot is not None and self._snapshot.is_usable(now, self._grace)
+
+    def publishes(self, thumbprint: str, now: float) -> bool:
+        """True while the last fetched keys hold this key; keys past their max-age are refetched in the background.
+
+        Through an outage the last fetched keys stand (no fetch, no news of a
+        revocation); the first fetch that no longer lists the key revokes it.
+        """
+        snapshot = self._snapshot
+        if snapshot is None:
+            return False
+        if not snapshot.is_fresh(now):
+            self._refresh_in_background(now)
+        return snapshot.publishes(thumbprint)
 
     async def refresh(self, now: float) -> None:
         """Fetch keys now unless a fetch happened in the last few seconds."""
@@ -183,6 +207,13 @@ class RemoteKeys:
         response = await self._http.get(url, timeout=FETCH_TIMEOUT, headers={"accept": "application/json"})
         response.raise_for_status()
         return response
+
+
+def unknown_key(kid: str | None) -> str:
+    """The reason for a token whose key is not (or no longer) published; the kid shown escaped and bounded."""
+    if kid is None:
+        return "the token names no key (kid)"
+    return f"unknown key id (kid {show_untrusted(kid)}): not among the issuer's published keys"
 
 
 def _describe(exc: Exception) -> str:

@@ -4,7 +4,9 @@
 // Issuer: http://127.0.0.1:<port>. Prints "ready <issuer>" on stdout when listening.
 // Clients: "svc" (client_credentials, secret "svc-secret") and "cli" (public: device flow,
 // authorization code + PKCE on a loopback redirect, refresh tokens).
-// Access tokens are JWTs for audience "sqlgate" (resource indicators with a default resource).
+// Access tokens are JWTs for audience "sqlgate" (resource indicators with a default resource);
+// a client that names a resource (RFC 8707 `resource`, e.g. a gateway's public URL) gets that
+// resource as the audience, as identity providers with resource indicators or API audiences do.
 // Test-only admin endpoint: POST /admin/rotate signs with a fresh RSA key from then on
 // (the old key stays published until POST /admin/retire).
 import { createServer } from 'node:http';
@@ -80,9 +82,9 @@ function configuration() {
         enabled: true,
         defaultResource: async () => RESOURCE,
         useGrantedResource: async () => true,
-        getResourceServerInfo: async () => ({
+        getResourceServerInfo: async (ctx, resourceIndicator) => ({
           scope: 'api openid offline_access profile email',
-          audience: 'sqlgate',
+          audience: resourceIndicator === RESOURCE ? 'sqlgate' : resourceIndicator,
           accessTokenTTL: 600,
           accessTokenFormat: 'jwt',
           jwt: { sign: { alg: 'RS256' } },
