@@ -1,15 +1,20 @@
-"""Fixtures for the audit tests: a state store on SQLite and PostgreSQL, a signing key, a log."""
+"""Fixtures for the audit tests: a state store on SQLite and PostgreSQL, a signing key, a log, a settings file."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
 
 from sqlgate.audit.events import AuditEvent, PrincipalRef
 from sqlgate.audit.keys import Signer
 from sqlgate.audit.log import AuditLog
+from sqlgate.cli import app
+from sqlgate.config import load_settings
 from sqlgate.store import StateStore
 
 
@@ -71,3 +76,73 @@ def security(n: int = 0, **fields) -> AuditEvent:
     """A security event (a lease mint) numbered ``n``."""
     fields.setdefault("outcome", "success")
     return AuditEvent(type="lease.mint", principal=ALICE, database="prod", db_login=f"sg_alice_{n}", **fields)
+
+
+# -- a deployment's settings file and its stored log, for the command-line tests --------------
+
+CHAIN = "replica-a"
+
+
+def write_config(path, tmp_path, state_url, *, chain=CHAIN, extra=""):
+    """A settings file: data_dir under ``tmp_path``, the given state, chain id and checkpoints every 5 records."""
+    path.write_text(
+        f"data_dir: {tmp_path / 'data'}\nstate: {state_url}\n"
+        f"audit:\n  chain_id: {chain}\n  checkpoint_every: 5\n{extra}"
+    )
+    return path
+
+
+@pytest.fixture
+def config(tmp_path, state_url):
+    """A settings file whose state database holds 20 records and 4 checkpoints of one chain."""
+    path = write_config(tmp_path / "sqlgate.yaml", tmp_path, state_url)
+    populate(path)
+    return path
+
+
+def populate(path, count=20, start=0, **options):
+    """Write ``count`` events (every fourth a security event) through the log ``path`` describes."""
+
+    async def run():
+        settings = load_settings(path)
+        store = await StateStore.open(settings.state_url())
+        try:
+            log = AuditLog.from_settings(settings, store)
+            for name, value in options.items():
+                setattr(log, name, value)
+            async with log:
+                for n in range(start, start + count):
+                    if n % 4 == 0:
+                        await log.record(security(n))
+                    else:
+                        await log.submit(statement(n))
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def tamper(config, *statements):
+    """Run SQLAlchemy statements (or callables taking a connection) against the config's store."""
+
+    async def run():
+        store = await StateStore.open(load_settings(config).state_url())
+        try:
+            async with store.begin() as conn:
+                for stmt in statements:
+                    await (stmt(conn) if callable(stmt) else conn.execute(stmt))
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def cli(*args):
+    """Run ``sqlgate`` with ``args``; the result (exit_code, stdout, stderr)."""
+    return CliRunner().invoke(app, list(args))
+
+
+def verify(config, *args):
+    """``sqlgate audit verify --json``: (exit code, the report or None)."""
+    result = cli("audit", "verify", "-c", str(config), "--json", *args)
+    return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else None

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
-import pytest
 from sqlalchemy import delete, func, select, update
 from typer.testing import CliRunner
 
 from sqlgate.audit.chain import Chainer
-from sqlgate.audit.log import AuditLog
 from sqlgate.audit.pipeline import Pipeline
 from sqlgate.audit.storage import read_heads, row_of
 from sqlgate.audit.tables import audit_heads, audit_records
@@ -18,54 +15,7 @@ from sqlgate.audit.verify import EXIT_CODES
 from sqlgate.cli import app
 from sqlgate.config import load_settings
 from sqlgate.store import StateStore
-from tests.audit.conftest import security, statement
-
-CHAIN = "replica-a"
-
-
-@pytest.fixture
-def config(tmp_path, state_url):
-    """A settings file whose state database holds 20 records and 4 checkpoints of one chain."""
-    path = tmp_path / "sqlgate.yaml"
-    path.write_text(
-        f"data_dir: {tmp_path / 'data'}\nstate: {state_url}\naudit:\n  chain_id: {CHAIN}\n  checkpoint_every: 5\n"
-    )
-    asyncio.run(_populate(path))
-    return path
-
-
-async def _populate(path):
-    settings = load_settings(path)
-    store = await StateStore.open(settings.state_url())
-    try:
-        async with AuditLog.from_settings(settings, store) as log:
-            for n in range(20):
-                if n % 4 == 0:
-                    await log.record(security(n))
-                else:
-                    await log.submit(statement(n))
-    finally:
-        await store.close()
-
-
-def tamper(config, *statements):
-    """Run SQLAlchemy statements (or callables taking a connection) against the config's store."""
-
-    async def run():
-        store = await StateStore.open(load_settings(config).state_url())
-        try:
-            async with store.begin() as conn:
-                for stmt in statements:
-                    await (stmt(conn) if callable(stmt) else conn.execute(stmt))
-        finally:
-            await store.close()
-
-    asyncio.run(run())
-
-
-def verify(config, *args):
-    result = CliRunner().invoke(app, ["audit", "verify", "-c", str(config), "--json", *args])
-    return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else None
+from tests.audit.conftest import CHAIN, security, tamper, verify
 
 
 def seq_is(n):

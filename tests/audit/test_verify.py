@@ -7,7 +7,7 @@ import hashlib
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sqlgate.audit.chain import Chainer, with_hash
+from sqlgate.audit.chain import CHECKPOINT, Chainer, new_record, with_hash
 from sqlgate.audit.pipeline import Pipeline
 from sqlgate.audit.storage import Entry, Head
 from sqlgate.audit.verify import EXIT_CODES, verify, verify_lines
@@ -22,9 +22,8 @@ def build(signer, count=12, every=5, chain="r1"):
         if (n + 1) % every == 0:
             records.append(chainer.checkpoint(signer))
         entries += [Entry(r.body, r.hash, r.chain, r.seq, r.prev_hash, r.fields["type"], r.seq) for r in records]
-    head = Head(
-        chain, chainer.seq, chainer.head_hash, "t", signer.key_id, signer.sign(chain, chainer.seq, chainer.head_hash)
-    )
+    signature = signer.sign(chain, chainer.seq, chainer.head_hash, [chain])
+    head = Head(chain, chainer.seq, chainer.head_hash, "t", signer.key_id, signature, (chain,))
     return entries, {chain: head}
 
 
@@ -155,3 +154,45 @@ def test_partial_export_may_start_later(signer):
     lines = [with_hash(e.body, e.hash) for e in entries[4:]]
     assert verify_lines(lines, signer.public_key).status == "deleted"
     assert verify_lines(lines, signer.public_key, partial=True).ok
+
+
+def legacy_build(signer, count=7, chain="r1"):
+    """Entries and head as written before heads and checkpoints signed the chain list."""
+    chainer, entries = Chainer(chain), []
+    for n in range(count):
+        records = [chainer(Pipeline().prepare(statement(n)))]
+        if n == 4:
+            signed = {"chain": chain, "seq": chainer.seq, "hash": chainer.head_hash}
+            signature = signer.sign(chain, chainer.seq, chainer.head_hash)
+            data = {"signed": signed, "signature": signature, "key_id": signer.key_id}
+            records.append(chainer(new_record(CHECKPOINT, "2024-01-01T00:00:00Z", data=data)))
+        entries += [Entry(r.body, r.hash, r.chain, r.seq, r.prev_hash, r.fields["type"], r.seq) for r in records]
+    signature = signer.sign(chain, chainer.seq, chainer.head_hash)
+    return entries, {chain: Head(chain, chainer.seq, chainer.head_hash, "t", signer.key_id, signature)}
+
+
+def test_log_written_before_chain_lists_still_verifies(signer):
+    entries, heads = legacy_build(signer)
+    report = verify(entries, signer.public_key, heads=heads)
+    assert report.ok, report.findings
+    assert report.chains["r1"].checkpoints == 1
+
+
+def test_chain_list_cannot_be_added_to_or_stripped_from_a_signature(signer):
+    entries, heads = build(signer)
+    stripped = dataclasses.replace(heads["r1"], chains=None)
+    assert verify(entries, signer.public_key, heads={"r1": stripped}).status == "bad_signature"
+    legacy, legacy_heads = legacy_build(signer)
+    claimed = dataclasses.replace(legacy_heads["r1"], chains=("r1",))
+    assert verify(legacy, signer.public_key, heads={"r1": claimed}).status == "bad_signature"
+
+
+def test_chain_named_by_a_checkpoint_must_exist(signer):
+    """Chain r2 is named by r1's checkpoints; its records and head are gone."""
+    chainer, pipeline = Chainer("r1"), Pipeline()
+    records = [chainer(pipeline.prepare(statement(n))) for n in range(5)]
+    records.append(chainer.checkpoint(signer, chains=["r2"]))
+    lines = [r.line() for r in records]
+    report = verify_lines(lines, signer.public_key)
+    assert (report.status, report.findings[0].chain) == ("deleted", "r2")
+    assert verify_lines(lines, signer.public_key, partial=True).ok  # an export --since may leave chains out

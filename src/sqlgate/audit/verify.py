@@ -192,6 +192,14 @@ def verify(  # noqa: PLR0913 - keyword options, each with a default
     return checker.finish(heads)
 
 
+def head_signed(head: Head, keys: KeyRing) -> bool:
+    """True when a trusted key signed ``head`` (its chain list, when it has one, naming its own chain)."""
+    if head.chains is not None and head.chain not in head.chains:
+        return False
+    payload = signed_payload(head.chain, head.seq, head.hash, head.chains)
+    return keys.verify(head.signature, payload, head.key_id)
+
+
 def key_ring(keys: Keys) -> KeyRing:
     """``keys`` as a :class:`KeyRing` (one key or several given by the caller count as pinned)."""
     if isinstance(keys, KeyRing):
@@ -359,10 +367,7 @@ class Verifier:
         return f" (signed by key {signer}, which is not trusted; trusted: {known})"
 
     def _head_signed(self, head: Head) -> bool:
-        if head.chains is not None and head.chain not in head.chains:
-            return False
-        payload = signed_payload(head.chain, head.seq, head.hash, head.chains)
-        return self.keys.verify(head.signature, payload, head.key_id)
+        return head_signed(head, self.keys)
 
     def _name(self, chains: Sequence[str] | None, who: str) -> None:
         for chain in chains or ():

@@ -1,16 +1,23 @@
-"""``sqlgate audit``: verify, tail, search and export the audit log; print the public key.
+"""``sqlgate audit``: verify, tail, search and export the audit log; print the heads and the public key.
 
 Every command reads the settings (``-c``) to find the state database
 (``settings.state_url()``) and the signing key. ``verify`` exits with a code
 per kind of problem (see :mod:`sqlgate.audit.verify`): 0 intact, 4 altered,
 5 deleted, 6 inserted, 7 reordered, 8 truncated, 9 bad signature,
-10 unreadable.
+10 unreadable, and with ``--strict`` 11 dropped records, 12 an unproven tail.
+
+What an attacker on this host can rewrite, verify cannot prove alone: it
+trusts the key found here unless keys are pinned (``--pubkey``, which replaces
+``audit.trusted_keys``), and a log wiped or cut back together with its stored
+heads looks whole. ``sqlgate audit head`` prints the signed heads to keep
+elsewhere; ``verify --head FILE`` fails unless the log still holds them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,12 +29,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.markup import escape
 from sqlalchemy import func, select
 
-from sqlgate.audit.keys import Signer, load_public_key, public_pem, signing_key_path
+from sqlgate.audit.keys import KeyRing, Signer, fingerprint, public_pem, signing_key_path
 from sqlgate.audit.search import export_lines as store_lines
 from sqlgate.audit.search import newer, search
-from sqlgate.audit.storage import chain_ids, entries, read_heads
+from sqlgate.audit.storage import Head, chain_ids, entries, read_heads
 from sqlgate.audit.tables import audit_records
-from sqlgate.audit.verify import EXIT_CODES, Verifier, VerifyReport, verify_lines
+from sqlgate.audit.trust import Trust, resolve_trust
+from sqlgate.audit.verify import EXIT_CODES, Verifier, VerifyReport, head_signed, verify_lines
 from sqlgate.cli.common import ConfigOption, JsonOption, console, err_console, fail, print_json
 from sqlgate.config import Settings, load_settings
 from sqlgate.errors import ConfigError
@@ -56,49 +64,80 @@ def _run(settings: Settings, work: Callable[[StateStore], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def _public_key(settings: Settings, pubkey: Path | None) -> Ed25519PublicKey:
-    if pubkey is not None:
-        try:
-            return load_public_key(pubkey.read_bytes())
-        except OSError as exc:
-            raise ConfigError(f"cannot read public key {pubkey}: {exc.strerror}") from exc
-    path = signing_key_path(settings.data_dir, settings.audit.signing_key_file)
+def _host_key_path(settings: Settings) -> Path:
+    return signing_key_path(settings.data_dir, settings.audit.signing_key_file)
+
+
+def _host_public_key(settings: Settings) -> Ed25519PublicKey:
+    path = _host_key_path(settings)
     if not path.exists():
         raise ConfigError(f"no audit signing key at {path}; pass --pubkey FILE (from `sqlgate audit pubkey`)")
     return Signer.load(path).public_key
 
 
+def _trust(settings: Settings, pubkeys: list[str] | None) -> Trust:
+    """The keys to verify with: ``--pubkey`` (all of them), else ``audit.trusted_keys``, else the host's key."""
+    return resolve_trust(pubkeys or settings.audit.trusted_keys, _host_key_path(settings))
+
+
+PubkeyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pubkey",
+        help="A trusted public key: a PEM file (`sqlgate audit pubkey`) or its SHA-256 fingerprint "
+        "(`--fingerprint`). Repeat for several. Replaces audit.trusted_keys; with neither, the key on this "
+        "host is trusted.",
+        show_default=False,
+    ),
+]
+
+
 @audit_app.command("verify")
-def audit_verify(
+def audit_verify(  # noqa: PLR0913, PLR0917 - one option per input (Typer)
     config: ConfigOption = None,
-    pubkey: Annotated[
-        Path | None, typer.Option("--pubkey", help="Public key (PEM) to verify with; default: this deployment's.")
-    ] = None,
+    pubkey: PubkeyOption = None,
     file: Annotated[
         Path | None, typer.Option("--file", help="Verify an exported JSONL file offline instead of the store.")
     ] = None,
     partial: Annotated[
         bool, typer.Option("--partial", help="The file is an export made with --since: chains may start later.")
     ] = False,
+    head: Annotated[
+        Path | None,
+        typer.Option(
+            "--head",
+            help="Heads saved earlier from `sqlgate audit head`: fail unless the log still holds those records "
+            "with those hashes (catches a wiped, cut or re-chained log whose stored heads were rewritten too).",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Also fail on dropped records (exit 11) and on records after the last checkpoint that no "
+            "signed head covers (exit 12).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Verify hash chains, checkpoints and signed heads; the exit code names the first problem."""
     settings = load_settings(config)
-    key = _public_key(settings, pubkey)
+    trust = _trust(settings, pubkey)
+    anchors = _read_anchors(head) if head is not None else []
     if file is not None:
         try:
             with file.open(encoding="utf-8", errors="strict") as handle:
-                report = verify_lines(handle, key, partial=partial)
+                report = verify_lines(handle, trust.ring, partial=partial, anchors=anchors, strict=strict)
         except (OSError, UnicodeDecodeError) as exc:
             fail(f"cannot read {file}: {exc}", code=EXIT_UNREADABLE)
     else:
-        report = _run(settings, lambda store: _verify_store(store, key))
-    _print_report(report, as_json=as_json, offline=file is not None)
+        report = _run(settings, lambda store: _verify_store(store, trust.ring, anchors, strict=strict))
+    _print_report(report, trust, as_json=as_json, offline=file is not None)
     raise typer.Exit(report.exit_code)
 
 
-async def _verify_store(store: StateStore, key: Ed25519PublicKey) -> VerifyReport:
-    verifier = Verifier(key, partial=False)
+async def _verify_store(store: StateStore, keys: KeyRing, anchors: list[Head], *, strict: bool) -> VerifyReport:
+    verifier = Verifier(keys, partial=False, anchors=anchors, strict=strict)
     heads = await read_heads(store)
     for chain in await chain_ids(store):
         async for entry in entries(store, chain, page=20_000):
@@ -106,10 +145,66 @@ async def _verify_store(store: StateStore, key: Ed25519PublicKey) -> VerifyRepor
     return verifier.finish(heads)
 
 
-def _print_report(report: VerifyReport, *, as_json: bool, offline: bool) -> None:
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_CHAIN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _read_anchors(path: Path) -> list[Head]:
+    """The heads in a file written by ``sqlgate audit head`` (exit 10 with the reason when it is not one)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        fail(f"cannot read heads from {path}: {exc}", code=EXIT_UNREADABLE)
+    if not isinstance(value, list) or not value:
+        fail(f"{path} holds no heads (expected the JSON list `sqlgate audit head` prints)", code=EXIT_UNREADABLE)
+    heads: list[Head] = []
+    for number, item in enumerate(value, start=1):
+        problem = _anchor_problem(item)
+        if problem:
+            fail(f"{path}: head {number}: {problem}", code=EXIT_UNREADABLE)
+        if any(head.chain == item["chain"] for head in heads):
+            fail(f"{path}: two heads for chain {item['chain']}", code=EXIT_UNREADABLE)
+        chains = item.get("chains")
+        heads.append(
+            Head(
+                item["chain"],
+                item["seq"],
+                item["hash"],
+                str(item.get("time") or ""),
+                item["key_id"],
+                item["signature"],
+                None if chains is None else tuple(chains),
+            )
+        )
+    return heads
+
+
+def _anchor_problem(item: object) -> str | None:  # noqa: PLR0911 - one reason per field
+    """Why ``item`` is not a head as ``sqlgate audit head`` prints it, or None."""
+    if not isinstance(item, dict):
+        return "not a JSON object"
+    if not isinstance(item.get("chain"), str) or not _CHAIN_ID.match(item["chain"]):
+        return "`chain` is not a chain id"
+    if type(item.get("seq")) is not int or item["seq"] < 1:
+        return "`seq` is not a positive integer"
+    if not isinstance(item.get("hash"), str) or not _HEX64.match(item["hash"]):
+        return "`hash` is not 64 lower-case hex digits"
+    if not isinstance(item.get("signature"), str) or not item["signature"]:
+        return "`signature` is missing"
+    if not isinstance(item.get("key_id"), str):
+        return "`key_id` is missing"
+    chains = item.get("chains")
+    if chains is not None and not (isinstance(chains, list) and all(isinstance(c, str) for c in chains)):
+        return "`chains` is not a list of chain ids"
+    return None
+
+
+def _print_report(report: VerifyReport, trust: Trust, *, as_json: bool, offline: bool) -> None:
     if as_json:
-        print_json(report.as_json())
+        print_json({**report.as_json(), "trust": trust.as_json()})
         return
+    for note in trust.notes:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(note)}", highlight=False)
     total = sum(chain.records for chain in report.chains.values())
     for finding in report.findings:
         where = f"chain {finding.chain}" + (f" seq {finding.seq}" if finding.seq is not None else "")
@@ -118,8 +213,16 @@ def _print_report(report: VerifyReport, *, as_json: bool, offline: bool) -> None
         err_console.print(f"[red]{finding.kind.upper()}[/red] {escape(where)}: {escape(finding.message)}")
     if report.ok:
         console.print(f"[green]intact:[/green] {total} records in {len(report.chains)} chain(s)", highlight=False)
+        keys = ", ".join(f"{k.key_id} ({k.source})" for k in trust.ring.keys)
+        console.print(f"signed by: {escape(keys)}{'' if trust.ring.pinned else ' - NOT pinned'}", highlight=False)
     for chain in report.chains.values():
-        if offline and chain.unproven:
+        if chain.dropped and (chain.finding is None or chain.finding.kind != "dropped"):
+            console.print(
+                f"note: chain {escape(chain.chain)}: {chain.dropped} record(s) were dropped before they were "
+                "written (its checkpoints say so); --strict fails on this",
+                highlight=False,
+            )
+        if offline and chain.unproven and not report.strict:
             console.print(
                 f"note: chain {escape(chain.chain)}: the last {chain.unproven} record(s) follow the last checkpoint "
                 "and cannot be proven from this file alone",
@@ -225,11 +328,44 @@ def audit_export(
         fail(str(exc), code=2)
 
 
+@audit_app.command("head")
+def audit_head(config: ConfigOption = None, pubkey: PubkeyOption = None, as_json: JsonOption = False) -> None:
+    """Print the signed head of every chain as JSON, to keep where this host cannot rewrite it.
+
+    Later, `sqlgate audit verify --head FILE` fails unless the log still holds
+    those records with those hashes. Refuses (exit 9) when a stored head's
+    signature does not verify with the trusted keys: a forged head is no anchor.
+    """
+    del as_json  # the output is JSON either way; the flag is accepted for scripts that always pass it
+    settings = load_settings(config)
+    trust = _trust(settings, pubkey)
+    heads = _run(settings, read_heads)
+    for note in trust.notes:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(note)}", highlight=False)
+    bad = [head.chain for head in heads.values() if not head_signed(head, trust.ring)]
+    if bad:
+        fail(
+            f"the stored head of chain(s) {', '.join(bad)} is not signed by a trusted key; "
+            "run `sqlgate audit verify` before saving heads",
+            code=EXIT_CODES["bad_signature"],
+        )
+    if not heads:
+        err_console.print("note: the audit log has no chains yet", highlight=False)
+    print_json([heads[chain].as_json() for chain in sorted(heads)])
+
+
 @audit_app.command("pubkey")
-def audit_pubkey(config: ConfigOption = None) -> None:
+def audit_pubkey(
+    config: ConfigOption = None,
+    show_fingerprint: Annotated[
+        bool,
+        typer.Option("--fingerprint", help="Print the key's SHA-256 fingerprint (for audit.trusted_keys) instead."),
+    ] = False,
+) -> None:
     """Print the public key (PEM) that verifies this deployment's checkpoints."""
     settings = load_settings(config)
-    sys.stdout.write(public_pem(_public_key(settings, None)))
+    key = _host_public_key(settings)
+    sys.stdout.write(f"{fingerprint(key)}\n" if show_fingerprint else public_pem(key))
 
 
 def register(app: typer.Typer) -> None:
