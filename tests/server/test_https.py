@@ -8,6 +8,7 @@ the test. Non-loopback clients are this machine's own address (``hostname -I``).
 from __future__ import annotations
 
 import secrets
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +147,15 @@ def test_allow_plaintext_admits_plain_http_from_another_address(pg_server, pg_da
         assert answer.status_code == 200
     finally:
         running.stop()
+
+
+def test_a_broken_handshake_or_a_silent_close_costs_one_connection_only(tls_gateway, authority):
+    port = tls_gateway.gateway.http_port
+    for opening in (b"\x16\x03\x01\x00\x05junk!", b""):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(opening)
+            sock.shutdown(socket.SHUT_WR)
+            assert not sock.recv(100).startswith(b"HTTP/")  # closed (at most a TLS alert), no HTTP answer
+    with httpx.Client(verify=trusting(authority.cert_file), timeout=30) as client:
+        assert client.get(f"https://127.0.0.1:{port}/healthz").status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).status_code == 200

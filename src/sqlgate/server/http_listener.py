@@ -94,26 +94,29 @@ class DualListener:
             task.add_done_callback(self._pending.discard)
 
     async def _hand_over(self, conn: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(FIRST_BYTE_TIMEOUT):
                 first = await peek_first_byte(conn)
-            if not first:
-                conn.close()
-                return
-            context = self._tls_context if first[0] == TLS_HANDSHAKE_RECORD else None
-            await loop.connect_accepted_socket(
+        except (OSError, TimeoutError) as exc:
+            log.info("an HTTP connection sent nothing: %s", exc or type(exc).__name__)
+            conn.close()
+            return
+        except asyncio.CancelledError:
+            conn.close()
+            raise
+        if not first:
+            conn.close()
+            return
+        context = self._tls_context if first[0] == TLS_HANDSHAKE_RECORD else None
+        try:  # from here on the socket is the event loop's: it closes it whatever happens
+            await asyncio.get_running_loop().connect_accepted_socket(
                 self._factory,
                 conn,
                 ssl=context,
                 ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if context is not None else None,
             )
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
-            log.info("an HTTP connection ended before its first request: %s", exc or type(exc).__name__)
-            conn.close()
-        except asyncio.CancelledError:
-            conn.close()
-            raise
+            log.info("TLS handshake with an HTTP client failed: %s", exc or type(exc).__name__)
 
 
 async def peek_first_byte(conn: socket.socket) -> bytes:
