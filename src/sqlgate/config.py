@@ -132,13 +132,16 @@ def split_host_port(value: str) -> tuple[str, int]:
 
 
 def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    """True for 127.0.0.0/8, ::1, ``localhost`` and IPv4-mapped loopback (``::ffff:127.0.0.1``)."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 class Listen(_Section):

@@ -54,14 +54,15 @@ class PlaintextRule:
 
 
 def is_loopback_peer(address: str) -> bool:
-    """True for a loopback address, IPv4-mapped ones (``::ffff:127.0.0.1``, a dual-stack socket's view) included."""
+    """True for a loopback address, IPv4-mapped ones (``::ffff:127.0.0.1``, a dual-stack socket's view) included.
+
+    A peer is an address, never a name: ``localhost`` here is not loopback.
+    """
     try:
-        parsed = ipaddress.ip_address(address)
+        ipaddress.ip_address(address)
     except ValueError:
         return False
-    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
-        parsed = parsed.ipv4_mapped
-    return is_loopback(str(parsed))
+    return is_loopback(address)
 
 
 def refusal_detail(*, carried_token: bool) -> str:
