@@ -10,7 +10,8 @@ events by the rules of :mod:`.handover`, in the gateway's process or
 (``audit.writer: process``) in a writer process of its own (:mod:`.process`,
 :mod:`.process_main`), its storage thread at a lower CPU priority (:mod:`.priority`);
 :func:`verify` (:mod:`.verify`) proves
-it; :func:`search` (:mod:`.search`) reads it.
+it, against pinned keys (:mod:`.trust`) and heads exported earlier; :func:`search`
+(:mod:`.search`) reads it.
 """
 
 from sqlgate.audit.events import AuditEvent, Auditor, BackpressureAuditor, EventType, PrincipalRef
