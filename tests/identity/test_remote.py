@@ -106,3 +106,26 @@ async def test_jwks_uri_override_skips_discovery(issuer_a, http, clock):
     keys = remote(issuer_a, http, jwks_uri=f"{issuer_a.url}/jwks")
     await keys.key("a-1", "RS256", clock.now)
     assert issuer_a.requests == ["/jwks"]
+
+
+async def test_identity_provider_text_in_logs_is_bounded_and_escaped(issuer_a, clock, caplog):
+    """A discovery document's bad jwks_uri and a JWKS key's odd kid are named in the log, never copied."""
+    evil = "http://evil.example.com/\x1b[2J" + "x" * 5000
+    bad_key = {"kty": "RSA", "kid": "\u202e\n" + "k" * 5000, "n": "!!", "e": "AQAB"}
+
+    def handler(request):
+        if request.url.path.endswith("/openid-configuration"):
+            return httpx.Response(200, json={"issuer": issuer_a.url, "jwks_uri": evil})
+        return httpx.Response(200, json={"keys": [bad_key]})
+
+    caplog.set_level("DEBUG")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        await remote(issuer_a, http).refresh(clock.now)
+        await RemoteKeys(issuer_a.url, http, grace=60.0, jwks_uri=f"{issuer_a.url}/jwks").refresh(clock.now)
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("jwks_uri" in line and "...#" in line for line in lines), lines
+    assert any("malformed 'RSA' key" in line and "...#" in line for line in lines), lines
+    for line in lines:
+        assert len(line) < 300, line
+        assert line.isascii(), line
+        assert line.isprintable(), line

@@ -70,7 +70,9 @@ def run_login(  # noqa: PLR0913 # the browser, prompt and sleep are seams for te
             else:
                 body = _pkce_flow(http, meta, config, prompt, open_browser)
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            raise IdentityError(f"login failed: the identity provider answered unexpectedly ({exc!r:.80})") from None
+            raise IdentityError(
+                f"login failed: the identity provider answered unexpectedly ({show_untrusted(repr(exc))})"
+            ) from None
     login = login_from_response(config, token_endpoint, body)
     save_login(login)
     return login

@@ -201,7 +201,10 @@ class RemoteKeys:
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str):
             raise ValueError("the discovery document has no jwks_uri")  # noqa: TRY004 # bad remote data
-        return require_safe_url(jwks_uri, "jwks_uri")
+        try:
+            return require_safe_url(jwks_uri, "jwks_uri")
+        except ConfigError:  # the identity provider's text: named, not copied
+            raise ValueError(f"the discovery document's jwks_uri {show_untrusted(jwks_uri)} is not https") from None
 
     async def _get(self, url: str) -> httpx.Response:
         response = await self._http.get(url, timeout=FETCH_TIMEOUT, headers={"accept": "application/json"})
