@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, NamedTuple
 
 import pytest
 from typer.testing import CliRunner
@@ -13,6 +14,13 @@ from sqlgate.policy.combine import MASK_STRICTNESS, combine_guardrails, combine_
 from tests.policy.support import person, policy_from, utc
 
 NOON = utc("2026-11-25 12:00")
+
+
+class _Rule(NamedTuple):
+    name: str
+    mask: dict[str, str]
+    guardrails: Any = None
+
 
 TWO_RULES = """
 rules:
@@ -114,7 +122,7 @@ def test_mask_strictness_order(stronger, weaker):
     assert MASK_STRICTNESS == ("null", "redact", "hash", "last4", "email")
     assert stricter(stronger, weaker) == stronger
     assert stricter(weaker, stronger) == stronger
-    assert combine_masks([{"t.c": weaker}, {"T.C": stronger}]) == {"t.c": stronger}
+    assert combine_masks([_Rule("a", {"t.c": weaker}), _Rule("b", {"T.C": stronger})]) == {"t.c": stronger}
 
 
 def test_one_rule_repeating_a_selector_in_another_case_keeps_the_stricter():
@@ -123,6 +131,52 @@ rules:
   - {name: a, who: {groups: [g]}, databases: [d], role: read, mask: {"t.c": email, "T.C": null}}
 """)
     assert dict(decide(policy, person("x", "g"), "d", at=NOON).mask) == {"t.c": "null"}
+
+
+def test_an_exact_selector_never_weakens_another_rules_glob():
+    """The masker prefers exact selectors: one that another rule's stricter glob covers takes the glob's function."""
+    policy = """
+rules:
+  - {name: a, who: {groups: [g]}, databases: [d], role: read, mask: {"customers.ssn": last4, "orders.note": email}}
+  - {name: b, who: {groups: [g]}, databases: [d], role: read, mask: {"*.ssn": null, "cust*.note": redact}}
+  - {name: c, who: {groups: [g]}, databases: [d], role: read, mask: {"public.orders.note": hash}}
+"""
+    decision = _decide(policy, "g")
+    assert dict(decision.mask) == {
+        "customers.ssn": "null",  # covered by b's *.ssn
+        "*.ssn": "null",
+        "cust*.note": "redact",
+        "public.orders.note": "hash",
+        "orders.note": "email",  # cust*.note cannot match orders; an exact selector (c's) is ordered instead
+    }
+    assert list(decision.mask) == ["customers.ssn", "*.ssn", "cust*.note", "public.orders.note", "orders.note"]
+    [raised] = [s for s in explain(policy_from(policy), person("x", "g"), "d", at=NOON).masks if s.via]
+    assert (raised.selector, raised.rule, raised.via, raised.overridden) == (
+        "customers.ssn",
+        "b",
+        "*.ssn",
+        (("a", "last4"),),
+    )
+
+
+def test_globs_of_several_rules_are_ordered_strictest_first():
+    """Among glob selectors the masker takes the first: the strictest comes first, whichever rule wrote it."""
+    policy = """
+rules:
+  - {name: a, who: {groups: [g]}, databases: [d], role: read, mask: {"*.card*": last4}}
+  - {name: b, who: {groups: [g]}, databases: [d], role: read, mask: {"pay*.card_no": null}}
+"""
+    assert list(_decide(policy, "g").mask.items()) == [("pay*.card_no", "null"), ("*.card*", "last4")]
+
+
+def test_one_rule_keeps_its_own_exceptions_and_order():
+    """Within one rule the author's exact-over-glob exception and order stand."""
+    policy = """
+rules:
+  - {name: a, who: {groups: [g]}, databases: [d], role: read, mask: {"customers.ssn": last4, "*.ssn": null}}
+  - {name: b, who: {groups: [g]}, databases: [d], role: read}
+"""
+    assert list(_decide(policy, "g").mask.items()) == [("customers.ssn", "last4"), ("*.ssn", "null")]
 
 
 def test_combine_guardrails_of_none_is_none():
@@ -179,10 +233,17 @@ def test_explain_says_which_rule_contributed_what():
     }
     assert [rule for rule, _ in result.guardrails] == ["pii", "finance"]
     document = result.to_dict()
+    assert [m["selector"] for m in document["contributions"]["mask"]] == [
+        "cards.number",  # strictest first
+        "*.ssn",
+        "orders.total",
+        "customers.email",
+    ]
     assert document["contributions"]["mask"][1] == {
         "selector": "*.ssn",
         "function": "redact",
         "rule": "finance",
+        "via": None,
         "overridden": [{"rule": "pii", "function": "last4"}],
     }
     assert document["contributions"]["guardrails"][0]["rule"] == "pii"

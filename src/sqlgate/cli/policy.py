@@ -183,7 +183,8 @@ def _print_contributions(result: Explanation) -> None:
     if result.masks:
         console.print("masks (combined, the strictest function wins):", highlight=False)
         for source in result.masks:
-            line = f"  {source.selector}={source.function}  (rule {source.rule}"
+            via = f" through {source.via}" if source.via else ""
+            line = f"  {source.selector}={source.function}  (rule {source.rule}{via}"
             line += "".join(f"; overrides {function} of rule {rule}" for rule, function in source.overridden)
             console.print(escape(line + ")"), highlight=False, soft_wrap=True)
     if result.guardrails:

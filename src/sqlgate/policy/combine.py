@@ -1,14 +1,23 @@
 """Combining the masks and guardrails of every rule that grants the chosen role: the strictest wins.
 
-Pure and small; :func:`~sqlgate.policy.decide.decide` calls :func:`combine` once per
-set of rules (memoised), :func:`~sqlgate.policy.explain.explain` calls the
-``*_sources`` functions to show which rule contributed what.
+Pure and small; :func:`~sqlgate.policy.decide.decide` calls :func:`combine_masks` and
+:func:`combine_guardrails` once per set of rules (memoised), and
+:func:`~sqlgate.policy.explain.explain` calls the ``*_sources`` functions to show
+which rule contributed what.
 
 Masks: the union of every rule's ``mask``. When two rules mask the same selector
 (compared without regard to case, as the masker matches) with different
 functions, the stricter function wins, in the order
 ``null`` > ``redact`` > ``hash`` > ``last4`` > ``email`` (an unknown name counts as
 strictest of all, so nothing is ever weakened by a typo the schema missed).
+Two more steps keep one rule from weakening another's mask through the
+masker's tie-breaking (a selector without globs wins over one with them, then
+the first in the map): an exact selector that another rule's stricter glob
+selector may cover (``customers.ssn: last4`` beside ``*.ssn: null``) takes the
+stricter function, and the combined map lists the strictest functions first.
+A rule's own exact-over-glob exceptions stand (only another rule's glob raises a
+selector); a rule that masks alone keeps its map as written, while in a
+combination its globs may be reordered too (masking more, never less).
 
 Guardrails: present when any rule has guardrails (a rule without guardrails
 never loosens another's). The denied classes, ``deny_functions`` and
@@ -19,7 +28,8 @@ never loosens another's). The denied classes, ``deny_functions`` and
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 from typing import Protocol
 
 from sqlgate.policy.model import Guardrails, StatementClass
@@ -56,7 +66,8 @@ class MaskSource:
     selector: str
     function: str
     rule: str
-    overridden: tuple[tuple[str, str], ...] = ()  # (rule, function) of weaker masks on the same selector
+    overridden: tuple[tuple[str, str], ...] = ()  # (rule, function) of the weaker masks it replaced
+    via: str | None = None  # the other rule's glob selector whose function it took, when one did
 
 
 def strictness(function: str) -> int:
@@ -69,34 +80,77 @@ def stricter(first: str, second: str) -> str:
     return second if strictness(second) < strictness(first) else first
 
 
+def dedupe_mask(mask: Mapping[str, str]) -> dict[str, str]:
+    """One rule's ``mask`` with selectors repeated in another case merged, the stricter function winning."""
+    merged: dict[str, tuple[str, str]] = {}  # lower-cased selector -> (selector as first written, function)
+    for selector, function in mask.items():
+        current = merged.get(selector.lower())
+        merged[selector.lower()] = (
+            (selector, function) if current is None else (current[0], stricter(current[1], function))
+        )
+    return dict(merged.values())
+
+
 def mask_sources(rules: Iterable[Contributor]) -> list[MaskSource]:
-    """Every selector of the combined mask, in first-seen order, with the rule whose function won."""
+    """Every selector of the combined mask with the rule whose function won (see the module docstring)."""
     found: dict[str, MaskSource] = {}
+    masking = 0
     for rule in rules:
+        masking += bool(rule.mask)
         for selector, function in rule.mask.items():
-            key = selector.lower()
-            current = found.get(key)
-            if current is None:
-                found[key] = MaskSource(selector, function, rule.name)
-            elif stricter(current.function, function) != current.function:
-                lost = (*current.overridden, (current.rule, current.function))
-                found[key] = MaskSource(current.selector, function, rule.name, lost)
-            else:
-                found[key] = MaskSource(
-                    current.selector, current.function, current.rule, (*current.overridden, (rule.name, function))
-                )
-    return list(found.values())
+            current = found.get(selector.lower())
+            found[selector.lower()] = _merged(current, selector, function, rule.name)
+    sources = list(found.values())
+    if masking < 2:
+        return sources
+    sources = [_raised(source, sources) for source in sources]
+    return sorted(sources, key=lambda source: strictness(source.function))  # stable: first-seen order otherwise
 
 
-def combine_masks(masks: Iterable[Mapping[str, str]]) -> dict[str, str]:
-    """The union of ``masks``; on the same selector (any case) the stricter function wins."""
-    combined: dict[str, tuple[str, str]] = {}  # lower-cased selector -> (selector as first written, function)
-    for mask in masks:
-        for selector, function in mask.items():
-            key = selector.lower()
-            current = combined.get(key)
-            combined[key] = (selector, function) if current is None else (current[0], stricter(current[1], function))
-    return dict(combined.values())
+def combine_masks(rules: Iterable[Contributor]) -> dict[str, str]:
+    """The combined mask of ``rules``: selector -> function, strictest functions first."""
+    return {source.selector: source.function for source in mask_sources(rules)}
+
+
+def _merged(current: MaskSource | None, selector: str, function: str, rule: str) -> MaskSource:
+    if current is None:
+        return MaskSource(selector, function, rule)
+    if stricter(current.function, function) == current.function:
+        return replace(current, overridden=(*current.overridden, (rule, function)))
+    return MaskSource(current.selector, function, rule, (*current.overridden, (current.rule, current.function)))
+
+
+def _raised(source: MaskSource, sources: list[MaskSource]) -> MaskSource:
+    """``source`` with the strictest function of another rule's glob selector that may cover it."""
+    if _has_glob(source.selector):
+        return source
+    result = source
+    for other in sources:
+        if (
+            other.rule != source.rule
+            and _has_glob(other.selector)
+            and strictness(other.function) < strictness(result.function)
+            and _may_cover(other.selector.lower(), source.selector.lower())
+        ):
+            lost = (*result.overridden, (result.rule, result.function))
+            result = MaskSource(source.selector, other.function, other.rule, lost, via=other.selector)
+    return result
+
+
+def _has_glob(selector: str) -> bool:
+    return any(char in selector for char in "*?[")
+
+
+def _may_cover(pattern: str, selector: str) -> bool:
+    """True when glob selector ``pattern`` may match a column that exact ``selector`` matches (erring towards yes)."""
+    pattern_table, _, pattern_column = pattern.rpartition(".")
+    table, _, column = selector.rpartition(".")
+    if not fnmatchcase(column, pattern_column):
+        return False
+    if pattern_table in {"", "*"} or table == "":
+        return True
+    bare_pattern, bare_table = pattern_table.rpartition(".")[2], table.rpartition(".")[2]
+    return fnmatchcase(table, pattern_table) or fnmatchcase(bare_table, bare_pattern)
 
 
 def combine_guardrails(guardrails: Sequence[Guardrails | None]) -> Guardrails | None:

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sqlgate.identity.principal import Principal
-from sqlgate.policy.combine import combine_masks
+from sqlgate.policy.combine import dedupe_mask
 from sqlgate.policy.model import Approval, Guardrails, PolicyFile, Rule
 from sqlgate.policy.timewindow import TimeWindow, format_minutes, parse_days, parse_hours, parse_zone
 
@@ -181,7 +181,7 @@ def compile_rule(rule: Rule, order: int, default_ttl: timedelta) -> CompiledRule
         needs_approval=rule.needs_approval,
         approval=rule.approval,
         guardrails=rule.guardrails,
-        mask=MappingProxyType(combine_masks([rule.mask])),
+        mask=MappingProxyType(dedupe_mask(rule.mask)),
         direct_login=rule.allows_direct_login,
         rank=(ROLE_RANK.get(rule.role or "", CUSTOM_RANK), -order),
         databases=Matcher.of(rule.databases),

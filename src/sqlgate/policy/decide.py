@@ -293,7 +293,7 @@ def combined_limits(rules: tuple[CompiledRule, ...]) -> Limits:
     return Limits(
         tuple(rule.name for rule in rules),
         combine_guardrails([rule.guardrails for rule in rules]),
-        MappingProxyType(combine_masks(rule.mask for rule in rules)),
+        MappingProxyType(combine_masks(rules)),
         next((rule.name for rule in rules if not rule.direct_login), None),
     )
 

@@ -65,6 +65,7 @@ def _mask_dict(source: MaskSource) -> dict[str, Any]:
         "selector": source.selector,
         "function": source.function,
         "rule": source.rule,
+        "via": source.via,
         "overridden": [{"rule": rule, "function": function} for rule, function in source.overridden],
     }
 
