@@ -28,7 +28,7 @@ from sqlgate.errors import ConfigError, IdentityError, TokenRejected
 from sqlgate.identity import jwt
 from sqlgate.identity.aws import AwsVerifier
 from sqlgate.identity.cache import CachedPrincipal, PrincipalCache
-from sqlgate.identity.deployment import resolve
+from sqlgate.identity.deployment import configured_id, resolve
 from sqlgate.identity.devissuer import DevIssuer
 from sqlgate.identity.oidc import IssuerVerifier, Verified
 from sqlgate.identity.principal import Principal
@@ -65,6 +65,11 @@ class Authenticator:
 
         This is the gateway's first start when its id (``data_dir/deployment-id``) is generated here.
         """
+        if settings.state != "sqlite" and configured_id(settings) is None:
+            log.warning(
+                "this gateway's id is generated into its data_dir; replicas sharing a state database each get "
+                "their own, so set public_url (or identity.deployment_id) to one value for all of them"
+            )
         settings = resolve(settings)
         owned = None
         if http_client is None:
