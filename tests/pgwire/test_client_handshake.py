@@ -281,3 +281,12 @@ def test_pipelined_bytes_after_the_password_go_to_the_relay():
 
 def test_token_stays_out_of_action_repr():
     assert "eyJ" not in repr(PasswordReceived("eyJ.secret"))
+
+
+def test_a_password_sent_with_the_startup_is_read_when_the_password_is_asked_for():
+    """A client that sends StartupMessage and PasswordMessage in one write is not left waiting."""
+    hs = plain()
+    assert hs.receive(STARTUP.encode() + PasswordMessage("t").encode()) == [StartupReceived(STARTUP)]
+    actions = hs.request_password()
+    assert actions == [Send(AuthenticationCleartextPassword().encode()), PasswordReceived("t")]
+    assert hs.state is State.AUTHENTICATING

@@ -112,7 +112,8 @@ class ClientHandshake:
         negotiate = b""
         if self.startup is not None and (self.startup.protocol != self.protocol or self._unsupported_options):
             negotiate = NegotiateProtocolVersion(self.protocol & 0xFFFF, self._unsupported_options).encode()
-        return [Send(negotiate + AuthenticationCleartextPassword().encode())]
+        actions: list[Action] = [Send(negotiate + AuthenticationCleartextPassword().encode())]
+        return actions + (self._password_step() or [])  # a password the client sent ahead of the request
 
     def succeed(
         self,

@@ -230,6 +230,10 @@ class Relay:
         if refusal is not None:
             self._refused(StatementRecord("extended", message.sql[:MAX_SQL_AUDITED]), refusal)
             self.refusing = refusal
+            if not self.pending and not self.forwarded_since_sync:
+                # Nothing owed before it: answer now, as the server would (a client may Flush and wait).
+                self.send_client(refusal)
+                self.refusing = b""
             return False
         self.statements[message.name] = message.sql
         if self.masking is not None:
