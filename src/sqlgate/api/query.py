@@ -19,6 +19,14 @@ from typing import Any
 
 from sqlgate.access.catalog import read_with_asyncpg
 from sqlgate.access.masking import SessionMasking
+from sqlgate.access.statements import HINT as GUARDRAIL_HINT
+from sqlgate.access.statements import (
+    audited_params,
+    audited_sql,
+    bound_refusal,
+    guardrail_verdict,
+    has_bound_settings,
+)
 from sqlgate.api import metrics
 from sqlgate.api.decisions import DecisionLog
 from sqlgate.api.errors import QueryFailed, UnknownDatabase
@@ -32,13 +40,10 @@ from sqlgate.config import DatabaseConfig
 from sqlgate.errors import AccessDenied, ApprovalRequired, GuardrailViolation
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.decide import Decision
-from sqlgate.policy.sql import check, classify
+from sqlgate.policy.sql import classify
 from sqlgate.services import Services
 from sqlgate.sessions import LiveSession
 
-MAX_SQL_AUDITED = 16_384
-MAX_PARAMS_AUDITED = 32
-MAX_PARAM_CHARS = 256
 STREAM_CHUNK_ROWS = 2000
 _OUTCOMES: dict[str, Outcome] = {"success": "success", "error": "error", "refused": "denied"}
 
@@ -100,9 +105,13 @@ class QueryEngine:
                 code="0A000",
                 hint=f"use `sqlgate creds {statement.database}`",
             )
-        violation = check(decision.guardrails, classify(statement.sql))
-        if violation is not None:
-            error = violation.error()
+        classification = classify(statement.sql)
+        verdict = guardrail_verdict(decision.guardrails, classification, defer_bound=True)
+        refusal = verdict.refusal
+        if refusal is None and has_bound_settings(classification):
+            refusal = bound_refusal(classification, [None if p is None else str(p) for p in statement.params])
+        if refusal is not None:
+            error = GuardrailViolation(refusal, hint=GUARDRAIL_HINT)
             error.rule = decision.matched_rules[0] if decision.matched_rules else None  # type: ignore[attr-defined]
             self.audit_statement(
                 principal,
@@ -121,7 +130,7 @@ class QueryEngine:
         lease = await self.pools.lease(principal, statement.database, decision.role, decision.ttl)
         pool = await self.pools.get(lease)
         timeout = statement.timeout_ms or self.pools.default_timeout_ms
-        return Authorized(principal, statement, decision, lease, pool, timeout)
+        return Authorized(principal, statement, decision, lease, pool, timeout, verdict.would_deny)
 
     # -- running -------------------------------------------------------------------
 
@@ -226,9 +235,21 @@ class QueryEngine:
         duration_ms: float,
         sqlstate: str | None = None,
         reason: str | None = None,
+        would_deny: str | None = None,
     ) -> None:
         """Audit one statement like the proxy does (sql, params bounded, rows, duration, sqlstate)."""
         outcome: Outcome = _OUTCOMES[result]
+        data: dict[str, object] = {
+            "protocol": statement.protocol,
+            "sql": audited_sql(statement.sql),
+            "params": audited_params(statement.params),
+            "rows": rows,
+            "sqlstate": sqlstate,
+            "duration_ms": round(duration_ms, 3),
+            "result": result,
+        }
+        if would_deny is not None and result != "refused":
+            outcome, data["error"], reason = "would_deny", reason, would_deny
         self.services.audit.enqueue(
             new_record(  # a record dict, as the proxy hands them over: no model per statement
                 "statement",
@@ -240,15 +261,7 @@ class QueryEngine:
                 session_id=session.id if session else None,
                 outcome=outcome,
                 reason=reason,
-                data={
-                    "protocol": statement.protocol,
-                    "sql": statement.sql[:MAX_SQL_AUDITED],
-                    "params": _bounded(statement.params),
-                    "rows": rows,
-                    "sqlstate": sqlstate,
-                    "duration_ms": round(duration_ms, 3),
-                    "result": result,
-                },
+                data=data,
             )
         )
 
@@ -261,13 +274,3 @@ def _status_count(status: bytes | str | None) -> int:
     text = status.decode() if isinstance(status, bytes) else (status or "")
     last = text.rpartition(" ")[2]
     return int(last) if last.isdigit() else 0
-
-
-def _bounded(params: list[Any]) -> list[str | None]:
-    values: list[str | None] = []
-    for value in params[:MAX_PARAMS_AUDITED]:
-        text = None if value is None else str(value)
-        values.append(text if text is None or len(text) <= MAX_PARAM_CHARS else text[:MAX_PARAM_CHARS] + "…")
-    if len(params) > MAX_PARAMS_AUDITED:
-        values.append(f"<{len(params) - MAX_PARAMS_AUDITED} more>")
-    return values

@@ -51,6 +51,7 @@ class Authorized:
     lease: Lease
     pool: Any
     timeout_ms: int
+    would_deny: str | None = None  # guardrails in mode audit: why they would have refused it
 
 
 class Running:
@@ -154,6 +155,7 @@ class Running:
             duration_ms=elapsed,
             sqlstate=sqlstate,
             reason=reason,
+            would_deny=self.job.would_deny,
         )
 
 

@@ -381,21 +381,21 @@ class ClientConnection(asyncio.Protocol):
     def _audit_statement(self, record: StatementRecord) -> None:
         if self.session is not None:
             self.session.statements += 1
-        event = self._event(
-            "statement",
-            _OUTCOMES.get(record.outcome, "info"),
-            reason=record.error,
-            data={
-                "protocol": record.protocol,
-                "sql": record.sql,
-                "params": record.params,
-                "rows": record.rows,
-                "tags": record.tags,
-                "sqlstate": record.sqlstate,
-                "duration_ms": record.duration_ms,
-                "result": record.outcome,
-            },
-        )
+        data: dict[str, object] = {
+            "protocol": record.protocol,
+            "sql": record.sql,
+            "params": record.params,
+            "rows": record.rows,
+            "tags": record.tags,
+            "sqlstate": record.sqlstate,
+            "duration_ms": record.duration_ms,
+            "result": record.outcome,
+        }
+        outcome, reason = _OUTCOMES.get(record.outcome, "info"), record.error
+        if record.would_deny is not None and record.outcome != "refused":
+            outcome, reason = "would_deny", record.would_deny
+            data["error"] = record.error
+        event = self._event("statement", outcome, reason=reason, data=data)
         try:
             self.services.audit.enqueue(event)
         except AuditQueueFull:

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlgate.access.masking import (
     TEXT_LIKE_TYPE_OIDS,
@@ -33,16 +34,23 @@ from sqlgate.access.masking import (
     mask_data_row,
 )
 from sqlgate.access.scrub import scrub_fields
+from sqlgate.access.statements import HINT as _HINT
+from sqlgate.access.statements import (
+    MAX_PARAM_CHARS,
+    MAX_PARAMS_AUDITED,
+    Verdict,
+    audited_sql,
+    bound_refusal,
+    guardrail_verdict,
+    has_bound_settings,
+)
 from sqlgate.pgwire.backend import CommandComplete, RowDescription
 from sqlgate.pgwire.framing import Framer
 from sqlgate.pgwire.frontend import Bind, Close, Describe, Execute, Parse, Query
 from sqlgate.pgwire.notices import ErrorResponse, NoticeResponse, error_response
 from sqlgate.policy.model import Guardrails
-from sqlgate.policy.sql import Classification, PreparedRegistry, check, classify
+from sqlgate.policy.sql import Classification, PreparedRegistry, classify
 
-MAX_PARAMS_AUDITED = 32
-MAX_PARAM_BYTES = 256
-MAX_SQL_AUDITED = 16_384
 _VERDICTS_KEPT = 512  # guardrail verdicts remembered per session (a verdict depends only on the classification)
 
 _Q, _P, _B, _E, _S, _C, _X, _F, _D, _H = (ord(c) for c in "QPBESCXFDH")
@@ -69,6 +77,7 @@ class StatementRecord:
     error: str | None = None
     outcome: str = "success"
     duration_ms: float = 0.0
+    would_deny: str | None = None  # guardrails in mode audit: why they would have refused it
 
     def finish(self, outcome: str | None = None) -> StatementRecord:
         """Stamp the duration (and outcome) once the server's answer is complete."""
@@ -129,7 +138,9 @@ class Relay:
         self.forwarded_since_sync = False
         self.terminated = False
         self.statement_count = 0
-        self._verdicts: dict[int, tuple[Classification, bytes | None]] = {}
+        self._verdicts: dict[tuple[int, bool], tuple[Classification, Verdict]] = {}
+        self.bound_checks: dict[str, Classification] = {}  # statement -> set_config($n) to check at each Bind
+        self.would_deny: dict[str, str] = {}  # statement -> what audit-mode guardrails would refuse
         self._finished: list[StatementRecord] = []  # completed by this batch of server bytes, not yet recorded
 
     @property
@@ -169,14 +180,14 @@ class Relay:
         elif start < len(buf):
             self.send_server(buf[start:])
 
-    def _client_message(self, kind: int, payload: memoryview) -> bool:
+    def _client_message(self, kind: int, payload: memoryview) -> bool:  # noqa: PLR0911 - one branch per message
         if kind == _Q:
             return self._query(Query.decode(payload).sql)
         if kind == _P:
             return self._parse(Parse.decode(payload))
         if kind == _B:
-            self._bind(Bind.decode(payload))
-        elif kind == _E:
+            return self._bind(Bind.decode(payload))
+        if kind == _E:
             self._execute(Execute.decode(payload))
         elif kind == _S:
             return self._sync()
@@ -198,11 +209,12 @@ class Relay:
 
     def _query(self, sql: str) -> bool:
         classification = self.classify(sql)
-        refusal = self._refusal(classification)
+        verdict = self._verdict(classification, defer_bound=False)
+        refusal = _refusal_bytes(verdict)
         outputs = None
         if refusal is None and self.masking is not None:
             refusal, outputs = self._masking_refusal(sql)
-        record = StatementRecord("simple", sql[:MAX_SQL_AUDITED])
+        record = StatementRecord("simple", audited_sql(sql), would_deny=verdict.would_deny)
         if refusal is not None:
             self._refused(record, refusal)
             self._queue_local(refusal)
@@ -223,19 +235,18 @@ class Relay:
 
     def _parse(self, message: Parse) -> bool:
         classification = self.classify(message.sql)
-        refusal = self._refusal(classification)
+        verdict = self._verdict(classification, defer_bound=True)
+        refusal = _refusal_bytes(verdict)
         outputs = None
         if refusal is None and self.masking is not None:
             refusal, outputs = self._masking_refusal(message.sql)
         if refusal is not None:
-            self._refused(StatementRecord("extended", message.sql[:MAX_SQL_AUDITED]), refusal)
-            self.refusing = refusal
-            if not self.pending and not self.forwarded_since_sync:
-                # Nothing owed before it: answer now, as the server would (a client may Flush and wait).
-                self.send_client(refusal)
-                self.refusing = b""
+            self._refused(StatementRecord("extended", audited_sql(message.sql)), refusal)
+            self._enter_error(refusal)
             return False
         self.statements[message.name] = message.sql
+        _remember(self.would_deny, message.name, verdict.would_deny)
+        _remember(self.bound_checks, message.name, classification if has_bound_settings(classification) else None)
         if self.masking is not None:
             self.statement_outputs[message.name] = outputs[0] if outputs and len(outputs) == 1 else UNKNOWN_OUTPUTS
             self.described.discard(("S", message.name))
@@ -245,8 +256,23 @@ class Relay:
         self.forwarded_since_sync = True
         return True
 
-    def _bind(self, message: Bind) -> None:
+    def _enter_error(self, refusal: bytes) -> None:
+        """Refuse until Sync; the error goes out at once when nothing is owed before it (a client may Flush)."""
+        self.refusing = refusal
+        if not self.pending and not self.forwarded_since_sync:
+            self.send_client(refusal)
+            self.refusing = b""
+
+    def _bind(self, message: Bind) -> bool:
         sql = self.statements.get(message.statement, "")
+        bound = self.bound_checks.get(message.statement)
+        if bound is not None:
+            reason = bound_refusal(bound, _bind_texts(message))
+            if reason is not None:
+                refusal = error_response("42501", reason, hint=_HINT).encode()
+                self._refused(StatementRecord("extended", audited_sql(sql), _audit_params(message)), refusal)
+                self._enter_error(refusal)
+                return False
         self.portals[message.portal] = (message.statement, sql, _audit_params(message))
         if self.masking is not None:
             self.portal_outputs[message.portal] = self.statement_outputs.get(message.statement, UNKNOWN_OUTPUTS)
@@ -254,10 +280,12 @@ class Relay:
             if ("S", message.statement) in self.described:
                 self.described.add(("P", message.portal))
             self.pending.append(_Entry("bind", describe=("P", message.portal), statement=message.statement))
+        self.forwarded_since_sync = True
+        return True
 
     def _execute(self, message: Execute) -> None:
-        _statement, sql, params = self.portals.get(message.portal, ("", "", ()))
-        record = StatementRecord("extended", sql[:MAX_SQL_AUDITED], params)
+        statement, sql, params = self.portals.get(message.portal, ("", "", ()))
+        record = StatementRecord("extended", audited_sql(sql), params, would_deny=self.would_deny.get(statement))
         self.pending.append(_Entry("execute", record, describe=("P", message.portal)))
 
     def _undescribed(self) -> str | None:
@@ -277,6 +305,8 @@ class Relay:
     def _close(self, message: Close) -> None:
         if message.target == "S":
             self.statements.pop(message.name, None)
+            self.bound_checks.pop(message.name, None)
+            self.would_deny.pop(message.name, None)
             if message.name:
                 self.prepared.forget(message.name)
         else:
@@ -294,23 +324,20 @@ class Relay:
         self._queue_local(error)
         return False
 
-    def _refusal(self, classification: Classification) -> bytes | None:
-        """The error to answer ``classification`` with, or None; remembered per classification (shared by shape)."""
-        known = self._verdicts.get(id(classification))
+    def _verdict(self, classification: Classification, *, defer_bound: bool) -> Verdict:
+        """The guardrails' verdict on ``classification``; remembered per classification (shared by shape)."""
+        key = (id(classification), defer_bound)
+        known = self._verdicts.get(key)
         if known is not None and known[0] is classification:
             return known[1]
-        refusal = self._judge(classification)
+        verdict = guardrail_verdict(
+            self.guardrails, classification, prepared=self.prepared, defer_bound=defer_bound
+        )
         if not any(s.executes or s.prepares or s.deallocates for s in classification.statements):
             if len(self._verdicts) >= _VERDICTS_KEPT:
                 self._verdicts.clear()
-            self._verdicts[id(classification)] = (classification, refusal)  # the reference keeps the id unique
-        return refusal
-
-    def _judge(self, classification: Classification) -> bytes | None:
-        violation = check(self.guardrails, classification, prepared=self.prepared)
-        if violation is not None:
-            return error_response("42501", violation.error().message, hint=_HINT).encode()
-        return None
+            self._verdicts[key] = (classification, verdict)  # the reference keeps the id unique
+        return verdict
 
     def _refused(self, record: StatementRecord, error: bytes) -> None:
         record.sqlstate = "42501"
@@ -502,7 +529,22 @@ class Relay:
         self._finished.append(entry.record.finish(outcome))
 
 
-_HINT = "the grant's guardrails refuse this statement; ask for a role that allows it (sqlgate policy explain)"
+def _refusal_bytes(verdict: Verdict) -> bytes | None:
+    if verdict.refusal is None:
+        return None
+    return error_response("42501", verdict.refusal, hint=_HINT).encode()
+
+
+def _remember(table: dict[str, Any], name: str, value: Any) -> None:
+    if value is None:
+        table.pop(name, None)
+    else:
+        table[name] = value
+
+
+def _bind_texts(message: Bind) -> list[str | None]:
+    """Bind's parameter values as text (a setting name is text in either format)."""
+    return [None if value is None else bytes(value).decode("utf-8", "replace") for value in message.params]
 
 
 def _ready(status: str) -> bytes:
@@ -525,8 +567,8 @@ def _audit_params(message: Bind) -> tuple[str | None, ...]:
         elif message.param_format(position):
             values.append(f"<binary, {len(value)} bytes>")
         else:
-            text = value[:MAX_PARAM_BYTES].decode("utf-8", "replace")
-            values.append(text + ("…" if len(value) > MAX_PARAM_BYTES else ""))
+            text = value[:MAX_PARAM_CHARS].decode("utf-8", "replace")
+            values.append(text + ("…" if len(value) > MAX_PARAM_CHARS else ""))
     if len(message.params) > MAX_PARAMS_AUDITED:
         values.append(f"<{len(message.params) - MAX_PARAMS_AUDITED} more>")
     return tuple(values)
