@@ -74,9 +74,11 @@ def test_audit_mode_runs_what_it_would_refuse_and_records_would_deny(gateway):
 
 def test_enforce_mode_still_refuses(gateway):
     token = gateway.token("wendy", ("writers",))
-    with psycopg.connect(**gateway.conninfo("wendy", token), autocommit=True) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="WHERE"):
-            conn.execute("UPDATE orders SET status = 'paid'")
+    with (
+        psycopg.connect(**gateway.conninfo("wendy", token), autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="WHERE"),
+    ):
+        conn.execute("UPDATE orders SET status = 'paid'")
     assert _http(gateway, token, "UPDATE orders SET status = 'paid'").status_code == 403
 
 
