@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlgate.access.masking import MaskingService
+from sqlgate.access.pipeline import AccessPipeline
 from sqlgate.audit.events import AuditEvent
 from sqlgate.audit.log import AuditLog
 from sqlgate.audit.process import AuditProcess
@@ -49,8 +49,8 @@ class Services:
     grants: GrantCache
     sessions: SessionRegistry = field(default_factory=SessionRegistry)
     deployment_id: str = ""
-    masking: MaskingService = field(default_factory=lambda: MaskingService(b""))
-    """Masking for every front end (catalogs and engines); keyed with the deployment id once known."""
+    access: AccessPipeline = field(init=False)
+    """The access pipeline every front end calls (authenticate, authorize, mask), built at start."""
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Closers of what front ends built on these services (the API's pools), run after sessions end."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -83,7 +83,7 @@ class Services:
             settings, store, audit, authenticator, policy, broker, Reaper(broker), requests, GrantCache(requests)
         )
         services.deployment_id = await store.deployment_id()
-        services.masking = MaskingService(services.deployment_id.encode())
+        services.access = AccessPipeline(services)
         if reaper:
             services.reaper.start()
         services._tasks.append(asyncio.create_task(policy.watch(), name="sqlgate-policy-watch"))

@@ -193,10 +193,11 @@ def test_credentials_refuse_a_grant_with_masks_or_guardrails(gateway, client):
         assert "direct_login: true on rule analysts-read" in problem["detail"]
         assert "password" not in problem
     assert _logins(gateway) == []
+    gateway.call(gateway.gateway.services.audit.flush())  # the refusal was handed to the log, not awaited
     auditor = bearer(gateway.token("audrey", ("auditors",)))
     records = client.get("/v1/audit", headers=auditor, params={"type": "policy.decision", "who": "alice"}).json()
     refusals = [r for r in records["records"] if r["outcome"] == "denied" and r["data"]["purpose"] == "credentials"]
-    assert refusals
+    assert refusals, records
     assert "does not allow direct_login" in refusals[0]["reason"]
 
 

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from sqlgate.access.authenticate import bearer
 from sqlgate.api.state import ApiState
-from sqlgate.errors import AccessDenied, IdentityError
+from sqlgate.errors import AccessDenied
 from sqlgate.identity.principal import Principal
 from sqlgate.services import Services
 
@@ -32,18 +33,7 @@ ApiDep = Annotated[ApiState, Depends(get_api)]
 
 def bearer_token(request: Request) -> str:
     """The token of ``Authorization: Bearer <token>``; IdentityError (401) when absent or malformed."""
-    return parse_bearer(request.headers.get("authorization", ""))
-
-
-def parse_bearer(header: str) -> str:
-    """The token of an ``Authorization`` header value ``Bearer <token>``; IdentityError (401) otherwise."""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise IdentityError(
-            "send your identity token as `Authorization: Bearer <token>`",
-            hint="get one with `sqlgate token` or `sqlgate login`",
-        )
-    return token.strip()
+    return bearer(request.headers.get("authorization", ""))
 
 
 async def current_principal(request: Request) -> Principal:
@@ -55,7 +45,7 @@ async def current_principal(request: Request) -> Principal:
     services: Services = request.app.state.services
     token = bearer_token(request)
     source = request.client.host if request.client else None
-    return await services.authenticator.authenticate(token, source)
+    return await services.access.authenticate(token, source, protocol="http")
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -22,8 +22,8 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sqlgate.access.authenticate import bearer
 from sqlgate.api import ndjson
-from sqlgate.api.deps import parse_bearer
 from sqlgate.api.models import QueryRequest
 from sqlgate.api.problems import error_response, problem_response
 from sqlgate.api.routes.query import statement_of
@@ -89,9 +89,9 @@ class QueryFastPath:
 
         The token is checked before the body is validated, as FastAPI solves the route's dependencies first.
         """
-        token = parse_bearer(headers.get(b"authorization", ""))
+        token = bearer(headers.get(b"authorization", ""))
         client = scope.get("client")
-        principal = await self.api.services.authenticator.authenticate(token, client[0] if client else None)
+        principal = await self.api.services.access.authenticate(token, client[0] if client else None, protocol="http")
         try:
             body = QueryRequest.model_validate(data)
         except ValidationError:

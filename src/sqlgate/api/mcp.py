@@ -25,8 +25,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sqlgate import __version__
+from sqlgate.access.authenticate import bearer
 from sqlgate.access.masking import MaskRules
-from sqlgate.api.deps import parse_bearer
 from sqlgate.api.problems import problem_response
 from sqlgate.api.running import Statement
 from sqlgate.api.state import ApiState
@@ -55,8 +55,8 @@ async def _principal(api: ApiState, ctx: Context) -> Principal:
     request = ctx.request_context.request
     client = getattr(request, "client", None)
     try:
-        token = parse_bearer(headers.get("authorization", ""))
-        return await api.services.authenticator.authenticate(token, client.host if client else None)
+        token = bearer(headers.get("authorization", ""))
+        return await api.services.access.authenticate(token, client.host if client else None, protocol="mcp")
     except SqlgateError as exc:
         raise ToolError(f"401: {exc}") from None
 
@@ -154,8 +154,8 @@ class McpEndpoint:
         """Serve one MCP request."""
         client = scope.get("client")
         try:
-            token = parse_bearer(_header(scope, b"authorization"))
-            await self.api.services.authenticator.authenticate(token, client[0] if client else None)
+            token = bearer(_header(scope, b"authorization"))
+            await self.api.services.access.authenticate(token, client[0] if client else None, protocol="mcp")
         except SqlgateError as exc:
             response = problem_response(exc.http_status, str(exc), kind="unauthorized", sqlstate=exc.sqlstate)
             await response(scope, receive, send)

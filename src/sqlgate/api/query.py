@@ -28,7 +28,6 @@ from sqlgate.access.statements import (
     has_bound_settings,
 )
 from sqlgate.api import metrics
-from sqlgate.api.decisions import DecisionLog
 from sqlgate.api.errors import QueryFailed, UnknownDatabase
 from sqlgate.api.pools import LeasePools
 from sqlgate.api.running import Authorized, Running, Statement
@@ -37,7 +36,7 @@ from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import new_record, principal_record
 from sqlgate.audit.events import Outcome
 from sqlgate.config import DatabaseConfig
-from sqlgate.errors import AccessDenied, ApprovalRequired, GuardrailViolation
+from sqlgate.errors import AccessDenied, GuardrailViolation
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.decide import Decision
 from sqlgate.policy.sql import classify
@@ -55,7 +54,7 @@ class QueryEngine:
         self.services = services
         self.pools = pools
         self.hash_key = services.deployment_id.encode()
-        self.decisions = DecisionLog(services.audit)
+        self.decisions = services.access.decisions
 
     # -- policy ------------------------------------------------------------------
 
@@ -76,24 +75,11 @@ class QueryEngine:
     ) -> Decision:
         """The allowing decision (audited, with ``purpose``), or ApprovalRequired / AccessDenied naming the rule."""
         self.database(database)
-        decision = await self.decide(principal, database, role)
-        await self.decisions.record(principal, decision, purpose)
-        rule = decision.matched_rules[0] if decision.matched_rules else None
-        if decision.outcome == "needs_approval":
-            error: AccessDenied = ApprovalRequired(
-                decision.reason or f"role {decision.role} on {database} needs an approved access request",
-                hint=f"ask for it: sqlgate request {database} --role {decision.role} --reason '...'",
-            )
-        elif not decision.allowed or decision.role is None or decision.ttl is None:
-            error = AccessDenied(
-                decision.reason or f"no rule grants access to {database}",
-                hint=f"see why: sqlgate policy explain --db {database}",
-            )
-        else:
-            return decision
-        error.rule = rule  # type: ignore[attr-defined]
-        metrics.DENIALS.labels("policy").inc()
-        raise error
+        try:
+            return await self.decisions.authorize(principal, database, role, protocol="http", purpose=purpose)
+        except AccessDenied:
+            metrics.DENIALS.labels("policy").inc()
+            raise
 
     async def prepare(self, principal: Principal, statement: Statement) -> Authorized:
         """Policy, guardrails and lease for ``statement``; raises the refusal the caller should see."""
@@ -173,7 +159,7 @@ class QueryEngine:
         if not mask:
             return None
         sql, alias = job.statement.sql, job.statement.database
-        service = self.services.masking
+        service = self.services.access.masking
         session = await service.session(alias, mask, lambda: read_with_asyncpg(connection))
         analysis = session.engine.analyze(sql)
         if any(s.unknown_relations for s in analysis.statements) and service.catalogs.may_refresh(alias):

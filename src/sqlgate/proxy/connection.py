@@ -24,11 +24,10 @@ from sqlgate.access.catalog import read_raw
 from sqlgate.access.masking import SessionMasking
 from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import new_record, principal_record
-from sqlgate.audit.events import AuditEvent, EventType, Outcome, PrincipalRef
+from sqlgate.audit.events import EventType, Outcome
 from sqlgate.config import is_loopback
 from sqlgate.errors import (
     AccessDenied,
-    ApprovalRequired,
     AuditQueueFull,
     ConfigError,
     IdentityError,
@@ -208,56 +207,13 @@ class ClientConnection(asyncio.Protocol):
             self._refuse(SqlgateError("internal error in the gateway; the administrator can find it in its log"))
 
     async def _authenticate(self, token: str) -> Principal:
-        try:
-            principal = await self.services.authenticator.authenticate(token, self.source)
-        except IdentityError as exc:
-            await self.services.audit.record(
-                AuditEvent(
-                    type="auth.failure",
-                    source=self.source,
-                    outcome="failure",
-                    reason=exc.message,
-                    data={"protocol": "pgwire"},
-                )
-            )
-            raise
-        await self.services.audit.record(
-            AuditEvent(
-                type="auth.success",
-                principal=PrincipalRef.of(principal),
-                source=self.source,
-                outcome="success",
-                data={"protocol": "pgwire", "method": principal.method},
-            )
-        )
-        return principal
+        return await self.services.access.authenticate(token, self.source, protocol="pgwire")
 
     async def _decide(self, principal: Principal, startup: StartupMessage) -> Decision:
         database = startup.database or startup.user or ""
         role = self._requested_role(principal, startup.user or "", database)
-        decision = await self.services.decide_with_grants(principal, database, role)
-        await self.services.audit.submit(
-            AuditEvent(
-                type="policy.decision",
-                principal=PrincipalRef.of(principal),
-                source=self.source,
-                database=database,
-                outcome="allowed" if decision.allowed else "denied",
-                reason=decision.reason,
-                data={"role": decision.role, "rules": list(decision.matched_rules), "outcome": decision.outcome},
-            )
-        )
-        if decision.outcome == "needs_approval":
-            raise ApprovalRequired(
-                decision.reason or f"role {decision.role} on {database} needs an approved access request",
-                hint=f"ask for it: sqlgate request {database} --role {decision.role} --reason '...'",
-            )
-        if not decision.allowed or decision.role is None or decision.ttl is None:
-            raise AccessDenied(
-                decision.reason or f"no rule grants access to {database}",
-                hint="see why: sqlgate policy explain --db " + database,
-            )
-        return decision
+        decisions = self.services.access.decisions
+        return await decisions.authorize(principal, database, role, protocol="pgwire", purpose="session")
 
     def _requested_role(self, principal: Principal, user: str, database: str) -> str | None:
         """The startup user names the caller (any role policy picks) or a privilege level to use."""
@@ -298,7 +254,7 @@ class ClientConnection(asyncio.Protocol):
         masking = None
         if decision.mask:
             protocol = upstream.protocol
-            masking = await self.services.masking.session(database, decision.mask, lambda: read_raw(protocol))
+            masking = await self.services.access.masking.session(database, decision.mask, lambda: read_raw(protocol))
         if self.transport is None or self.transport.is_closing():
             await self.listener.pool.give_back(upstream)
             self.upstream = None

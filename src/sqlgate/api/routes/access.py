@@ -97,7 +97,7 @@ async def credentials(
     if not decision.direct_login:
         error = _direct_login_refused(decision)
         refused = decision._replace(outcome="deny", reason=str(error))
-        await api.engine.decisions.record(principal, refused, "credentials")
+        await api.engine.decisions.record(principal, refused, protocol="http", purpose="credentials")
         metrics.DENIALS.labels("policy").inc()
         raise error
     ttl = min(wanted, decision.ttl) if wanted is not None and wanted.total_seconds() > 0 else decision.ttl
