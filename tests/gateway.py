@@ -7,6 +7,7 @@ blocking clients (psql, pgbench, psycopg) as well as async ones against it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import threading
 from collections.abc import Coroutine
@@ -64,10 +65,24 @@ class RunningGateway:
         self.admin = f"admin_{tag}"
         self._prepare_database(policy)
         self.settings = load_settings(workdir / "sqlgate.yaml")
+        self._start(start_gateway(self.settings))
+
+    def _start(self, starting: Coroutine[Any, Any, Gateway]) -> None:
+        """Run ``starting`` on a new loop in a background thread, watching the loop and the log for errors."""
         self.loop = uvloop.new_event_loop()
+        self.loop_errors: list[dict[str, Any]] = []
+        self.loop.set_exception_handler(self._on_loop_error)
+        self._logged = _ErrorRecords()
+        logging.getLogger("sqlgate").addHandler(self._logged)
         self._thread = threading.Thread(target=self.loop.run_forever, name="test-gateway", daemon=True)
         self._thread.start()
-        self.gateway: Gateway = self.call(start_gateway(self.settings))
+        try:
+            self.gateway: Gateway = self.call(starting)
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            logging.getLogger("sqlgate").removeHandler(self._logged)
+            raise
         self.pg_port = self.gateway.pg.port
         self.http_url = f"http://127.0.0.1:{self.gateway.http_port}"
 
@@ -98,6 +113,18 @@ class RunningGateway:
             f"    roles: {{read: {read}, write: {write}}}\n"
             f"policy_file: {self.workdir / 'policy.yaml'}\n"
         )
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Anything the gateway's loop did not handle (an exception in a callback, a task nobody awaited)."""
+        self.loop_errors.append(context)
+        loop.default_exception_handler(context)
+
+    def assert_no_loop_errors(self) -> None:
+        """Fail when the gateway's event loop met an exception nothing handled, or logged an unexpected failure."""
+        errors, self.loop_errors = self.loop_errors, []
+        assert not errors, [f"{e.get('message')}: {e.get('exception')!r}" for e in errors]
+        logged, self._logged.records = self._logged.records, []
+        assert not logged, [f"{r.name}: {r.getMessage()} {r.exc_info[1] if r.exc_info else ''}" for r in logged]
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         """Run ``coroutine`` on the gateway's loop and wait for its result."""
@@ -137,6 +164,8 @@ class RunningGateway:
         for role in [*logins, self.admin, *self.roles.values()]:
             self.pg_server.psql(f'DROP OWNED BY "{role}"', self.database)
             self.pg_server.psql(f'DROP ROLE IF EXISTS "{role}"')
+        logging.getLogger("sqlgate").removeHandler(self._logged)
+        self.assert_no_loop_errors()
 
 
 # Now and then uvloop's loop.close() in this harness waited in epoll, or failed with EBUSY. The
@@ -146,6 +175,17 @@ class RunningGateway:
 # stay as a guard: a handle left open again shows up as an error here, not as a hung suite.
 _SETTLE = 0.5
 _CLOSE_TIMEOUT = 10.0
+
+
+class _ErrorRecords(logging.Handler):
+    """The gateway's log records of level ERROR and above (an exception it caught but did not expect)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

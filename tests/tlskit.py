@@ -14,18 +14,16 @@ import ipaddress
 import re
 import socket
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvloop
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sqlgate.config import load_settings
-from sqlgate.server.run import Gateway, start_gateway
+from sqlgate.server.run import start_gateway
 from tests.gateway import RunningGateway
 from tests.pgserver import PgServer
 
@@ -134,17 +132,7 @@ class TlsGateway(RunningGateway):
         self._prepare_database(policy)
         self._edit_settings(listen, api, extra)
         self.settings = load_settings(workdir / "sqlgate.yaml")
-        self.loop = uvloop.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="test-gateway", daemon=True)
-        self._thread.start()
-        try:
-            self.gateway: Gateway = self.call(start_gateway(self.settings, insecure_dev=True))
-        except BaseException:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-            raise
-        self.pg_port = self.gateway.pg.port
-        self.http_url = f"http://127.0.0.1:{self.gateway.http_port}"
+        self._start(start_gateway(self.settings, insecure_dev=True))
 
     def _edit_settings(self, listen: tuple[str, str], api: str, extra: str) -> None:
         path = self.workdir / "sqlgate.yaml"

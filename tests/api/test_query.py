@@ -161,3 +161,12 @@ def test_oversized_body_is_413(gateway, client):
     response = client.post("/v1/query", headers=bearer(token), json={"database": "demo", "sql": sql})
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_result_type_the_driver_cannot_decode_is_a_clear_400(gateway, client):
+    """pg_stats has anyarray columns: the caller is told to cast them, not given a 500."""
+    token = gateway.token("erin", ("engineers",))
+    response = query(client, token, "SELECT * FROM pg_stats LIMIT 1")
+    assert response.status_code == 400, response.text
+    assert response.json()["sqlstate"] == "0A000"
+    assert "::text" in response.text

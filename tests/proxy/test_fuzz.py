@@ -45,6 +45,12 @@ def gateway_is_healthy(gateway) -> None:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def survived(gateway) -> None:
+    """The gateway's loop met no unhandled exception, and it still answers a normal query."""
+    gateway.assert_no_loop_errors()
+    gateway_is_healthy(gateway)
+
+
 def wait_until_no_sessions(gateway) -> None:
     services = gateway.gateway.services
     for _ in range(100):
@@ -58,6 +64,7 @@ def wait_until_no_sessions(gateway) -> None:
 @given(chunks=st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=5))
 def test_arbitrary_bytes_before_login(gateway, chunks):
     send_and_drain(gateway.pg_port, chunks)
+    survived(gateway)
 
 
 @FUZZ
@@ -65,6 +72,7 @@ def test_arbitrary_bytes_before_login(gateway, chunks):
 def test_arbitrary_bytes_after_login(gateway, chunks):
     send_and_drain(gateway.pg_port, [logged_in_prefix(gateway), *chunks])
     wait_until_no_sessions(gateway)
+    survived(gateway)
 
 
 @FUZZ
@@ -79,6 +87,7 @@ def test_well_framed_garbage_after_login(gateway, kinds, bodies):
     ]
     send_and_drain(gateway.pg_port, [logged_in_prefix(gateway), b"".join(messages)])
     wait_until_no_sessions(gateway)
+    survived(gateway)
 
 
 def test_after_fuzzing_the_gateway_still_serves_and_holds_nothing(gateway):

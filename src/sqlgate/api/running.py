@@ -136,6 +136,12 @@ class Running:
             )
         if isinstance(exc, GuardrailViolation):
             return exc
+        if isinstance(exc, asyncpg.InternalClientError):  # a type the driver cannot decode (anyarray, pg_stats)
+            return QueryFailed(
+                "a result column has a type the HTTP API cannot decode",
+                code="0A000",
+                hint="cast that column to text in the SQL (e.g. most_common_vals::text)",
+            )
         if isinstance(exc, asyncpg.PostgresError | asyncpg.DataError):
             return _query_failed(exc, scrub=bool(self.job.decision.mask))
         if self.engine.services.broker.ended(self.job.lease.id).is_set():
