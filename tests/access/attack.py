@@ -27,6 +27,30 @@ from sqlgate.pgwire.framing import Framer
 from sqlgate.pgwire.frontend import Bind, Execute, Parse, Sync
 from sqlgate.pgwire.startup import StartupMessage
 
+ATTACK_POLICY = """\
+rules:
+  - name: analysts-read
+    who: {groups: [analysts]}
+    databases: [demo]
+    role: read
+    max_ttl: 1h
+    guardrails: {deny: [write, ddl, dcl, admin]}
+    mask: {"customers.email": email, "*.ssn": redact}
+  - name: analysts-masked-writer
+    who: {groups: [masked-writers]}
+    databases: [demo]
+    role: write
+    max_ttl: 1h
+    guardrails: {deny: [ddl, dcl, admin]}
+    mask: {"customers.email": email, "*.ssn": redact}
+  - name: engineers-read
+    who: {groups: [engineers]}
+    databases: [demo]
+    role: read
+    max_ttl: 1h
+"""
+"""Analysts read with ``customers.email`` and ``*.ssn`` masked; masked writers the same; engineers unmasked."""
+
 ALPHABET = "ghjkmnpqrstvwxyz"
 PIECE = 5
 

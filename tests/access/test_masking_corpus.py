@@ -12,35 +12,9 @@ detector finds the secrets when an unmasked grant reads them.
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 
-from tests.access.attack import LeakDetector, WirePaths, audit_text, http_query, mcp_queries, prepare_secrets
-from tests.gateway import RunningGateway
-
-POLICY = """\
-rules:
-  - name: analysts-read
-    who: {groups: [analysts]}
-    databases: [demo]
-    role: read
-    max_ttl: 1h
-    guardrails: {deny: [write, ddl, dcl, admin]}
-    mask: {"customers.email": email, "*.ssn": redact}
-  - name: analysts-masked-writer
-    who: {groups: [masked-writers]}
-    databases: [demo]
-    role: write
-    max_ttl: 1h
-    guardrails: {deny: [ddl, dcl, admin]}
-    mask: {"customers.email": email, "*.ssn": redact}
-  - name: engineers-read
-    who: {groups: [engineers]}
-    databases: [demo]
-    role: read
-    max_ttl: 1h
-"""
+from tests.access.attack import WirePaths, audit_text, http_query, mcp_queries
 
 # Statements that read; each also runs as a cursor and as a SQL prepared statement.
 SELECTS = [
@@ -177,20 +151,6 @@ WRITES = [
 ]
 CORPUS_SIZE = len(SELECTS) + len(OTHERS) + len(WRITES)
 WIRE_PATHS = ("simple", "extended", "binary", "no-describe", "cursor", "sql-prepare", "asyncpg-described-once")
-
-
-@pytest.fixture(scope="module")
-def attack(pg_server, tmp_path_factory):
-    """A gateway over the demo schema whose customers hold secrets; the detector for them."""
-    database = f"t_{secrets.token_hex(6)}"
-    pg_server.psql(f'CREATE DATABASE "{database}"')
-    running = RunningGateway(pg_server, tmp_path_factory.mktemp("attack"), POLICY, database, secrets.token_hex(3))
-    try:
-        detector = LeakDetector(prepare_secrets(running))
-        yield running, detector
-    finally:
-        running.stop()
-        pg_server.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def test_the_corpus_is_large_enough():
