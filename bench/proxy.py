@@ -38,6 +38,7 @@ from sqlgate.embedded import BIN, EmbeddedPostgres
 
 PGBENCH = shutil.which("pgbench") or str(BIN / "pgbench")
 PROCESS_WRITER = "sqlgate+writer"  # the same gateway with `audit.writer: process`
+BENCH_POLICY = "rules:\n  - name: bench\n    who: {groups: [bench]}\n    databases: [bench]\n    role: read\n    max_ttl: 1h\n"
 
 
 @dataclass(frozen=True)
@@ -186,21 +187,26 @@ def bare_relay(server: EmbeddedPostgres) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def sqlgate(
-    server: EmbeddedPostgres, workdir: Path, writer: str = "inline", name: str = "sqlgate", login_prefix: str = "sg"
+    server: EmbeddedPostgres,
+    workdir: Path,
+    writer: str = "inline",
+    *,
+    name: str = "sqlgate",
+    login_prefix: str = "sg",
+    policy: str = BENCH_POLICY,
 ) -> Iterator[tuple[Target, int]]:
     """A gateway from `sqlgate serve` with a bench user allowed to read the bench database.
 
     ``writer`` is its `audit.writer`: the audit log in the gateway's process, or in a process of its own.
     Gateways side by side need their own ``login_prefix``: each reaps the logins of its prefix it does not know.
+    ``policy``: the policy file's text (the token is for user ``bench`` in group ``bench``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     pg_port, http_port = free_port(), free_port()
     secret = workdir / "admin.secret"
     secret.write_text(server.password)
     secret.chmod(0o600)
-    (workdir / "policy.yaml").write_text(
-        "rules:\n  - name: bench\n    who: {groups: [bench]}\n    databases: [bench]\n    role: read\n    max_ttl: 1h\n"
-    )
+    (workdir / "policy.yaml").write_text(policy)
     (workdir / "sqlgate.yaml").write_text(
         f"data_dir: {workdir / 'data'}\nlisten: {{postgres: '127.0.0.1:{pg_port}', http: '127.0.0.1:{http_port}'}}\n"
         "identity: {dev_issuer: true}\n"
@@ -318,7 +324,7 @@ def main() -> None:
             pgbouncer(server, Path(tmp) / "pgb") as bouncer,
             bare_relay(server) as bare,
             sqlgate(server, Path(tmp)) as (gate, gate_pid),
-            sqlgate(server, Path(tmp) / "proc", "process", PROCESS_WRITER, "sgw") as (gate_proc, _),
+            sqlgate(server, Path(tmp) / "proc", "process", name=PROCESS_WRITER, login_prefix="sgw") as (gate_proc, _),
         ):
             if args.idle:  # first, on a fresh gateway whose heap has not grown and shrunk yet
                 per_session = idle_memory(gate, gate_pid, args.idle)

@@ -37,6 +37,7 @@ from sqlgate.pgwire.backend import data_row_values
 from sqlgate.policy.masking import FUNCTIONS, REDACTED, Masker, MaskFn
 from sqlgate.policy.sql.catalog_model import CatalogModel
 from sqlgate.policy.sql.lineage import UNKNOWN, Analysis, Column, Lineage, StatementLineage, analyze
+from sqlgate.policy.sql.shape import literal_shape
 
 TEXT_LIKE_TYPE_OIDS = frozenset({25, 1043, 1042, 19, 18})
 TEXT_LIKE_TYPE_NAMES = frozenset({"text", "varchar", "bpchar", "name", "char"})
@@ -108,13 +109,18 @@ class MaskingEngine:
         self._analyses: OrderedDict[str, Analysis] = OrderedDict()
 
     def analyze(self, sql: str) -> Analysis:
-        """The lineage analysis of ``sql`` (remembered for the most recent texts)."""
-        found = self._analyses.get(sql)
+        """The lineage analysis of ``sql``, remembered by its literal shape for the most recent shapes.
+
+        Lineage never depends on a constant's value, so texts that differ only in their
+        literals (``... WHERE id = 1`` and ``... WHERE id = 2``) share one analysis.
+        """
+        key = literal_shape(sql) or sql
+        found = self._analyses.get(key)
         if found is not None:
-            self._analyses.move_to_end(sql)
+            self._analyses.move_to_end(key)
             return found
         analysis = analyze(sql, self.catalog)
-        self._analyses[sql] = analysis
+        self._analyses[key] = analysis
         if len(self._analyses) > _CACHED_ANALYSES:
             self._analyses.popitem(last=False)
         return analysis

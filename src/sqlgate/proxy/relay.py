@@ -141,6 +141,7 @@ class Relay:
         self._verdicts: dict[tuple[int, bool], tuple[Classification, Verdict]] = {}
         self.bound_checks: dict[str, Classification] = {}  # statement -> set_config($n) to check at each Bind
         self.would_deny: dict[str, str] = {}  # statement -> what audit-mode guardrails would refuse
+        self._plans: dict[tuple[int, bytes], tuple[Outputs, Plan]] = {}  # masking plans by (outputs, description)
         self._finished: list[StatementRecord] = []  # completed by this batch of server bytes, not yet recorded
 
     @property
@@ -455,18 +456,30 @@ class Relay:
             self.pending.popleft()
         if self.masking is None or kind == _SERVER_NODATA or head is None:
             return own
-        fields = RowDescription.decode(payload).fields
-        columns = [(f.name, f.type_oid in TEXT_LIKE_TYPE_OIDS) for f in fields]
         if head.kind in ("describe", "own-describe") and head.describe is not None:
             target, name = head.describe
             outputs = head.outputs[0] if head.outputs else UNKNOWN_OUTPUTS
             plans = self.statement_plans if target == "S" else self.portal_plans
-            plans[name] = self.masking.plan(outputs, columns) or _NO_PLAN
+            plans[name] = self._plan(outputs, payload)
         elif head.kind == "query":
             statements = head.outputs or []
             outputs = statements[head.completed] if head.completed < len(statements) else UNKNOWN_OUTPUTS
-            self.query_plan = self.masking.plan(outputs, columns) or _NO_PLAN
+            self.query_plan = self._plan(outputs, payload)
         return own
+
+    def _plan(self, outputs: Outputs, description: memoryview) -> Plan:
+        """The plan for rows of ``outputs`` described by these RowDescription bytes (remembered per pair)."""
+        assert self.masking is not None
+        key = (id(outputs), bytes(description))
+        known = self._plans.get(key)
+        if known is not None and known[0] is outputs:
+            return known[1]
+        fields = RowDescription.decode(description).fields
+        plan = self.masking.plan(outputs, [(f.name, f.type_oid in TEXT_LIKE_TYPE_OIDS) for f in fields]) or _NO_PLAN
+        if len(self._plans) >= _VERDICTS_KEPT:
+            self._plans.clear()
+        self._plans[key] = (outputs, plan)  # the reference keeps the id unique
+        return plan
 
     def _answer(self, kind: int, payload: memoryview) -> None:
         head = self.pending[0] if self.pending else None
