@@ -77,7 +77,8 @@ def connector_from_env() -> Connector:
     ``SQLGATE_URL`` (default ``http://127.0.0.1:8480``), ``SQLGATE_DATABASE`` (``demo``),
     ``SQLGATE_TOKEN_FILE`` (the app's token; default: a dev-issuer token for
     ``svc-orders`` in group ``dba``), ``SQLGATE_ISSUER`` (end users' issuer; default
-    the gateway's dev issuer).
+    the gateway's dev issuer), ``SQLGATE_AUDIENCE`` (the audience of end users' tokens: for the
+    dev issuer, the gateway's ``identity.deployment_id`` as ``sqlgate config show`` prints it).
     """
     gateway = os.environ.get("SQLGATE_URL", "http://127.0.0.1:8480").rstrip("/")
     issuer = os.environ.get("SQLGATE_ISSUER", f"{gateway}/dev-issuer")
