@@ -43,13 +43,21 @@ rules:
     max_ttl: 1h
     guardrails: {deny: [ddl, dcl, admin]}
     mask: {"customers.email": email, "*.ssn": redact}
+  - name: masked-builders
+    who: {groups: [masked-builders]}
+    databases: [demo]
+    role: write
+    max_ttl: 1h
+    guardrails: {deny: [dcl, admin]}
+    mask: {"customers.email": email, "*.ssn": redact}
   - name: engineers-read
     who: {groups: [engineers]}
     databases: [demo]
     role: read
     max_ttl: 1h
 """
-"""Analysts read with ``customers.email`` and ``*.ssn`` masked; masked writers the same; engineers unmasked."""
+"""Analysts read with ``customers.email`` and ``*.ssn`` masked; masked writers and builders (DDL allowed) the same;
+engineers unmasked."""
 
 ALPHABET = "ghjkmnpqrstvwxyz"
 PIECE = 5

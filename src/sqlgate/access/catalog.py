@@ -64,6 +64,15 @@ class Catalogs:
             return cached[1]
         return None
 
+    def invalidate(self, alias: str) -> None:
+        """Forget the snapshot of ``alias`` (a session changed the catalog): the next session reads it again.
+
+        The snapshot is marked stale too, so sessions that hold it mask everything from then on.
+        """
+        cached = self._snapshots.pop(alias, None)
+        if cached is not None:
+            cached[1].stale = True
+
     def may_refresh(self, alias: str) -> bool:
         """True when a statement naming an unknown relation may read the catalog again now."""
         cached = self._snapshots.get(alias)

@@ -171,12 +171,25 @@ def align(outputs: Outputs, names: Sequence[str]) -> list[Lineage]:
 
 
 class SessionMasking:
-    """One session's masking: its engine, and the cursors and prepared statements it declared."""
+    """One session's masking: its engine, and the cursors and prepared statements it declared.
 
-    def __init__(self, engine: MaskingEngine) -> None:
+    A statement that changes the catalog (CREATE, ALTER, DROP, a view replaced, a column
+    renamed) makes the catalog the analysis reads out of date: this session masks every
+    column it reads from then on, and unless only temporary objects changed (which no
+    other session sees), the shared snapshot is dropped and marked stale
+    (``on_catalog_change``), so the next session reads it again and every session still
+    holding it masks every column it reads from then on
+    (a relayed session cannot read the catalog again midway; a new session sees the
+    change). A change made outside the gateway is seen when the snapshot is next read
+    (:data:`sqlgate.access.catalog.SNAPSHOT_TTL`).
+    """
+
+    def __init__(self, engine: MaskingEngine, on_catalog_change: Callable[[], None] | None = None) -> None:
         self.engine = engine
+        self.on_catalog_change = on_catalog_change
         self.cursors: dict[str, tuple[Outputs, bool]] = {}  # name -> (outputs, WITH HOLD)
         self.prepared: dict[str, Outputs] = {}
+        self.catalog_changed = False
 
     def statements(self, sql: str) -> tuple[str | None, list[Outputs]]:
         """A refusal for ``sql`` (or None), and each statement's outputs, with session state applied in order."""
@@ -184,7 +197,15 @@ class SessionMasking:
         refusal = self.engine.refusal(analysis)
         if refusal is not None:
             return refusal, []
-        return None, [self.observe(statement) for statement in analysis.statements]
+        changes = {statement.catalog_change for statement in analysis.statements} - {None}
+        if changes:
+            self.catalog_changed = True
+            if "database" in changes and self.on_catalog_change is not None:
+                self.on_catalog_change()
+        outputs = [self.observe(statement) for statement in analysis.statements]
+        if self.catalog_changed or self.engine.catalog.stale:
+            return None, [None if out is None else UNKNOWN_OUTPUTS for out in outputs]
+        return None, outputs
 
     def observe(self, statement: StatementLineage) -> Outputs:
         """Remember what ``statement`` declares, prepares or closes; return the outputs it produces."""
@@ -280,4 +301,4 @@ class MaskingService:
     ) -> SessionMasking:
         """A session's masking for database ``alias`` under ``mask`` (the catalog read with ``read`` when stale)."""
         catalog = await self.catalogs.get(alias, read, refresh=refresh)
-        return SessionMasking(self.engine(mask, catalog))
+        return SessionMasking(self.engine(mask, catalog), lambda: self.catalogs.invalidate(alias))

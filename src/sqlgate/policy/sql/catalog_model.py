@@ -52,6 +52,7 @@ class CatalogModel:
     user_functions: frozenset[str] = frozenset()
     by_name: dict[str, list[Relation]] = field(default_factory=dict)
     by_column: dict[tuple[int, int], str] = field(default_factory=dict)  # (oid, attnum) -> column name
+    stale: bool = False  # a session changed the catalog since this snapshot was read
 
     @classmethod
     def build(

@@ -103,6 +103,7 @@ class StatementLineage:
     prepares: str | None = None  # PREPARE: the name; outputs are the prepared statement's rows
     closes: str | None = None  # CLOSE / DEALLOCATE: the name ("*" for all)
     holds: bool = False  # DECLARE ... WITH HOLD: the cursor outlives its transaction
+    catalog_change: str | None = None  # "session" (temporary objects) or "database": what the analysis reads changes
     unknown_relations: frozenset[str] = frozenset()
 
 
@@ -179,11 +180,24 @@ def analyze(sql: str, catalog: CatalogModel) -> Analysis:
     for raw in tree.get("stmts", ()):
         analyzer = _Analyzer(catalog)
         try:
-            statements.append(analyzer.statement(raw["stmt"]))
+            statement = analyzer.statement(raw["stmt"])
+            kind, body = next(iter(raw["stmt"].items()))
+            statements.append(replace(statement, catalog_change=catalog_change(kind, body)))
         except (KeyError, TypeError, AttributeError, ValueError, StopIteration, RecursionError) as exc:
             kind = next(iter(raw.get("stmt", {"?": None})))
             statements.append(StatementLineage(kind, opaque=f"unrecognised parse tree: {type(exc).__name__}"))
     return Analysis(tuple(statements))
+
+
+_CATALOG_CHANGES = frozenset({"ViewStmt", "RuleStmt", "RenameStmt", "DefineStmt", "CompositeTypeStmt"})
+
+
+def catalog_change(kind: str, body: dict[str, Any]) -> str | None:
+    """Whether a statement changes what the analysis reads: "session" (temporary objects), "database", or None."""
+    if not (kind.startswith(("Create", "Alter", "Drop")) or kind in _CATALOG_CHANGES):
+        return None
+    relation = body.get("relation") or body.get("view") or (body.get("into") or {}).get("rel") or {}
+    return "session" if isinstance(relation, dict) and relation.get("relpersistence") == "t" else "database"
 
 
 @dataclass(slots=True)
