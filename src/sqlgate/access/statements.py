@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlgate.audit.events import Outcome
 from sqlgate.policy.model import Guardrails
 from sqlgate.policy.sql import Classification, PreparedRegistry, check, check_bound
 
@@ -82,3 +83,51 @@ def audited_params(values: Iterable[Any]) -> list[str | None]:
     if len(items) > MAX_PARAMS_AUDITED:
         out.append(f"<{len(items) - MAX_PARAMS_AUDITED} more>")
     return out
+
+
+RESULT_OUTCOMES: dict[str, Outcome] = {
+    "success": "success",
+    "error": "error",
+    "refused": "denied",
+    "skipped": "info",
+    "suspended": "success",
+}
+
+
+def statement_fields(  # noqa: PLR0913 - one statement record's fields, named
+    *,
+    protocol: str,
+    sql: str,
+    params: Any,
+    result: str,
+    rows: int | None,
+    duration_ms: float,
+    sqlstate: str | None = None,
+    error: str | None = None,
+    would_deny: str | None = None,
+    tags: list[str] | None = None,
+    params_bounded: bool = False,
+) -> tuple[Outcome, str | None, dict[str, object]]:
+    """A statement record's outcome, reason and data, the same on every path.
+
+    ``sql`` and ``params`` are bounded here (:func:`audited_sql`, :func:`audited_params`),
+    unless ``params_bounded`` says the caller did (the relay bounds Bind's bytes itself).
+    A statement audit-mode guardrails would have refused, and that ran, has outcome
+    ``would_deny`` with that reason; its own error, if any, is kept as ``data.error``.
+    """
+    data: dict[str, object] = {
+        "protocol": protocol,
+        "sql": audited_sql(sql),
+        "params": params if params is None or params_bounded else audited_params(params),
+        "rows": rows,
+        "sqlstate": sqlstate,
+        "duration_ms": round(duration_ms, 3),
+        "result": result,
+    }
+    if tags is not None:
+        data["tags"] = tags
+    outcome, reason = RESULT_OUTCOMES.get(result, "info"), error
+    if would_deny is not None and result != "refused":
+        outcome, reason = "would_deny", would_deny
+        data["error"] = error
+    return outcome, reason, data

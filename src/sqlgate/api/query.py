@@ -21,11 +21,10 @@ from sqlgate.access.catalog import read_with_asyncpg
 from sqlgate.access.masking import SessionMasking
 from sqlgate.access.statements import HINT as GUARDRAIL_HINT
 from sqlgate.access.statements import (
-    audited_params,
-    audited_sql,
     bound_refusal,
     guardrail_verdict,
     has_bound_settings,
+    statement_fields,
 )
 from sqlgate.api import metrics
 from sqlgate.api.errors import QueryFailed, UnknownDatabase
@@ -34,7 +33,6 @@ from sqlgate.api.running import Authorized, Running, Statement
 from sqlgate.api.values import Column, Converter, converters, row_to_json, text_like
 from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import new_record, principal_record
-from sqlgate.audit.events import Outcome
 from sqlgate.config import DatabaseConfig
 from sqlgate.errors import AccessDenied, GuardrailViolation
 from sqlgate.identity.principal import Principal
@@ -44,7 +42,6 @@ from sqlgate.services import Services
 from sqlgate.sessions import LiveSession
 
 STREAM_CHUNK_ROWS = 2000
-_OUTCOMES: dict[str, Outcome] = {"success": "success", "error": "error", "refused": "denied"}
 
 
 class QueryEngine:
@@ -224,18 +221,17 @@ class QueryEngine:
         would_deny: str | None = None,
     ) -> None:
         """Audit one statement like the proxy does (sql, params bounded, rows, duration, sqlstate)."""
-        outcome: Outcome = _OUTCOMES[result]
-        data: dict[str, object] = {
-            "protocol": statement.protocol,
-            "sql": audited_sql(statement.sql),
-            "params": audited_params(statement.params),
-            "rows": rows,
-            "sqlstate": sqlstate,
-            "duration_ms": round(duration_ms, 3),
-            "result": result,
-        }
-        if would_deny is not None and result != "refused":
-            outcome, data["error"], reason = "would_deny", reason, would_deny
+        outcome, reason, data = statement_fields(
+            protocol=statement.protocol,
+            sql=statement.sql,
+            params=statement.params,
+            result=result,
+            rows=rows,
+            duration_ms=duration_ms,
+            sqlstate=sqlstate,
+            error=reason,
+            would_deny=would_deny,
+        )
         self.services.audit.enqueue(
             new_record(  # a record dict, as the proxy hands them over: no model per statement
                 "statement",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlgate.access.catalog import read_raw
 from sqlgate.access.masking import SessionMasking
+from sqlgate.access.statements import statement_fields
 from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import new_record, principal_record
 from sqlgate.audit.events import EventType, Outcome
@@ -337,20 +338,19 @@ class ClientConnection(asyncio.Protocol):
     def _audit_statement(self, record: StatementRecord) -> None:
         if self.session is not None:
             self.session.statements += 1
-        data: dict[str, object] = {
-            "protocol": record.protocol,
-            "sql": record.sql,
-            "params": record.params,
-            "rows": record.rows,
-            "tags": record.tags,
-            "sqlstate": record.sqlstate,
-            "duration_ms": record.duration_ms,
-            "result": record.outcome,
-        }
-        outcome, reason = _OUTCOMES.get(record.outcome, "info"), record.error
-        if record.would_deny is not None and record.outcome != "refused":
-            outcome, reason = "would_deny", record.would_deny
-            data["error"] = record.error
+        outcome, reason, data = statement_fields(
+            protocol=record.protocol,
+            sql=record.sql,
+            params=record.params,
+            result=record.outcome,
+            rows=record.rows,
+            duration_ms=record.duration_ms,
+            sqlstate=record.sqlstate,
+            error=record.error,
+            would_deny=record.would_deny,
+            tags=record.tags,
+            params_bounded=True,
+        )
         event = self._event("statement", outcome, reason=reason, data=data)
         try:
             self.services.audit.enqueue(event)
@@ -487,13 +487,6 @@ class ClientConnection(asyncio.Protocol):
         task.add_done_callback(self._tasks.discard)
 
 
-_OUTCOMES: dict[str, Outcome] = {
-    "success": "success",
-    "error": "error",
-    "refused": "denied",
-    "skipped": "info",
-    "suspended": "success",
-}
 
 
 def _iso(value: datetime | None) -> str | None:
