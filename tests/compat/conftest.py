@@ -1,0 +1,26 @@
+"""The compatibility suite's gateway: one per client module, on a fresh demo database, with a DDL-allowing rule."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from tests.compat.harness import COMPAT_POLICY
+from tests.gateway import RunningGateway
+
+
+@pytest.fixture(scope="module")
+def compat_gateway(pg_server, tmp_path_factory) -> Iterator[RunningGateway]:
+    """One gateway for a client module, on a fresh copy of the demo database, with a DDL-allowing rule."""
+    database = f"c_{secrets.token_hex(6)}"
+    pg_server.psql(f'CREATE DATABASE "{database}"')
+    running = RunningGateway(
+        pg_server, tmp_path_factory.mktemp("compat"), COMPAT_POLICY, database, secrets.token_hex(3)
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+        pg_server.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
