@@ -37,16 +37,6 @@ COMPAT_POLICY = (
 WRITER = ("wade", ("writers",))
 MIGRATOR = ("mia", ("compat-migrators",))
 
-# Known differences between the gateway and PostgreSQL today (issue 16), named where a test expects them.
-PID_DIFFERENCE = (
-    "issue 16 class 1 (process ids): the client is given a made-up backend pid, so the NOTIFY's pid, "
-    "pg_backend_pid() and the pid the driver was told do not all match"
-)
-TERMINATION_DIFFERENCE = (
-    "issue 16 class 2 (the server ending a session): pg_terminate_backend closes the client's connection "
-    "without the server's FATAL 57P01 (AdminShutdown)"
-)
-
 SCENARIOS = (
     "connect",
     "simple",
