@@ -18,24 +18,11 @@ from typing import Any
 
 import pytest
 
-from tests.gateway import DEMO_POLICY, RunningGateway
+from tests.gateway import RunningGateway
 
 HERE = Path(__file__).parent
 
-# A group whose rule allows DDL (and everything else the write role may do), for migrations.
-COMPAT_POLICY = (
-    DEMO_POLICY
-    + """\
-  - name: compat-migrations
-    who: {groups: [compat-migrators]}
-    databases: [demo]
-    role: write
-    max_ttl: 1h
-"""
-)
-
 WRITER = ("wade", ("writers",))
-MIGRATOR = ("mia", ("compat-migrators",))
 
 SCENARIOS = (
     "connect",
