@@ -112,6 +112,35 @@ class ClientConnection(asyncio.Protocol):
             self._fatal("08P01", str(exc))
         except AuditQueueFull:
             self._fatal("57P01", "the audit log cannot keep up; the session is ended rather than run unaudited")
+        except Exception:
+            log.exception("session %s from %s failed on bytes from the client", self._session_id, self.source)
+            self._internal_failure()
+
+    def _server_data(self, data: bytes) -> None:
+        """Bytes from the server, to the relay; a failure ends the session with an error the client sees."""
+        try:
+            assert self.relay is not None
+            self.relay.server_data(data)
+        except ProtocolError as exc:
+            log.warning("session %s: the server sent bytes that break the protocol: %s", self._session_id, exc)
+            self._fatal("08P01", f"the database server broke the protocol: {exc}")
+        except AuditQueueFull:
+            self._fatal("57P01", "the audit log cannot keep up; the session is ended rather than run unaudited")
+        except Exception:
+            log.exception("session %s from %s failed on bytes from the server", self._session_id, self.source)
+            self._internal_failure()
+
+    def _internal_failure(self) -> None:
+        """A bug in the gateway (logged by the caller with the session id): end the session with XX000, never hang."""
+        self._fatal(
+            "XX000",
+            f"internal error in the gateway (session {self._session_id}); the session is ended",
+            hint="reconnect; the administrator can find the error in the gateway's log by the session id",
+        )
+
+    @property
+    def _session_id(self) -> str:
+        return self.session.id if self.session is not None else "-"
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The client's socket closed."""
@@ -277,7 +306,7 @@ class ClientConnection(asyncio.Protocol):
             masking=masking,
         )
         self.relay.transaction_status = upstream.transaction_status
-        upstream.protocol.attach(self.relay.server_data, self._on_upstream_lost, self._pause_client)
+        upstream.protocol.attach(self._server_data, self._on_upstream_lost, self._pause_client)
         self.session = LiveSession(
             id=new_session_id(),
             kind="pgwire",
@@ -290,7 +319,8 @@ class ClientConnection(asyncio.Protocol):
             expires_at=self._deadline(decision, lease),
         )
         self.services.sessions.add(self.session, self._ended_by_admin)
-        self.backend_key = self.listener.register_cancel(self, self.handshake.protocol == PROTOCOL_3_0)
+        short = self.handshake.protocol == PROTOCOL_3_0
+        self.backend_key = self.listener.register_cancel(self, short, upstream.backend_key.process_id)
         self._watch_lifetime(lease)
         self.services.audit.enqueue(
             self._event(
@@ -493,6 +523,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def new_backend_key(short: bool) -> BackendKeyData:
-    """A random (process id, secret) pair for the client; 4-byte secret for protocol 3.0, 32 bytes for 3.2."""
-    return BackendKeyData(secrets.randbelow(2**31 - 1) + 1, secrets.token_bytes(4 if short else 32))
+def new_backend_key(short: bool, process_id: int) -> BackendKeyData:
+    """The server's ``process_id`` with a random secret of the gateway's: 4 bytes for protocol 3.0, 32 for 3.2."""
+    return BackendKeyData(process_id, secrets.token_bytes(4 if short else 32))

@@ -28,7 +28,7 @@ class PgListener:
         self.require_tls = configured if configured is not None else not is_loopback(self.host)
         self.tls_context: ssl.SSLContext | None = server_context(settings)
         self.pool = UpstreamPool()
-        self._cancel_keys: dict[int, tuple[bytes, ClientConnection]] = {}
+        self._cancel_keys: dict[int, list[tuple[bytes, ClientConnection]]] = {}
         self._server: asyncio.Server | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._connections: set[ClientConnection] = set()
@@ -64,20 +64,28 @@ class PgListener:
 
     # -- used by connections -------------------------------------------------
 
-    def register_cancel(self, connection: ClientConnection, short: bool) -> Any:
-        """A fresh backend key for ``connection``; a CancelRequest with it reaches its upstream."""
-        while True:
-            key = new_backend_key(short)
-            if key.process_id not in self._cancel_keys:
-                self._cancel_keys[key.process_id] = (key.secret_key, connection)
-                return key
+    def register_cancel(self, connection: ClientConnection, short: bool, process_id: int) -> Any:
+        """The backend key for ``connection``: its server process id, with a secret of the gateway's own.
+
+        The client sees the real process id of its session's server connection (so
+        ``pg_terminate_backend``, ``pg_stat_activity`` and NOTIFY pids match); the secret
+        is new, so a CancelRequest still has to come through the gateway, which checks it.
+        Process ids of different servers may coincide: each id keeps a list of keys.
+        """
+        key = new_backend_key(short, process_id)
+        self._cancel_keys.setdefault(key.process_id, []).append((key.secret_key, connection))
+        return key
 
     def unregister_cancel(self, connection: ClientConnection) -> None:
         """Forget ``connection``'s backend key."""
-        if connection.backend_key is not None:
-            entry = self._cancel_keys.get(connection.backend_key.process_id)
-            if entry is not None and entry[1] is connection:
-                del self._cancel_keys[connection.backend_key.process_id]
+        if connection.backend_key is None:
+            return
+        process_id = connection.backend_key.process_id
+        kept = [entry for entry in self._cancel_keys.get(process_id, []) if entry[1] is not connection]
+        if kept:
+            self._cancel_keys[process_id] = kept
+        else:
+            self._cancel_keys.pop(process_id, None)
 
     def forward_cancel(self, process_id: int, secret: bytes) -> None:
         """Forward a cancel request in the background (the connection that carried it closes at once)."""
@@ -87,10 +95,10 @@ class PgListener:
 
     async def cancel(self, process_id: int, secret: bytes) -> None:
         """Forward a CancelRequest to the upstream backend behind ``process_id`` when the secret matches."""
-        entry = self._cancel_keys.get(process_id)
-        if entry is None or not hmac.compare_digest(entry[0], secret):
+        found = [c for key, c in self._cancel_keys.get(process_id, []) if hmac.compare_digest(key, secret)]
+        if not found:
             log.info("ignored a cancel request with an unknown key")
             return
-        upstream = entry[1].upstream
+        upstream = found[0].upstream
         if upstream is not None:
             await send_cancel(upstream)
