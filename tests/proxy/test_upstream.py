@@ -106,3 +106,25 @@ async def test_a_login_cancelled_halfway_closes_its_connection():
     await asyncio.wait_for(server_saw_eof.wait(), 5)  # the gateway closed its side
     server.close()
     await server.wait_closed()
+
+
+async def test_the_idle_cap_holds_when_many_sessions_end_at_once(login_role):
+    """Resets run concurrently: the cap is checked again when each one finishes, not only before."""
+    pool = UpstreamPool(max_idle=2)
+    upstreams = [await connect(login_role) for _ in range(6)]
+    await asyncio.gather(*(pool.give_back(upstream) for upstream in upstreams))
+    assert len(pool) == 2
+    assert sum([await closed(upstream) for upstream in upstreams]) == 4
+    await pool.aclose()
+
+
+async def test_idle_connections_are_closed_when_they_have_been_idle_too_long(login_role):
+    """Nobody has to ask for a connection for an old idle one to be closed."""
+    pool = UpstreamPool(idle_seconds=0.2)
+    upstream = await connect(login_role)
+    await pool.give_back(upstream)
+    assert len(pool) == 1
+    await asyncio.sleep(0.4)
+    assert len(pool) == 0
+    assert await closed(upstream)
+    await pool.aclose()

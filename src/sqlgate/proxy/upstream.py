@@ -281,7 +281,9 @@ class UpstreamPool:
     left running when the gateway stops (:meth:`aclose`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_idle: int = POOL_MAX_IDLE_PER_LEASE, idle_seconds: float = POOL_IDLE_SECONDS) -> None:
+        self.max_idle = max_idle
+        self.idle_seconds = idle_seconds
         self._idle: dict[tuple[str, tuple[tuple[str, str], ...]], list[Upstream]] = {}
         self._resetting: set[Upstream] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -292,7 +294,7 @@ class UpstreamPool:
         idle = self._idle.get((lease_id, params_key))
         while idle:
             upstream = idle.pop()
-            if upstream.healthy and time.monotonic() - upstream.idle_since < POOL_IDLE_SECONDS:
+            if upstream.healthy and time.monotonic() - upstream.idle_since < self.idle_seconds:
                 return upstream
             upstream.protocol.close()
         return None
@@ -306,7 +308,7 @@ class UpstreamPool:
     async def give_back(self, upstream: Upstream) -> None:
         """Reset ``upstream`` with DISCARD ALL and keep it; close it if that fails, the pool is full or closing."""
         key = (upstream.lease_id, upstream.params_key)
-        if self._closed or not upstream.healthy or len(self._idle.get(key, ())) >= POOL_MAX_IDLE_PER_LEASE:
+        if self._closed or not upstream.healthy or self._full(key):
             upstream.protocol.close()
             return
         self._resetting.add(upstream)
@@ -320,9 +322,25 @@ class UpstreamPool:
             self._resetting.discard(upstream)
             if not kept:
                 upstream.protocol.close()
-        if kept:
+        if kept and self._full(key):  # others were reset meanwhile and filled the lease's share
+            upstream.protocol.close()
+        elif kept:
             upstream.idle_since = time.monotonic()
             self._idle.setdefault(key, []).append(upstream)
+            asyncio.get_running_loop().call_later(self.idle_seconds, self._expire, key, upstream)
+
+    def _full(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> bool:
+        return len(self._idle.get(key, ())) >= self.max_idle
+
+    def _expire(self, key: tuple[str, tuple[tuple[str, str], ...]], upstream: Upstream) -> None:
+        """Close ``upstream`` if it is still idle after ``idle_seconds`` (idle logins do not pile up)."""
+        idle = self._idle.get(key)
+        if idle is None or upstream not in idle or time.monotonic() - upstream.idle_since < self.idle_seconds:
+            return
+        idle.remove(upstream)
+        if not idle:
+            del self._idle[key]
+        upstream.protocol.close()
 
     def close_lease(self, lease_id: str) -> None:
         """Close every connection of ``lease_id`` the pool holds, idle or being reset."""
