@@ -1,6 +1,7 @@
 """Settings: one YAML file plus environment overrides, as one typed model.
 
-The file is named by ``-c/--config`` or ``SQLGATE_CONFIG``. Any option can be
+The file is named by ``-c/--config`` or ``SQLGATE_CONFIG``, else it is ``./sqlgate.yaml``,
+else the ``.sqlgate/sqlgate.yaml`` that ``sqlgate up`` writes, searched upward. Any option can be
 overridden from the environment as ``SQLGATE_<KEY>``, nested keys joined by a
 double underscore (``SQLGATE_LISTEN__HTTP=0.0.0.0:8480``). Relative paths in the
 file are resolved against the file's own directory. Secrets are never inline:
@@ -10,8 +11,10 @@ the database admin password comes from a file or an environment variable.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,7 +28,6 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -580,26 +582,62 @@ class Settings(BaseSettings):
             raise ConfigError(f"unknown database {alias!r} (known: {known})") from None
 
 
-def config_path(explicit: Path | None = None) -> Path | None:
-    """The settings file in use: ``-c``, else $SQLGATE_CONFIG, else ./sqlgate.yaml if present."""
+DEMO_CONFIG = Path(".sqlgate") / DEFAULT_CONFIG_NAME
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConfigLookup:
+    """Where the settings file was looked for, and which one was found (``path``) and how (``source``)."""
+
+    path: Path | None
+    source: str
+    looked_at: tuple[Path, ...]
+
+
+def find_config(explicit: Path | None = None, cwd: Path | None = None) -> ConfigLookup:
+    """Find the settings file: ``-c``, else $SQLGATE_CONFIG, else ./sqlgate.yaml, else .sqlgate/sqlgate.yaml upward.
+
+    The last step walks from the working directory up to the root, as git finds ``.git``,
+    so commands typed in (or below) the folder where ``sqlgate up`` ran find its settings.
+    """
     if explicit is not None:
-        return explicit
+        return ConfigLookup(explicit, "-c/--config", (explicit,))
     if env := os.environ.get(CONFIG_ENV):
-        return Path(env)
-    default = Path(DEFAULT_CONFIG_NAME)
-    return default if default.exists() else None
+        return ConfigLookup(Path(env), f"${CONFIG_ENV}", (Path(env),))
+    here = (cwd or Path.cwd()).absolute()
+    looked_at = [here / DEFAULT_CONFIG_NAME]
+    if looked_at[0].is_file():
+        return ConfigLookup(looked_at[0], f"./{DEFAULT_CONFIG_NAME}", tuple(looked_at))
+    for folder in (here, *here.parents):
+        candidate = folder / DEMO_CONFIG
+        looked_at.append(candidate)
+        if candidate.is_file():
+            return ConfigLookup(candidate, f"{DEMO_CONFIG} (searched upward)", tuple(looked_at))
+    return ConfigLookup(None, "none", tuple(looked_at))
+
+
+def config_path(explicit: Path | None = None) -> Path | None:
+    """The settings file in use (see :func:`find_config`), or None when there is none."""
+    return find_config(explicit).path
+
+
+def no_config_error(lookup: ConfigLookup) -> ConfigError:
+    """The error for a command that found no settings file: every path it looked at, and what to do."""
+    return ConfigError(
+        f"no settings file found: give -c FILE or set {CONFIG_ENV}, or run `sqlgate up` here; looked at:",
+        problems=[str(path) for path in lookup.looked_at],
+    )
 
 
 def load_settings(path: Path | None = None) -> Settings:
-    """Load and validate settings; raises ConfigError listing every mistake."""
-    path = config_path(path)
-    if path is None:
-        try:
-            return Settings()
-        except ValidationError as exc:
-            raise ConfigError("invalid settings from the environment", problems=[str(exc)]) from exc
-    settings = load_model(path, Settings)
-    return _resolve_paths(settings, path.resolve().parent)
+    """Find (see :func:`find_config`), load and validate settings; raises ConfigError listing every mistake."""
+    lookup = find_config(path)
+    if lookup.path is None:
+        raise no_config_error(lookup)
+    _log.info("settings: %s (from %s)", lookup.path, lookup.source)
+    settings = load_model(lookup.path, Settings)
+    return _resolve_paths(settings, lookup.path.resolve().parent)
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:

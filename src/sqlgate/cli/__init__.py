@@ -12,7 +12,7 @@ import sys
 from rich.markup import escape
 
 from sqlgate.cli import audit, broker, config_cmd, connect, identity, policy, up
-from sqlgate.cli.common import app, err_console, exit_code_for
+from sqlgate.cli.common import app, cli_command, err_console, exit_code_for
 from sqlgate.errors import SqlgateError
 
 for _module in (config_cmd, up, identity, connect, broker, policy, audit):
@@ -22,10 +22,10 @@ for _module in (config_cmd, up, identity, connect, broker, policy, audit):
 def main() -> None:
     """Entry point of the ``sqlgate`` console script; errors print a message, never a traceback."""
     try:
-        app()
+        cli_command()(prog_name="sqlgate")
     except SqlgateError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(exit_code_for(exc))
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "cli_command", "main"]

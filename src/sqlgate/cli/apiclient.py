@@ -16,7 +16,7 @@ import httpx
 import typer
 
 from sqlgate.config import Settings, load_settings
-from sqlgate.errors import SqlgateError
+from sqlgate.errors import IdentityError, SqlgateError
 from sqlgate.identity.client import current_token
 
 GatewayOption = Annotated[
@@ -49,12 +49,22 @@ def gateway_url(settings: Settings, explicit: str | None) -> str:
 
 
 class ApiClient:
-    """A thin client of the gateway's API for one command."""
+    """A thin client of the gateway's API for one command.
+
+    The settings file is read only when it is needed: for the gateway's address when
+    neither ``--gateway`` nor $SQLGATE_URL gives it, and for the signed-in user's token
+    when neither ``--token`` nor $SQLGATE_TOKEN does.
+    """
 
     def __init__(self, config: Path | None, gateway: str | None, token: str | None) -> None:
+        explicit_url = gateway or os.environ.get("SQLGATE_URL")
+        explicit_token = token or os.environ.get("SQLGATE_TOKEN")
+        if explicit_url and explicit_token:
+            self.url, self._token = explicit_url.rstrip("/"), explicit_token
+            return
         settings = load_settings(config)
-        self.url = gateway_url(settings, gateway)
-        self._token = token or os.environ.get("SQLGATE_TOKEN") or current_token(settings)
+        self.url = gateway_url(settings, explicit_url)
+        self._token = explicit_token or signed_in_token(settings)
 
     def call(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """Send one request; the decoded JSON body, or GatewayRefused saying why."""
@@ -70,6 +80,23 @@ class ApiClient:
         if response.is_success:
             return response.json()
         raise GatewayRefused(_problem_message(response))
+
+
+def signed_in_token(settings: Settings) -> str:
+    """The signed-in user's token, or an IdentityError that says exactly how to get a token."""
+    try:
+        return current_token(settings)
+    except IdentityError as exc:
+        raise IdentityError(
+            f"no token: give --token or set SQLGATE_TOKEN ({exc.message})", hint=_how_to_get_a_token(settings)
+        ) from None
+
+
+def _how_to_get_a_token(settings: Settings) -> str:
+    login = "`sqlgate login` signs you in at a real issuer (identity.issuers with a client_id)"
+    if settings.identity.dev_issuer:
+        return f'the dev issuer is on: SQLGATE_TOKEN="$(sqlgate token --user NAME --group GROUP)" makes one, or {login}'
+    return login
 
 
 def _problem_message(response: httpx.Response) -> str:

@@ -16,10 +16,10 @@ def validate(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Check the settings file; every mistake is listed with its path and line."""
     path = config_path(config)
     try:
-        load_settings(path)
+        load_settings(config)
     except ConfigError as exc:
         if as_json:
-            print_json({"valid": False, "file": str(path), "problems": exc.problems or [exc.message]})
+            print_json({"valid": False, "file": str(path) if path else None, "problems": exc.problems or [exc.message]})
         else:
             console.print(f"[red]invalid:[/red] {exc.message}", highlight=False)
             for problem in exc.problems:
@@ -28,7 +28,7 @@ def validate(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"valid": True, "file": str(path) if path else None, "problems": []})
     else:
-        console.print(f"[green]valid:[/green] {path or '(defaults and environment only)'}", highlight=False)
+        console.print(f"[green]valid:[/green] {path}", highlight=False)
 
 
 @config_app.command("schema")

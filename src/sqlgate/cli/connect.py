@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from sqlgate.cli.apiclient import signed_in_token
 from sqlgate.cli.common import ConfigOption, fail
 from sqlgate.config import load_settings, split_host_port
 from sqlgate.embedded import BIN
@@ -40,9 +41,7 @@ def connect(  # noqa: PLR0913, PLR0917 - one Typer option per parameter
     """Start psql through the gateway with your token (from `sqlgate login`, --token or $SQLGATE_TOKEN)."""
     settings = load_settings(config)
     if token is None:
-        from sqlgate.identity.client import current_token  # noqa: PLC0415 - only when no token was given
-
-        token = current_token(settings)
+        token = signed_in_token(settings)
     default_host, default_port = split_host_port(settings.listen.postgres)
     claims = unverified_claims(token)
     user = role or str(claims.get("sub") or claims.get("preferred_username") or "")

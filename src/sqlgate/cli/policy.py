@@ -16,7 +16,7 @@ from rich.table import Table
 
 from sqlgate.cli import requests as access_requests
 from sqlgate.cli.common import ConfigOption, JsonOption, console, fail, print_json
-from sqlgate.config import format_duration, load_settings
+from sqlgate.config import find_config, format_duration, load_settings
 from sqlgate.errors import ConfigError
 from sqlgate.identity.principal import Principal
 from sqlgate.policy import CompiledPolicy, Decision, Explanation, Guardrails, explain, load_policy
@@ -126,7 +126,11 @@ def policy_test(
 
 def _policy(path: Path | None, config: Path | None) -> CompiledPolicy:
     if path is None:
-        path = load_settings(config).policy_file
+        lookup = find_config(config)
+        if lookup.path is None:
+            looked_at = ", ".join(str(p) for p in lookup.looked_at)
+            fail(f"no policy file: give --policy FILE, or a settings file with policy_file (looked at: {looked_at})")
+        path = load_settings(lookup.path).policy_file
     if path is None:
         fail("no policy file: give --policy FILE, or set policy_file in the settings (-c)")
     return load_policy(path)
