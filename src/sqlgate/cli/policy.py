@@ -16,7 +16,7 @@ from rich.table import Table
 
 from sqlgate.cli import requests as access_requests
 from sqlgate.cli.common import ConfigOption, JsonOption, console, fail, print_json
-from sqlgate.config import find_config, format_duration, load_settings
+from sqlgate.config import Settings, find_config, format_duration, load_settings
 from sqlgate.errors import ConfigError
 from sqlgate.identity.principal import Principal
 from sqlgate.policy import CompiledPolicy, Decision, Explanation, Guardrails, explain, load_policy
@@ -33,14 +33,20 @@ PolicyOption = Annotated[
 
 @policy_app.command("check")
 def policy_check(
-    file: Annotated[Path, typer.Argument(help="The policy file to validate.", show_default=False)],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="The policy file to validate (default: policy_file of the settings).", show_default=False),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="Also warn about databases and roles these settings lack."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate a policy file; every mistake is listed with its path and line."""
+    """Validate a policy file (default: the settings' policy_file); every mistake is listed with its path and line."""
+    settings = load_settings(config) if config is not None else None
+    if file is None:
+        file, settings = _settings_policy_file(config)
     try:
         policy = load_policy(file)
     except ConfigError as exc:
@@ -51,7 +57,7 @@ def policy_check(
             for problem in exc.problems:
                 console.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    warnings = settings_warnings(policy.source, load_settings(config)) if config is not None else []
+    warnings = settings_warnings(policy.source, settings) if settings is not None else []
     if as_json:
         print_json(
             {
@@ -126,14 +132,20 @@ def policy_test(
 
 def _policy(path: Path | None, config: Path | None) -> CompiledPolicy:
     if path is None:
-        lookup = find_config(config)
-        if lookup.path is None:
-            looked_at = ", ".join(str(p) for p in lookup.looked_at)
-            fail(f"no policy file: give --policy FILE, or a settings file with policy_file (looked at: {looked_at})")
-        path = load_settings(lookup.path).policy_file
-    if path is None:
-        fail("no policy file: give --policy FILE, or set policy_file in the settings (-c)")
+        path, _ = _settings_policy_file(config)
     return load_policy(path)
+
+
+def _settings_policy_file(config: Path | None) -> tuple[Path, Settings]:
+    """The policy_file of the settings found (see ``--verbose``), and those settings; fails clearly if none."""
+    lookup = find_config(config)
+    if lookup.path is None:
+        looked_at = ", ".join(str(p) for p in lookup.looked_at)
+        fail(f"no policy file: give the policy FILE, or a settings file with policy_file (looked at: {looked_at})")
+    settings = load_settings(config)
+    if settings.policy_file is None:
+        fail(f"no policy file: give the policy FILE, or set policy_file in {lookup.path}")
+    return settings.policy_file, settings
 
 
 def _when(text: str | None) -> datetime:
