@@ -11,11 +11,11 @@ import sys
 
 from rich.markup import escape
 
-from sqlgate.cli import audit, broker, config_cmd, connect, identity, policy, up
+from sqlgate.cli import audit, broker, config_cmd, connect, doctor, identity, policy, up
 from sqlgate.cli.common import app, cli_command, err_console, exit_code_for
 from sqlgate.errors import SqlgateError
 
-for _module in (config_cmd, up, identity, connect, broker, policy, audit):
+for _module in (config_cmd, up, identity, connect, broker, policy, audit, doctor):
     _module.register(app)
 
 
