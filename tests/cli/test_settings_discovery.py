@@ -101,4 +101,4 @@ def test_client_commands_without_a_token_say_how_to_get_one(tree, monkeypatch, a
     assert "no token: give --token or set SQLGATE_TOKEN" in message
     assert "sqlgate token --user NAME --group GROUP" in message
     assert "sqlgate login" in message
-    assert "client_id to sign in with" not in message.split("(")[0]
+    assert "client_id to sign in with" not in message

@@ -84,11 +84,13 @@ class ApiClient:
 
 def signed_in_token(settings: Settings) -> str:
     """The signed-in user's token, or an IdentityError that says exactly how to get a token."""
+    if not any(issuer.client_id for issuer in settings.identity.issuers):
+        raise IdentityError("no token: give --token or set SQLGATE_TOKEN", hint=_how_to_get_a_token(settings))
     try:
         return current_token(settings)
-    except IdentityError as exc:
+    except IdentityError as exc:  # not signed in, or the login expired: that reason says what to do
         raise IdentityError(
-            f"no token: give --token or set SQLGATE_TOKEN ({exc.message})", hint=_how_to_get_a_token(settings)
+            f"no token: give --token or set SQLGATE_TOKEN, or {exc.message}", hint=_how_to_get_a_token(settings)
         ) from None
 
 
