@@ -1,8 +1,10 @@
-"""Classify PostgreSQL statements with pglast (libpg_query, PostgreSQL's own parser).
+r"""Classify PostgreSQL statements with pglast (libpg_query, PostgreSQL's own parser).
 
 The parse tree comes back as JSON and is walked in full: functions called
 anywhere (select lists, FROM, WHERE, CTEs, subqueries, defaults), every table,
-data-modifying statements nested in CTEs, identity changes nested anywhere.
+data-modifying statements nested in CTEs, identity changes nested anywhere. A role statement that sets a password
+(``ALTER ROLE/USER ... PASSWORD``, ``CREATE ROLE/USER ... PASSWORD``, psql's ``\password``) is an
+identity change too: the gateway issues the session's login, so its credentials are not the client's to set.
 
 ``MERGE`` has no WHERE clause: a ``WHEN [NOT] MATCHED ... THEN UPDATE/DELETE``
 action counts as an UPDATE/DELETE without one (neither the join condition nor a
@@ -177,6 +179,24 @@ def _on_variable_set(body: dict[str, Any], facts: _Facts) -> None:
         facts.identity = f"{shown} would change the session's identity"
 
 
+_PASSWORD_CHANGES = {"AlterRoleStmt": "ALTER ROLE/USER ... PASSWORD", "CreateRoleStmt": "CREATE ROLE/USER ... PASSWORD"}
+
+
+def _on_role_options(kind: str) -> Any:
+    r"""A role statement that sets a password (psql's ``\password`` sends ``ALTER USER ... PASSWORD``)."""
+
+    def handler(body: dict[str, Any], facts: _Facts) -> None:
+        for option in body.get("options") or ():
+            if (option.get("DefElem") or {}).get("defname") == "password":
+                facts.identity = (
+                    f"{_PASSWORD_CHANGES[kind]} would change a login's credentials: the gateway issues the"
+                    " session's login and its password cannot be changed"
+                )
+                return
+
+    return handler
+
+
 def _on_write(kind: str) -> Any:
     def handler(body: dict[str, Any], facts: _Facts) -> None:
         facts.classes.add("write")
@@ -262,4 +282,5 @@ _HANDLERS: dict[str, Any] = {
     "VariableSetStmt": _on_variable_set,
     "SelectStmt": _on_select,
     **{kind: _on_write(kind) for kind in _NESTED_WRITES},
+    **{kind: _on_role_options(kind) for kind in _PASSWORD_CHANGES},
 }
