@@ -1,0 +1,1 @@
+"""A minimal Django app for the compatibility suite: one model, one migration (see tests/compat/test_django.py)."""

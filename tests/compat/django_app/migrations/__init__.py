@@ -1,0 +1,1 @@
+"""Migrations of the compatibility suite's Django app."""
