@@ -83,6 +83,15 @@ class LeakDetector:
         lowered = text.lower()
         return sorted(piece for piece in self.pieces if piece in lowered)
 
+    def where(self, text: str, width: int = 80) -> list[str]:
+        """Each leak with the text around it, for a failure message that says where it was."""
+        lowered = text.lower()
+        found = []
+        for piece in self.leaks(text):
+            at = lowered.index(piece)
+            found.append(text[max(0, at - width) : at + len(piece) + width])
+        return found
+
 
 def prepare_secrets(gateway: Any) -> list[str]:
     """Give every customer a secret e-mail local part and SSN; views over them; statistics. Returns the secrets."""
@@ -258,10 +267,22 @@ def audit_text(gateway: Any) -> str:
         )
         assert response.status_code == 200, response.text
         body = response.json()
+        for record in body["records"]:
+            _drop_signature(record)
         texts.append(json.dumps(body))
         cursor = body.get("next_cursor")
         if not cursor:
             return "\n".join(texts)
+
+
+def _drop_signature(record: dict[str, Any]) -> None:
+    """Blank a checkpoint's signature: base64 over a hash, it carries no data.
+
+    Its letters would otherwise match some secret's five-letter piece by chance in about one run in three.
+    """
+    data = record.get("data")
+    if record.get("type") == "audit.checkpoint" and isinstance(data, dict) and "signature" in data:
+        data["signature"] = "<signature>"
 
 
 async def _flush(gateway: Any) -> None:

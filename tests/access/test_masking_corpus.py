@@ -83,8 +83,10 @@ SELECTS = [
     "SELECT contact FROM customer_emails_mv",
     "SELECT * FROM nested_emails",
     "SELECT * FROM (VALUES (1)) v(x), LATERAL (SELECT email FROM customers LIMIT 1) e",
-    ("WITH RECURSIVE r(n, e) AS (SELECT 1, (SELECT email FROM customers ORDER BY id LIMIT 1) "
-    "UNION ALL SELECT n + 1, e FROM r WHERE n < 2) SELECT * FROM r"),
+    (
+        "WITH RECURSIVE r(n, e) AS (SELECT 1, (SELECT email FROM customers ORDER BY id LIMIT 1) "
+        "UNION ALL SELECT n + 1, e FROM r WHERE n < 2) SELECT * FROM r"
+    ),
     "SELECT email FROM customers ORDER BY 1 LIMIT 3",
     "SELECT DISTINCT ssn FROM customers",
     "SELECT max(email), min(ssn) FROM customers",
@@ -139,14 +141,18 @@ OTHERS = [
 WRITES = [
     "UPDATE customers SET name = email WHERE id = 1",
     "UPDATE customers SET region = substr(ssn, 1, 8) WHERE id = 2 RETURNING region",
-    ("INSERT INTO orders (id, customer_id, total, status, created_at) "
-    "SELECT 100000 + id, id, 1, email, now() FROM customers WHERE id = 3"),
+    (
+        "INSERT INTO orders (id, customer_id, total, status, created_at) "
+        "SELECT 100000 + id, id, 1, email, now() FROM customers WHERE id = 3"
+    ),
     "UPDATE orders SET status = (SELECT email FROM customers WHERE id = 4) WHERE id = 4",
     "UPDATE customers SET name = name WHERE id = 5 RETURNING email, ssn, customers",
     "WITH x AS (UPDATE customers SET region = region WHERE id = 6 RETURNING *) SELECT * FROM x",
     "MERGE INTO orders o USING customers c ON o.id = c.id WHEN MATCHED THEN UPDATE SET status = c.email",
-    ("INSERT INTO customers (id, name, email, ssn, region) SELECT 9000 + id, email, 'x', 'y', 'eu' "
-    "FROM customers WHERE id = 7"),
+    (
+        "INSERT INTO customers (id, name, email, ssn, region) SELECT 9000 + id, email, 'x', 'y', 'eu' "
+        "FROM customers WHERE id = 7"
+    ),
     "UPDATE customers SET email = email WHERE id = 8 RETURNING row_to_json(customers)",
 ]
 CORPUS_SIZE = len(SELECTS) + len(OTHERS) + len(WRITES)
@@ -231,4 +237,4 @@ def test_the_audit_log_holds_no_secret(attack):
     gateway, detector = attack
     text = audit_text(gateway)
     assert '"statement"' in text
-    assert not detector.leaks(text), detector.leaks(text)[:10]
+    assert not detector.leaks(text), detector.where(text)[:10]
