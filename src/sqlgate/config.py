@@ -151,6 +151,10 @@ class Listen(_Section):
 
     postgres: HostPort = Field("127.0.0.1:6543", description="PostgreSQL wire protocol listener, host:port.")
     http: HostPort = Field("127.0.0.1:8480", description="HTTP API, MCP and metrics listener, host:port.")
+    mysql: HostPort | None = Field(
+        None,
+        description="MySQL/MariaDB wire protocol listener, host:port (e.g. 127.0.0.1:6033); off when unset.",
+    )
 
 
 _TOKEN_NAME = re.compile(r"[\x21-\x7e]{1,512}")
