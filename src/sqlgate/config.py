@@ -516,6 +516,98 @@ class ApiConfig(_Section):
         return self
 
 
+class RequestsConfig(_Section):
+    """Access requests (just-in-time approvals)."""
+
+    pending_ttl: Duration = Field(
+        timedelta(hours=24),
+        description="A request nobody approves or denies within this long expires; its requester is told "
+        "(audit `request.expire`, webhook event `expired`, state `expired` in their list).",
+    )
+
+
+class WebhookConfig(_Section):
+    """One webhook that receives access-request events as JSON (with a Slack-compatible `text` field)."""
+
+    url: str = Field(description="Where events are POSTed: https:// (http:// only on loopback).")
+    events: list[Literal["filed", "approved", "denied", "expired"]] = Field(
+        default_factory=lambda: ["filed", "approved", "denied", "expired"],
+        min_length=1,
+        description="Which access-request events are sent: filed, approved, denied, expired (default: all).",
+    )
+    secret_env: str | None = Field(
+        None,
+        description="Environment variable holding the HMAC-SHA256 key; each POST then carries "
+        "`X-Sqlgate-Signature: sha256=<hex of HMAC(key, body)>`.",
+    )
+    secret_file: Path | None = Field(None, description="File holding the HMAC-SHA256 key (instead of secret_env).")
+    secret: SecretStr | None = Field(
+        None,
+        description="Never accepted: use secret_env or secret_file.",
+        json_schema_extra={"deprecated": True},
+        exclude=True,
+    )
+    timeout: Duration = Field(timedelta(seconds=5), description="How long one delivery attempt may take.")
+    retries: int = Field(
+        5, ge=0, le=20, description="Attempts after the first when delivery fails (5xx, 429, network)."
+    )
+    backoff: Duration = Field(
+        timedelta(seconds=1),
+        description="Wait before the first retry; doubled after each failed attempt (at most 5 minutes).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"https", "http"} or not parts.hostname:
+            raise ValueError("must be an https:// URL (http:// only on loopback)")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ValueError("must be an https:// URL (http:// only on loopback)")
+        return value.strip()
+
+    @field_validator("secret")
+    @classmethod
+    def _refuse_inline_secret(cls, value: SecretStr | None) -> None:
+        if value is not None:
+            raise ValueError(
+                "inline secrets are refused: put the key in a file and set secret_file, "
+                "or export it and set secret_env to the variable's name"
+            )
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> WebhookConfig:
+        if self.secret_env and self.secret_file:
+            raise ValueError("set secret_env or secret_file, not both")
+        return self
+
+    def secret_value(self) -> bytes | None:
+        """The HMAC key (read now), or None when the webhook is unsigned; ConfigError when it cannot be read."""
+        if self.secret_file is not None:
+            try:
+                text = self.secret_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"cannot read webhook secret_file {self.secret_file}: {exc.strerror}") from exc
+        elif self.secret_env is not None:
+            env = os.environ.get(self.secret_env)
+            if env is None:
+                raise ConfigError(f"environment variable {self.secret_env} (webhook secret_env) is not set")
+            text = env
+        else:
+            return None
+        if not text:
+            raise ConfigError("the webhook secret is empty")
+        return text.encode()
+
+
+class NotifyConfig(_Section):
+    """Notifications sent when access requests change."""
+
+    webhooks: list[WebhookConfig] = Field(
+        default_factory=list, description="Webhooks that receive access-request events (Slack incoming webhooks work)."
+    )
+
+
 class Settings(BaseSettings):
     """Everything sqlgate reads at start-up."""
 
@@ -542,6 +634,8 @@ class Settings(BaseSettings):
     proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="PostgreSQL wire listener options.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Audit log options.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API options.")
+    requests: RequestsConfig = Field(default_factory=RequestsConfig, description="Access request options.")
+    notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Notifications (webhooks).")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
 
     @field_validator("public_url")
@@ -672,6 +766,14 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "databases": databases,
         "proxy": proxy,
         "audit": settings.audit.model_copy(update={"trusted_keys": trusted_keys}),
+        "notify": settings.notify.model_copy(
+            update={
+                "webhooks": [
+                    hook.model_copy(update={"secret_file": fix(hook.secret_file) or hook.secret_file})
+                    for hook in settings.notify.webhooks
+                ]
+            }
+        ),
     }
     return settings.model_copy(update=updates)
 
