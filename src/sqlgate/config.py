@@ -608,6 +608,68 @@ class NotifyConfig(_Section):
     )
 
 
+class ServerConfig(_Section):
+    """How this replica runs among others: its name, its drain on SIGTERM, the key every replica shares."""
+
+    replica_name: str | None = Field(
+        None,
+        max_length=128,
+        description="This replica's name in `/v1/sessions`, metrics and logs; default: the host name "
+        "(on Kubernetes, the pod's name).",
+    )
+    drain_timeout: DurationOrZero = Field(
+        timedelta(seconds=30),
+        description="On SIGTERM the replica stops accepting, `/readyz` answers 503, and sessions may finish "
+        "for this long; the rest are then ended with 57P01 and the process exits 0.",
+    )
+    lease_key_file: Path | None = Field(
+        None,
+        description="A secret shared by every replica (32 bytes or more, e.g. `openssl rand -base64 48`): "
+        "lease passwords are kept in the state database encrypted with it, so a replica reuses a lease "
+        "another minted. Without it (or lease_key_env) each replica mints its own logins.",
+    )
+    lease_key_env: str | None = Field(None, description="Environment variable holding the lease key instead.")
+    heartbeat_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="A replica whose heartbeat in the state database is older than this is gone: its "
+        "sessions are marked gone (PostgreSQL state only).",
+    )
+
+    @model_validator(mode="after")
+    def _one_lease_key(self) -> ServerConfig:
+        if self.lease_key_file is not None and self.lease_key_env is not None:
+            raise ValueError("set lease_key_file or lease_key_env, not both")
+        return self
+
+    def lease_key_value(self) -> bytes | None:
+        """The shared lease key (None when not configured); too short a key is refused."""
+        if self.lease_key_file is not None:
+            try:
+                raw = self.lease_key_file.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read server.lease_key_file {self.lease_key_file}: {exc.strerror}") from exc
+        elif self.lease_key_env is not None:
+            value = os.environ.get(self.lease_key_env)
+            if value is None:
+                raise ConfigError(f"environment variable {self.lease_key_env} (server.lease_key_env) is not set")
+            raw = value.strip().encode()
+        else:
+            return None
+        if len(raw) < 32:
+            raise ConfigError("the lease key must be at least 32 bytes (e.g. `openssl rand -base64 48`)")
+        return raw
+
+
+class LogConfig(_Section):
+    """Log output."""
+
+    format: Literal["text", "json"] = Field(
+        "text",
+        description="`json`: one JSON object a line with replica, session, principal, database and lease ids "
+        "where a record has them (for log shippers).",
+    )
+
+
 class Settings(BaseSettings):
     """Everything sqlgate reads at start-up."""
 
@@ -637,6 +699,10 @@ class Settings(BaseSettings):
     requests: RequestsConfig = Field(default_factory=RequestsConfig, description="Access request options.")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Notifications (webhooks).")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
+    log: LogConfig = Field(default_factory=LogConfig, description="Log output format.")
+    server: ServerConfig = Field(
+        default_factory=ServerConfig, description="Replica name, drain on SIGTERM, the lease key shared by replicas."
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -766,6 +832,9 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "databases": databases,
         "proxy": proxy,
         "audit": settings.audit.model_copy(update={"trusted_keys": trusted_keys}),
+        "server": settings.server.model_copy(
+            update={"lease_key_file": fix(settings.server.lease_key_file) or settings.server.lease_key_file}
+        ),
         "notify": settings.notify.model_copy(
             update={
                 "webhooks": [
