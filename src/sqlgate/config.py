@@ -412,6 +412,51 @@ class ProxyConfig(_Section):
         "a self-signed one for localhost is generated into data_dir/tls when unset.",
     )
     tls_key_file: Path | None = Field(None, description="Private key of tls_cert_file (PEM).")
+    login_timeout: Duration = Field(
+        timedelta(seconds=60), description="A client that has not finished logging in after this long is dropped."
+    )
+    max_message_bytes: int = Field(
+        64 << 20,
+        ge=1 << 16,
+        description="Largest message a logged-in client may send (refused with 54000 before it is buffered); "
+        "COPY data streams and is not bound by it.",
+    )
+    upstream_max_idle: int = Field(
+        8, ge=0, description="Most idle server connections kept per lease (per login and startup parameters)."
+    )
+    upstream_idle_timeout: Duration = Field(
+        timedelta(seconds=60),
+        description="An idle server connection is closed after this long; a lease's idle connections all close "
+        "this long after its last session ended.",
+    )
+    orphan_statement_timeout: Duration = Field(
+        timedelta(minutes=5),
+        description="How long a statement's answer is still read after its client left (to record how it "
+        "ended); then it is cancelled and its connection closed.",
+    )
+
+
+class FailuresConfig(_Section):
+    """Throttling of failed logins, per source address and per claimed subject."""
+
+    threshold: int = Field(5, ge=1, description="Failures allowed before back-off starts.")
+    base_delay: Duration = Field(timedelta(seconds=1), description="Back-off after the first failure over threshold.")
+    max_delay: Duration = Field(timedelta(minutes=5), description="Longest back-off (it doubles per failure).")
+    forget_after: Duration = Field(
+        timedelta(minutes=15), description="A source or subject without failures for this long starts afresh."
+    )
+    summary_window: Duration = Field(
+        timedelta(minutes=1),
+        description="Failures over threshold from one source are audited as one `auth.failure` record per "
+        "window with their count, instead of one record each.",
+    )
+    max_tracked: int = Field(100_000, ge=100, description="Most sources and subjects remembered at once.")
+
+
+class AuthConfig(_Section):
+    """Login handling common to every front end."""
+
+    failures: FailuresConfig = Field(default_factory=FailuresConfig, description="Failed-login throttling.")
 
 
 class AuditConfig(_Section):
@@ -694,6 +739,7 @@ class Settings(BaseSettings):
     databases: dict[Identifier, DatabaseConfig] = Field(default_factory=dict, description="Target databases by alias.")
     policy_file: Path | None = Field(None, description="The policy file (rules, guardrails, masking).")
     proxy: ProxyConfig = Field(default_factory=ProxyConfig, description="PostgreSQL wire listener options.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Login handling (failed-login throttling).")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Audit log options.")
     api: ApiConfig = Field(default_factory=ApiConfig, description="HTTP API options.")
     requests: RequestsConfig = Field(default_factory=RequestsConfig, description="Access request options.")
