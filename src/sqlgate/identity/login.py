@@ -120,7 +120,8 @@ def _device_flow(
     raise IdentityError("device login timed out")
 
 
-def _pkce_pair() -> tuple[str, str]:
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge (RFC 7636)."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     return verifier, challenge
@@ -132,7 +133,7 @@ def _pkce_flow(
     client_id = str(config.client_id)
     if "authorization_endpoint" not in meta:
         raise IdentityError("the identity provider offers neither the device flow nor a browser login")
-    verifier, challenge = _pkce_pair()
+    verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(16)
     with _RedirectCatcher() as catcher:
         redirect_uri = f"http://127.0.0.1:{catcher.port}/callback"
@@ -213,4 +214,4 @@ class _RedirectCatcher:
         return self.params
 
 
-__all__ = ["LoginPrompt", "run_login"]
+__all__ = ["LoginPrompt", "pkce_pair", "run_login"]
