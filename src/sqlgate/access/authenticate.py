@@ -19,6 +19,8 @@ from sqlgate.identity.authenticator import Authenticator
 from sqlgate.identity.principal import Principal
 
 _SEEN_TOKENS = 10_000
+WIRE_PROTOCOLS = frozenset({"pgwire", "mysql"})
+"""Protocols whose every login is a session of its own: each one is recorded."""
 
 
 def bearer(header: str) -> str:
@@ -55,7 +57,7 @@ class Authentication:
                 )
             )
             raise
-        if protocol == "pgwire" or self._first_use(token, protocol):
+        if protocol in WIRE_PROTOCOLS or self._first_use(token, protocol):
             event = AuditEvent(
                 type="auth.success",
                 principal=PrincipalRef.of(principal),
@@ -63,7 +65,7 @@ class Authentication:
                 outcome="success",
                 data={"protocol": protocol, "method": principal.method},
             )
-            if protocol == "pgwire":
+            if protocol in WIRE_PROTOCOLS:
                 await self.audit.record(event)
             else:
                 await self.audit.submit(event)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
+from sqlgate.access.authenticate import WIRE_PROTOCOLS
 from sqlgate.audit.events import AuditEvent, PrincipalRef
 from sqlgate.audit.log import AuditLog
 from sqlgate.audit.process import AuditProcess
@@ -46,7 +47,8 @@ class Decisions:
 
     async def record(self, principal: Principal, decision: Decision, *, protocol: str, purpose: str) -> None:
         """Record ``decision`` (an allow an HTTP caller got within the last minute is not repeated)."""
-        if decision.allowed and protocol != "pgwire" and self._recently(principal, decision, protocol, purpose):
+        wire = protocol in WIRE_PROTOCOLS
+        if decision.allowed and not wire and self._recently(principal, decision, protocol, purpose):
             return
         await self._audit.submit(
             AuditEvent(
