@@ -62,7 +62,7 @@ async def env(state_url, tmp_path):
 
 async def test_full_flow_with_two_approvers(env):
     service, auditor, holder, _ = env
-    request = await service.create(BOB, "demo", "write", timedelta(hours=3), "fix incident 42", at=T0)
+    request = await service.create(BOB, "demo", "write", timedelta(hours=2), "fix incident 42", at=T0)
     assert (request.status, request.duration, request.min_approvals) == ("pending", timedelta(hours=2), 2)
 
     request = await service.approve(request.id, ALICE, at=T0 + timedelta(minutes=1))
@@ -132,7 +132,7 @@ async def test_deny_ends_the_request(env):
     [
         (person("ann", "analysts"), "write", "x", AccessDenied, "no rule grants group analysts role write on demo"),
         (BOB, "read", "x", RequestConflict, "already granted"),
-        (BOB, "write", "  ", AccessRequestError, "give a reason"),
+        (BOB, "write", "  ", AccessRequestError, "rule oncall-write requires a reason: give a reason"),
         (BOB, "write", "x" * 3000, AccessRequestError, "longer than"),
     ],
 )

@@ -176,7 +176,17 @@ class Approval(_Model):
     required: bool = Field(default=True, description="A grant needs an approved access request first.")
     approvers: Approvers | None = Field(None, description="Who may approve; required when `required` is true.")
     min_approvals: int = Field(1, ge=1, le=10, description="Distinct approvers needed.")
-    max_duration: Duration | None = Field(None, description="Longest grant an approval gives (default: `max_ttl`).")
+    max_duration: Duration | None = Field(
+        None,
+        description=(
+            "Longest grant an approval gives (default: `max_ttl`). A request asking for longer is refused, naming"
+            " the rule; the window starts when the last needed approval lands."
+        ),
+    )
+    require_reason: bool = Field(
+        default=True,
+        description="A request must give a reason (shown to approvers, kept in the audit log); `false` allows none.",
+    )
 
     @model_validator(mode="after")
     def _has_approvers(self) -> Approval:
