@@ -113,3 +113,17 @@ def test_cli_tail_and_search(tmp_path):
     assert bad.exit_code == 2
     assert "not an ISO 8601 time" in bad.stderr
     assert ALICE.subject in runner.invoke(app, ["audit", "tail", "-c", str(config)]).stdout
+
+
+async def test_outcome_and_session_filters(store, make_log):
+    log = make_log(store, "a")
+    await log.start()
+    for n in range(6):
+        await log.record(security(n, outcome="denied" if n % 3 == 0 else "success", session_id=f"s{n % 2}"))
+    await log.aclose()
+    denied = await search(store, outcome="denied", type="lease.mint", limit=1000)
+    assert sorted(r["db_login"] for r in denied.records) == ["sg_alice_0", "sg_alice_3"]
+    one_session = await search(store, session="s1", limit=1000)
+    assert sorted(r["db_login"] for r in one_session.records) == ["sg_alice_1", "sg_alice_3", "sg_alice_5"]
+    both = await search(store, session="s1", outcome="denied", limit=1000)
+    assert [r["db_login"] for r in both.records] == ["sg_alice_3"]

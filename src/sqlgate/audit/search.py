@@ -53,6 +53,8 @@ def _filtered(  # noqa: PLR0913 - one keyword per filter
     until: str | datetime | None = None,
     type: str | None = None,  # noqa: A002 - the filter is called type everywhere (CLI, API)
     grep: str | None = None,
+    outcome: str | None = None,
+    session: str | None = None,
 ) -> Select[Any]:
     cols = audit_records.c
     if who:
@@ -70,6 +72,10 @@ def _filtered(  # noqa: PLR0913 - one keyword per filter
         query = query.where(cols.type.startswith(prefix, autoescape=True) if is_prefix else cols.type == type)
     if grep:
         query = query.where(cols.body.icontains(grep, autoescape=True))
+    if outcome:
+        query = query.where(cols.outcome == outcome)
+    if session:
+        query = query.where(cols.session_id == session)
     return query
 
 
@@ -89,17 +95,30 @@ async def search(  # noqa: PLR0913 - one keyword per filter
     grep: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    outcome: str | None = None,
+    session: str | None = None,
 ) -> Page:
     """Records matching every given filter, newest first, at most ``limit`` (1..1000) per page.
 
     ``who``: a subject, or ``issuer#subject``; ``type``: exact, or a prefix ending
     in ``*`` or ``.`` (``lease.*``); ``grep``: case-insensitive text anywhere in
-    the record; ``since``/``until``: ISO 8601 times (until is exclusive).
+    the record; ``since``/``until``: ISO 8601 times (until is exclusive); ``outcome``: exact
+    (``denied``, ``success``, ...); ``session``: one session's records.
     Raises ValueError for a bad time, limit or cursor.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
-    query = _filtered(select(*_COLUMNS), who=who, db=db, since=since, until=until, type=type, grep=grep)
+    query = _filtered(
+        select(*_COLUMNS),
+        who=who,
+        db=db,
+        since=since,
+        until=until,
+        type=type,
+        grep=grep,
+        outcome=outcome,
+        session=session,
+    )
     if cursor is not None:
         query = query.where(audit_records.c.id < _position(cursor))
     async with store.begin() as conn:
