@@ -6,23 +6,34 @@ life left (no I/O on that path), and otherwise mints one; callers asking for the
 same (principal, database, privilege) at once share one mint. Every lease is
 written to the state database as ``minting`` before the login exists and
 flipped to ``active`` after, so a crash in between leaves a trace the reaper
-follows. Passwords live only in this process's memory: a lease read back from
-the store (another replica's, or this one's before a restart) is never handed
-out again, a new one is minted instead.
+follows.
+
+Leases belong to the identity, not the replica: with PostgreSQL state and a
+``server.lease_key_file`` shared by every replica, a lease's password is kept in
+the state database sealed with that key (:mod:`sqlgate.broker.sealing`), and a
+replica without a live lease of its own first looks for one another replica
+minted. The look-up and any mint run under a PostgreSQL advisory lock per
+(principal, database, privilege), so two replicas never mint for one key at
+once. Without a shared key, passwords live only in the minting process's
+memory and each replica mints its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
 import random
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy import text
 
 from sqlgate.audit.events import Auditor, EventType
 from sqlgate.broker.backends import Backend, MintSpec, create_backend
@@ -30,9 +41,11 @@ from sqlgate.broker.events import lease_event
 from sqlgate.broker.lease import Credential, Lease, utcnow
 from sqlgate.broker.names import marker
 from sqlgate.broker.repository import LeaseRepository
+from sqlgate.broker.sealing import LeaseSealer
 from sqlgate.config import DatabaseConfig, Settings
 from sqlgate.errors import AuditError, BrokerError, ConfigError, LeaseEnded, SqlgateError
 from sqlgate.identity.principal import Principal
+from sqlgate.replicas.names import replica_name
 from sqlgate.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -72,6 +85,11 @@ class Broker:
         self._minting: dict[LeaseKey, asyncio.Task[Lease]] = {}
         self._revoking: dict[str, asyncio.Task[None]] = {}
         self._ended: dict[str, asyncio.Event] = {}
+        self.replica = replica_name(settings)
+        key = None if store.is_sqlite else settings.server.lease_key_value()
+        self._sealer = LeaseSealer(key) if key is not None else None
+        if not store.is_sqlite and key is None:
+            log.info("no server.lease_key_file: this replica mints its own logins (leases are not shared)")
 
     # -- handing out ---------------------------------------------------------
 
@@ -84,7 +102,7 @@ class Broker:
             return live.lease
         task = self._minting.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._mint(principal, database, role, ttl))
+            task = asyncio.ensure_future(self._obtain(principal, database, role, ttl))
             self._minting[key] = task
             task.add_done_callback(lambda done: self._minted(key, done))
         return await asyncio.shield(task)
@@ -221,6 +239,34 @@ class Broker:
 
     # -- internals -----------------------------------------------------------
 
+    async def _obtain(self, principal: Principal, alias: str, privilege: str, ttl: timedelta) -> Lease:
+        """A live lease another replica minted, else a new one; one replica at a time per key."""
+        if self._sealer is None:
+            return await self._mint(principal, alias, privilege, ttl)
+        async with self._cluster_lock((principal.key, alias, privilege)):
+            reused = await self._reuse_shared(principal, alias, privilege)
+            return reused if reused is not None else await self._mint(principal, alias, privilege, ttl)
+
+    async def _reuse_shared(self, principal: Principal, alias: str, privilege: str) -> Lease | None:
+        assert self._sealer is not None
+        now = time.time()
+        for lease, sealed in await self.leases.shared(principal.key, alias, privilege):
+            if now >= lease.reuse_until.timestamp():
+                continue
+            self._remember(lease, self._sealer.open(lease.id, sealed))
+            self.auditor.enqueue(lease_event("lease.reuse", lease, "success", principal=principal))
+            return lease
+        return None
+
+    @contextlib.asynccontextmanager
+    async def _cluster_lock(self, key: LeaseKey) -> AsyncIterator[None]:
+        """A PostgreSQL advisory lock for ``key``, held by a transaction for as long as the block runs."""
+        lock_id = int.from_bytes(hashlib.blake2b("\0".join(key).encode(), digest_size=8).digest(), "big", signed=True)
+        async with self.store.begin() as conn:
+            await conn.execute(text("SET LOCAL lock_timeout = '30s'"))
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+            yield
+
     async def _mint(self, principal: Principal, alias: str, privilege: str, ttl: timedelta) -> Lease:
         _check_ttl(ttl)
         config = self.settings.database(alias)
@@ -250,7 +296,10 @@ class Broker:
             config.connection_limit,
             marker(lease.id, principal.key),
         )
-        recorded = asyncio.ensure_future(self.leases.insert(lease))  # the row exists before the login does
+        sealed = self._sealer.seal(lease.id, password) if self._sealer is not None and password else None
+        recorded = asyncio.ensure_future(  # the row exists before the login does
+            self.leases.insert(lease, sealed_secret=sealed, minted_by=self.replica)
+        )
         try:
             spec = await backend.prepare(spec)
         finally:

@@ -19,10 +19,31 @@ class LeaseRepository:
     def __init__(self, store: StateStore) -> None:
         self._store = store
 
-    async def insert(self, lease: Lease) -> None:
-        """Record a new lease (the broker does this before the login exists)."""
+    async def insert(self, lease: Lease, *, sealed_secret: str | None = None, minted_by: str | None = None) -> None:
+        """Record a new lease (the broker does this before the login exists), its password sealed when shared."""
         async with self._store.begin() as conn:
-            await conn.execute(insert(leases).values(**_row(lease), updated_at=utcnow()))
+            await conn.execute(
+                insert(leases).values(
+                    **_row(lease), sealed_secret=sealed_secret, minted_by=minted_by, updated_at=utcnow()
+                )
+            )
+
+    async def shared(self, principal_key: str, database: str, privilege: str) -> list[tuple[Lease, str]]:
+        """Active leases of this key that any replica can reuse (a sealed secret), longest-lived first."""
+        query = (
+            select(leases)
+            .where(
+                leases.c.state == "active",
+                leases.c.principal_key == principal_key,
+                leases.c.database == database,
+                leases.c.privilege == privilege,
+                leases.c.sealed_secret.is_not(None),
+            )
+            .order_by(leases.c.expires_at.desc())
+        )
+        async with self._store.begin() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [(_lease(row), str(row["sealed_secret"])) for row in rows]
 
     async def set_state(
         self, lease_id: str, state: LeaseState, *, reason: str | None = None, expires_at: datetime | None = None

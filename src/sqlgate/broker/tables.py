@@ -1,4 +1,4 @@
-"""The broker's table: one row per lease, written before the login exists."""
+"""The broker's table: one row per lease, written before the login exists (its password sealed, when shared)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ leases = Table(
     Column("state", String(16), nullable=False),
     Column("revoke_reason", Text, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sealed_secret", Text, nullable=True),  # the password, encrypted with server.lease_key (broker_0002)
+    Column("minted_by", Text, nullable=True),  # the replica that minted it
     Index("ix_broker_leases_state_expires_at", "state", "expires_at"),
     Index("ix_broker_leases_principal_key_database", "principal_key", "database"),
     Index("ix_broker_leases_db_login", "db_login"),

@@ -13,8 +13,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, event, insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, event, insert, select, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from sqlgate.errors import StoreError
@@ -22,6 +22,7 @@ from sqlgate.store.tables import meta
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x5167_6174_654D_6967  # one advisory lock id: replicas migrate one at a time
 
 
 def async_url(url: str) -> str:
@@ -77,8 +78,10 @@ class StateStore:
         return store
 
     async def migrate(self) -> None:
-        """Apply every pending migration (all branches)."""
+        """Apply every pending migration (all branches); replicas starting at once take turns."""
         async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
             await conn.run_sync(_upgrade)
 
     async def close(self) -> None:
@@ -105,13 +108,19 @@ class StateStore:
 
     async def deployment_id(self) -> str:
         """A random id fixed at first start; per-deployment keys derive from it."""
-        async with self.begin() as conn:
-            row = (await conn.execute(select(meta.c.value).where(meta.c.key == "deployment_id"))).first()
-            if row is not None:
-                return str(row[0])
-            value = secrets.token_hex(16)
-            await conn.execute(insert(meta).values(key="deployment_id", value=value, updated_at=datetime.now(UTC)))
-            return value
+        try:
+            async with self.begin() as conn:
+                row = (await conn.execute(select(meta.c.value).where(meta.c.key == "deployment_id"))).first()
+                if row is not None:
+                    return str(row[0])
+                value = secrets.token_hex(16)
+                await conn.execute(insert(meta).values(key="deployment_id", value=value, updated_at=datetime.now(UTC)))
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            async with self.begin() as conn:  # another replica wrote it first: use that one
+                return str((await conn.execute(select(meta.c.value).where(meta.c.key == "deployment_id"))).scalar_one())
+        return value
 
 
 def alembic_config() -> AlembicConfig:
