@@ -24,10 +24,13 @@ from sqlgate.broker.reaper import Reaper
 from sqlgate.config import Settings
 from sqlgate.identity.authenticator import Authenticator
 from sqlgate.identity.principal import Principal
+from sqlgate.notify.webhooks import WebhookNotifier
 from sqlgate.policy.decide import Decision, Grant, decide
 from sqlgate.policy.grants import GrantCache
 from sqlgate.policy.holder import PolicyHolder
 from sqlgate.policy.requests import RequestService
+from sqlgate.replicas.hub import ReplicaHub
+from sqlgate.replicas.names import replica_name
 from sqlgate.sessions import SessionRegistry
 from sqlgate.store import StateStore
 
@@ -48,7 +51,13 @@ class Services:
     requests: RequestService
     grants: GrantCache
     sessions: SessionRegistry = field(default_factory=SessionRegistry)
+    notifier: WebhookNotifier | None = None
+    """Webhooks told of access-request steps (``notify.webhooks``), through ``requests``."""
     deployment_id: str = ""
+    replicas: ReplicaHub | None = None
+    """This replica's part in a gateway of several (PostgreSQL state); None with SQLite."""
+    draining: bool = False
+    """Set on SIGTERM: readiness answers 503 while sessions finish."""
     access: AccessPipeline = field(init=False)
     """The access pipeline every front end calls (authenticate, authorize, mask), built at start."""
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -74,16 +83,37 @@ class Services:
             policy = PolicyHolder(settings.policy_file, audit)
             await policy.load()
             broker = Broker(settings, store, audit)
+            notifier = WebhookNotifier.from_settings(settings)
         except BaseException:
             await audit.aclose()
             await store.close()
             raise
-        requests = RequestService(store, AfterCommitAuditor(audit), policy)
+        requests = RequestService(
+            store, AfterCommitAuditor(audit), policy, pending_ttl=settings.requests.pending_ttl, listener=notifier
+        )
         services = cls(
             settings, store, audit, authenticator, policy, broker, Reaper(broker), requests, GrantCache(requests)
         )
         services.deployment_id = await store.deployment_id()
+        services.notifier = notifier
+        notifier.gateway = services.deployment_id
+        notifier.start()
         services.access = AccessPipeline(services)
+        if not store.is_sqlite:
+            services.replicas = ReplicaHub(
+                store,
+                services.sessions,
+                broker,
+                policy,
+                name=replica_name(settings),
+                heartbeat_timeout=settings.server.heartbeat_timeout,
+                audit_key=_audit_public_key(settings),
+            )
+            try:
+                await services.replicas.start()
+            except BaseException:
+                await services.aclose()
+                raise
         if reaper:
             services.reaper.start()
         services._tasks.append(asyncio.create_task(policy.watch(), name="sqlgate-policy-watch"))
@@ -108,6 +138,8 @@ class Services:
     async def aclose(self) -> None:
         """End sessions, stop background work, then close broker, identity, audit and store."""
         await self.sessions.end_where(lambda _session: True, "the gateway is shutting down")
+        if self.replicas is not None:
+            await self.replicas.stop()
         for close in self.on_close:
             await close()
         for task in self._tasks:
@@ -115,6 +147,8 @@ class Services:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.notifier is not None:
+            await self.notifier.aclose()
         await self.reaper.stop()
         await self.broker.close()
         await self.authenticator.aclose()
@@ -144,13 +178,20 @@ class AfterCommitAuditor:
 
 
 async def _expire_requests(requests: RequestService, period: float = 30.0) -> None:
-    """Close approved grants whose time is up (each audited as request.expire)."""
+    """Expire grants whose time is up and requests nobody decided in time (each audited as request.expire)."""
     while True:
         await asyncio.sleep(period)
         try:
             await requests.expire_due()
         except Exception:
             log.exception("expiring access requests failed; retrying in %s s", period)
+
+
+def _audit_public_key(settings: Settings) -> str:
+    """This replica's audit public key (base64, raw Ed25519), refused when ``audit.trusted_keys`` pins others."""
+    from sqlgate.audit.registry import replica_audit_key  # noqa: PLC0415 - replicas only
+
+    return replica_audit_key(settings)
 
 
 async def _first_keys(authenticator: Authenticator) -> None:
