@@ -32,10 +32,11 @@ from sqlalchemy import func, select
 from sqlgate.audit.keys import KeyRing, Signer, fingerprint, public_pem, signing_key_path
 from sqlgate.audit.search import export_lines as store_lines
 from sqlgate.audit.search import newer, search
-from sqlgate.audit.storage import Head, chain_ids, entries, read_heads
+from sqlgate.audit.storage import Head, read_heads
+from sqlgate.audit.stored import settings_trust, verify_stored
 from sqlgate.audit.tables import audit_records
-from sqlgate.audit.trust import Trust, resolve_trust
-from sqlgate.audit.verify import EXIT_CODES, Verifier, VerifyReport, head_signed, verify_lines
+from sqlgate.audit.trust import Trust
+from sqlgate.audit.verify import EXIT_CODES, VerifyReport, head_signed, verify_lines
 from sqlgate.cli.common import ConfigOption, JsonOption, console, err_console, fail, print_json
 from sqlgate.config import Settings, load_settings
 from sqlgate.errors import ConfigError
@@ -77,7 +78,7 @@ def _host_public_key(settings: Settings) -> Ed25519PublicKey:
 
 def _trust(settings: Settings, pubkeys: list[str] | None) -> Trust:
     """The keys to verify with: ``--pubkey`` (all of them), else ``audit.trusted_keys``, else the host's key."""
-    return resolve_trust(pubkeys or settings.audit.trusted_keys, _host_key_path(settings))
+    return settings_trust(settings, pubkeys)
 
 
 PubkeyOption = Annotated[
@@ -137,12 +138,7 @@ def audit_verify(  # noqa: PLR0913, PLR0917 - one option per input (Typer)
 
 
 async def _verify_store(store: StateStore, keys: KeyRing, anchors: list[Head], *, strict: bool) -> VerifyReport:
-    verifier = Verifier(keys, partial=False, anchors=anchors, strict=strict)
-    heads = await read_heads(store)
-    for chain in await chain_ids(store):
-        async for entry in entries(store, chain, page=20_000):
-            verifier.add(entry)
-    return verifier.finish(heads)
+    return await verify_stored(store, keys, anchors, strict=strict)
 
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
