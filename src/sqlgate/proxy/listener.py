@@ -27,7 +27,10 @@ class PgListener:
         configured = settings.proxy.require_tls
         self.require_tls = configured if configured is not None else not is_loopback(self.host)
         self.tls_context: ssl.SSLContext | None = server_context(settings)
-        self.pool = UpstreamPool()
+        self.pool = UpstreamPool(
+            max_idle=settings.proxy.upstream_max_idle,
+            idle_seconds=settings.proxy.upstream_idle_timeout.total_seconds(),
+        )
         self._cancel_keys: dict[int, list[tuple[bytes, ClientConnection]]] = {}
         self._server: asyncio.Server | None = None
         self._background: set[asyncio.Future[None]] = set()
@@ -43,6 +46,16 @@ class PgListener:
         log.info(
             "PostgreSQL listener on %s:%s (TLS %s)", self.host, self.port, "required" if self.require_tls else "offered"
         )
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; connections already accepted go on (the drain on SIGTERM)."""
+        if self._server is not None:
+            self._server.close()
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections not yet ended."""
+        return len(self._connections)
 
     async def close(self) -> None:
         """Stop accepting, end every client connection (57P01), close pooled upstream connections."""
