@@ -29,6 +29,7 @@ from sqlgate.policy.decide import Decision, Grant, decide
 from sqlgate.policy.grants import GrantCache
 from sqlgate.policy.holder import PolicyHolder
 from sqlgate.policy.requests import RequestService
+from sqlgate.replicas.audit_keys import replica_audit_key
 from sqlgate.replicas.hub import ReplicaHub
 from sqlgate.replicas.names import replica_name
 from sqlgate.sessions import SessionRegistry
@@ -107,7 +108,7 @@ class Services:
                 policy,
                 name=replica_name(settings),
                 heartbeat_timeout=settings.server.heartbeat_timeout,
-                audit_key=_audit_public_key(settings),
+                audit_key=replica_audit_key(settings),
             )
             try:
                 await services.replicas.start()
@@ -185,13 +186,6 @@ async def _expire_requests(requests: RequestService, period: float = 30.0) -> No
             await requests.expire_due()
         except Exception:
             log.exception("expiring access requests failed; retrying in %s s", period)
-
-
-def _audit_public_key(settings: Settings) -> str:
-    """This replica's audit public key (base64, raw Ed25519), refused when ``audit.trusted_keys`` pins others."""
-    from sqlgate.audit.registry import replica_audit_key  # noqa: PLC0415 - replicas only
-
-    return replica_audit_key(settings)
 
 
 async def _first_keys(authenticator: Authenticator) -> None:

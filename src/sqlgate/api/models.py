@@ -195,10 +195,11 @@ class SessionOut(BaseModel):
     started_at: str = Field(description="When it started (ISO 8601).")
     expires_at: str | None = Field(description="When it ends at the latest.")
     statements: int = Field(description="Statements run so far.")
+    replica: str | None = Field(None, description="The replica holding the session (`server.replica_name`).")
 
 
 class SessionList(BaseModel):
-    """Live sessions of this replica, oldest first."""
+    """Live sessions of every replica, oldest first."""
 
     sessions: list[SessionOut] = Field(description="Each live session.")
 
@@ -208,6 +209,7 @@ class SessionEnded(BaseModel):
 
     id: str = Field(description="The session ended.")
     ended: bool = Field(description="Always true.")
+    replica: str | None = Field(None, description="The replica that held it.")
 
 
 class AuditPage(BaseModel):

@@ -36,7 +36,10 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(services: ServicesDep) -> Any:
-    """Ready to serve: state database answers, issuers' keys fresh, databases reachable, policy loaded."""
+    """Ready to serve: not draining, state database answers, issuers' keys fresh, databases reachable, policy loaded."""
+    if services.draining:  # SIGTERM: load balancers stop sending new clients while sessions finish
+        body = Readiness(ready=False, checks={"draining": True})
+        return JSONResponse(body.model_dump(), status_code=503)
     checks: dict[str, Any] = {
         "state_database": await services.store.ping(),
         "issuers": services.authenticator.health(),

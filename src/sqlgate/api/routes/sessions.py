@@ -1,4 +1,4 @@
-"""Live sessions (pgwire connections and running API queries): list them, end one. Admin groups only."""
+"""Live sessions (pgwire connections and running API queries) of every replica: list them, end one. Admins only."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ from fastapi import APIRouter, Path, Query
 from sqlgate.api.deps import AdminPrincipal, ServicesDep
 from sqlgate.api.errors import SessionNotFound
 from sqlgate.api.models import SessionEnded, SessionList, SessionOut
+from sqlgate.replicas.names import replica_name
 
 router = APIRouter(tags=["sessions"])
 
 
 @router.get("/v1/sessions", response_model=SessionList)
 async def list_sessions(_admin: AdminPrincipal, services: ServicesDep) -> SessionList:
-    """Every live session of this replica, oldest first."""
-    return SessionList(sessions=[SessionOut(**session.summary()) for session in services.sessions.list()])
+    """Every live session of every replica (each with its replica's name), oldest first."""
+    if services.replicas is not None:
+        return SessionList(sessions=[SessionOut(**summary) for summary in await services.replicas.list_sessions()])
+    name = replica_name(services.settings)
+    return SessionList(sessions=[SessionOut(**s.summary(), replica=name) for s in services.sessions.list()])
 
 
 @router.delete("/v1/sessions/{session_id}", response_model=SessionEnded)
@@ -26,8 +30,12 @@ async def end_session(
     services: ServicesDep,
     reason: Annotated[str | None, Query(max_length=500, description="Why, shown to the session's user.")] = None,
 ) -> SessionEnded:
-    """End a session now: a pgwire client gets 57P01 with the reason, a running query is cancelled."""
+    """End a session on whichever replica holds it: a pgwire client gets 57P01 with the reason, a query is cancelled."""
     why = reason or f"ended by {admin.name}"
-    if not await services.sessions.end(session_id, why):
-        raise SessionNotFound(f"no live session {session_id!r} on this replica")
-    return SessionEnded(id=session_id, ended=True)
+    if services.replicas is not None:
+        holder = await services.replicas.end_session(session_id, why)
+    else:
+        holder = replica_name(services.settings) if await services.sessions.end(session_id, why) else None
+    if holder is None:
+        raise SessionNotFound(f"no live session {session_id!r} on any replica")
+    return SessionEnded(id=session_id, ended=True, replica=holder)
