@@ -136,9 +136,15 @@ class AccessRequestCreate(_Body):
         min_length=1,
         max_length=16,
         pattern=r"^[0-9smhd]+$",
-        description="How long, e.g. `1h` (capped by policy).",
+        description="How long, e.g. `1h`; at most the rule's cap (`approval.max_duration`, else `max_ttl`), "
+        "which is the default. Longer is refused (400), naming the rule.",
     )
-    reason: str = Field(min_length=1, max_length=2000, description="Why, for the approvers.")
+    reason: str = Field(
+        "",
+        max_length=2000,
+        description="Why, for the approvers. Required unless the rule says `approval.require_reason: false` "
+        "(refused with 400 naming the rule).",
+    )
 
 
 class DenyBody(_Body):
@@ -153,6 +159,28 @@ class Requester(BaseModel):
     subject: str = Field(description="Subject of the requester's token.")
     issuer: str = Field(description="Issuer of the requester's token.")
     name: str = Field(description="Display name.")
+
+
+class RequestPreviewOut(BaseModel):
+    """What approving the request now would grant under the policy in force, and whether you may approve it."""
+
+    request_id: str = Field(description="Request id.")
+    database: str = Field(description="Database alias.")
+    role: str = Field(description="Privilege level granted.")
+    rule: str = Field(description="The rule that grants it.")
+    requested: str = Field(description="The duration filed (e.g. `2h`).")
+    duration: str = Field(description="How long an approval now grants (the filed duration, capped by the rule).")
+    duration_seconds: int = Field(description="The same, in seconds.")
+    starts_at: str = Field(description="When the window would start: now, at approval (ISO 8601).")
+    expires_at: str = Field(description="When the grant would end (ISO 8601).")
+    approvals: int = Field(description="Approvals so far.")
+    min_approvals: int = Field(description="Distinct approvals needed under the rule in force.")
+    completes: bool = Field(description="True when your approval would be the last one needed.")
+    may_approve: bool = Field(description="True when you may approve (or deny) it now.")
+    why_not: str | None = Field(description="Why you may not, when you may not.")
+    pending_until: str | None = Field(description="When a pending request expires undecided (ISO 8601).")
+    guardrails: dict[str, Any] | None = Field(description="The rule's guardrails on the grant.")
+    mask: dict[str, str] = Field(description="The rule's masked columns.")
 
 
 class AccessRequestOut(BaseModel):
@@ -172,7 +200,12 @@ class AccessRequestOut(BaseModel):
     decided_at: str | None = Field(description="When it was approved or denied.")
     expires_at: str | None = Field(description="When the grant ends (approved requests).")
     decided_by: str | None = Field(description="Who decided.")
-    decision_reason: str | None = Field(description="Why it was denied.")
+    decision_reason: str | None = Field(
+        description="Why it was denied (or, for a pending request that expired, that nobody decided in time)."
+    )
+    preview: RequestPreviewOut | None = Field(
+        None, description="For approvers of its rule and administrators: what approving it now would grant."
+    )
 
 
 class AccessRequestList(BaseModel):

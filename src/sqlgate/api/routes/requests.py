@@ -1,4 +1,9 @@
-"""Access requests: file one, list yours (and those you may approve), approve or deny."""
+"""Access requests: file one, list yours (and those you may approve), see one with its preview, approve or deny.
+
+Approvers (and administrators) get a ``preview`` with each request they may see
+but did not file: what approving it now would grant under the policy in force
+(:meth:`~sqlgate.policy.requests.RequestService.preview`), and whether they may.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ from fastapi import APIRouter, Path, Query
 
 from sqlgate.api.deps import ApiDep, CurrentPrincipal
 from sqlgate.api.errors import BadRequest
-from sqlgate.api.models import AccessRequestCreate, AccessRequestList, AccessRequestOut, DenyBody
+from sqlgate.api.models import AccessRequestCreate, AccessRequestList, AccessRequestOut, DenyBody, RequestPreviewOut
 from sqlgate.api.state import ApiState
 from sqlgate.config import parse_duration
+from sqlgate.errors import RequestNotFound
 from sqlgate.identity.principal import Principal
+from sqlgate.policy.approvals import RequestPreview
 from sqlgate.policy.request_rows import AccessRequest
 
 router = APIRouter(tags=["access requests"])
@@ -19,8 +26,9 @@ router = APIRouter(tags=["access requests"])
 RequestId = Annotated[str, Path(min_length=1, max_length=64, description="The request's id.")]
 
 
-def _out(request: AccessRequest) -> AccessRequestOut:
-    return AccessRequestOut(**request.to_dict())
+def _out(request: AccessRequest, preview: RequestPreview | None = None) -> AccessRequestOut:
+    shown = RequestPreviewOut(**preview.to_dict()) if preview is not None else None
+    return AccessRequestOut(**request.to_dict(), preview=shown)
 
 
 @router.post("/v1/requests", response_model=AccessRequestOut, status_code=201)
@@ -50,7 +58,20 @@ async def list_requests(
     """Your own requests and those you may approve (administrators see all), newest first."""
     found = await api.requests.list(database=database, status=status, limit=500)
     visible = [request for request in found if _may_see(api, principal, request)]
-    return AccessRequestList(requests=[_out(request) for request in visible])
+    deciding = [r for r in visible if r.status == "pending" and r.principal_key != principal.key]
+    previews = await api.requests.previews(deciding, principal)
+    return AccessRequestList(requests=[_out(request, previews.get(request.id)) for request in visible])
+
+
+@router.get("/v1/requests/{request_id}", response_model=AccessRequestOut)
+async def get_request(request_id: RequestId, principal: CurrentPrincipal, api: ApiDep) -> AccessRequestOut:
+    """One request you filed or may decide; approvers also get what approving it now would grant (`preview`)."""
+    request = await api.requests.get(request_id)
+    if not _may_see(api, principal, request):
+        raise RequestNotFound(f"no access request {request_id!r}")
+    if request.principal_key == principal.key:
+        return _out(request)
+    return _out(request, await api.requests.preview(request.id, principal))
 
 
 def _may_see(api: ApiState, principal: Principal, request: AccessRequest) -> bool:
