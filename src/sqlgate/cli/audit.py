@@ -40,6 +40,7 @@ from sqlgate.audit.verify import EXIT_CODES, VerifyReport, head_signed, verify_l
 from sqlgate.cli.common import ConfigOption, JsonOption, console, err_console, fail, print_json
 from sqlgate.config import Settings, load_settings
 from sqlgate.errors import ConfigError
+from sqlgate.replicas.audit_keys import registered_keys, with_registered
 from sqlgate.store import StateStore
 
 T = TypeVar("T")
@@ -132,13 +133,23 @@ def audit_verify(  # noqa: PLR0913, PLR0917 - one option per input (Typer)
         except (OSError, UnicodeDecodeError) as exc:
             fail(f"cannot read {file}: {exc}", code=EXIT_UNREADABLE)
     else:
-        report = _run(settings, lambda store: _verify_store(store, trust.ring, anchors, strict=strict))
+        pins = list(pubkey or settings.audit.trusted_keys)
+        report, trust = _run(settings, lambda store: _verify_replicas(store, trust, pins, anchors, strict=strict))
     _print_report(report, trust, as_json=as_json, offline=file is not None)
     raise typer.Exit(report.exit_code)
 
 
 async def _verify_store(store: StateStore, keys: KeyRing, anchors: list[Head], *, strict: bool) -> VerifyReport:
     return await verify_stored(store, keys, anchors, strict=strict)
+
+
+async def _verify_replicas(
+    store: StateStore, trust: Trust, pins: list[str], anchors: list[Head], *, strict: bool
+) -> tuple[VerifyReport, Trust]:
+    """Verify with the audit keys every replica registered too (those pinned, or all when none are)."""
+    if not store.is_sqlite:
+        trust = with_registered(trust, pins, await registered_keys(store))
+    return await verify_stored(store, trust.ring, anchors, strict=strict), trust
 
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import signal
 import socket
@@ -84,6 +85,34 @@ class Gateway:
                 return int(sock.getsockname()[1])
         return split_host_port(self.services.settings.listen.http)[1]
 
+    async def drain(self, seconds: float) -> int:
+        """Stop accepting clients, say so on ``/readyz``, and let sessions finish for up to ``seconds``.
+
+        Returns how many sessions were still open at the end (``stop`` then ends them with 57P01).
+        The HTTP listener keeps answering, so probes see 503 and administrators can list sessions.
+        """
+        services = self.services
+        services.draining = True
+        self.pg.stop_accepting()
+        if services.replicas is not None:
+            try:
+                await services.replicas.set_state("draining")
+            except Exception as exc:
+                log.warning("could not announce the drain in the state database: %s", exc)
+        log.info("draining: %d session(s) open, up to %.0f s to finish", self._open(), seconds)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                for _ in itertools.count():  # sessions end in many places: watching the count is simplest
+                    if not self._open():
+                        break
+                    await asyncio.sleep(0.05)
+        left = self._open()
+        log.info("drained: %d session(s) left to end", left)
+        return left
+
+    def _open(self) -> int:
+        return max(self.pg.open_connections, len(self.services.sessions))
+
     async def stop(self) -> None:
         """Stop accepting, end sessions, close everything in order."""
         self.http.should_exit = True
@@ -151,16 +180,34 @@ def settle_heap() -> None:
 async def serve_until_stopped(
     settings: Settings, *, insecure_dev: bool = False, ready: Callable[[Gateway], None] | None = None
 ) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    """Run until SIGINT or SIGTERM, then shut down cleanly.
+
+    SIGTERM drains first (:meth:`Gateway.drain`, up to ``server.drain_timeout``); SIGINT,
+    or a second signal during the drain, ends the sessions at once. Either way the
+    remaining sessions get 57P01 and the function returns (the process exits 0).
+    """
     stop = asyncio.Event()
+    received: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     gateway = await start_gateway(settings, insecure_dev=insecure_dev)
     settle_heap()
     try:
         if ready is not None:
             ready(gateway)
         await stop.wait()
+        if received and received[0] == signal.SIGTERM:
+            stop.clear()
+            drain = asyncio.ensure_future(gateway.drain(settings.server.drain_timeout.total_seconds()))
+            interrupted = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({drain, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (drain, interrupted):
+                task.cancel()
     finally:
         await gateway.stop()
