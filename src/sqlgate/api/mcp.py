@@ -2,8 +2,12 @@
 
 Tools: ``list_databases``, ``describe`` (tables and columns the caller may see),
 ``query`` (the same policy, guardrails, masking and audit as ``POST /v1/query``:
-read-only unless policy grants more) and ``explain_access`` (why policy decides
-as it does). The caller authenticates with the same bearer tokens as the API:
+read-only unless policy grants more), ``explain_access`` (why policy decides
+as it does), ``request_access`` (ask people for a role that needs approval, with
+a reason: the same :class:`~sqlgate.policy.requests.RequestService` as
+``POST /v1/requests``, so it reaches the approvers' inbox and the webhooks) and
+``my_requests`` (where the caller's requests stand). Once a request is approved,
+the next ``query`` runs with the grant. The caller authenticates with the same bearer tokens as the API:
 a request without a valid token is refused with 401 before it reaches the MCP
 server, and every tool verifies the token of the request it serves (cached by
 the authenticator), so a tool always acts as the identity that called it.
@@ -16,7 +20,7 @@ and stops when the API closes (the gateway runs uvicorn without lifespan).
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -30,11 +34,12 @@ from sqlgate.access.masking import MaskRules
 from sqlgate.api.problems import problem_response
 from sqlgate.api.running import Statement
 from sqlgate.api.state import ApiState
-from sqlgate.config import is_loopback, split_host_port
-from sqlgate.errors import SqlgateError
+from sqlgate.config import is_loopback, parse_duration, split_host_port
+from sqlgate.errors import AccessRequestError, SqlgateError
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.explain import explain
 from sqlgate.policy.sql.lineage import Column as LineageColumn
+from sqlgate.policy.tables import REQUEST_STATES
 
 PATH = "/mcp"
 MAX_ROWS = 500
@@ -46,7 +51,9 @@ DESCRIBE_SQL = (
 INSTRUCTIONS = (
     "sqlgate runs SQL on databases as the calling identity. Call list_databases first, then describe a "
     "database, then query it. Statements are read-only unless policy grants more; some columns are masked. "
-    "When access is refused, explain_access says which rule decided and why."
+    "When access is refused, explain_access says which rule decided and why. When a role needs approval, "
+    "call request_access with the database, role, a duration and your reason; a person approves or denies "
+    "it; my_requests shows where it stands, and once it is approved, query again (with that role)."
 )
 
 
@@ -67,7 +74,7 @@ def _tool_error(exc: SqlgateError) -> ToolError:
 
 
 def build_server(api: ApiState) -> MCPServer[Any]:
-    """The MCP server with sqlgate's four tools, acting for ``api``."""
+    """The MCP server with sqlgate's tools, acting for ``api``."""
     server: MCPServer[Any] = MCPServer(name="sqlgate", version=__version__, instructions=INSTRUCTIONS)
 
     @server.tool()
@@ -100,15 +107,23 @@ def build_server(api: ApiState) -> MCPServer[Any]:
         }
 
     @server.tool()
-    async def query(
-        database: str, sql: str, ctx: Context, params: list[Any] | None = None, max_rows: int = 100
+    async def query(  # noqa: PLR0913, PLR0917 - the tool's arguments
+        database: str,
+        sql: str,
+        ctx: Context,
+        params: list[Any] | None = None,
+        max_rows: int = 100,
+        role: str | None = None,
     ) -> dict[str, Any]:
-        """Run one SQL statement on `database` as you (read-only unless policy grants more; masked results)."""
+        """Run one SQL statement on `database` as you (read-only unless policy grants more; masked results).
+
+        `role` picks a privilege level (e.g. `write` after an approved request); the best granted one when absent.
+        """
         principal = await _principal(api, ctx)
         rows = max(1, min(max_rows, MAX_ROWS))
         try:
             job = await api.engine.prepare(
-                principal, Statement(database, sql, list(params or []), max_rows=rows, protocol="mcp")
+                principal, Statement(database, sql, list(params or []), role=role, max_rows=rows, protocol="mcp")
             )
             return await api.engine.run(job)
         except SqlgateError as exc:
@@ -128,7 +143,52 @@ def build_server(api: ApiState) -> MCPServer[Any]:
         )
         return explanation.to_dict()
 
+    _request_tools(server, api)
     return server
+
+
+def _request_tools(server: MCPServer[Any], api: ApiState) -> None:
+    """Add ``request_access`` and ``my_requests``: access requests through the same service as the API."""
+
+    @server.tool()
+    async def request_access(
+        database: str, role: str, reason: str, ctx: Context, duration: str | None = None
+    ) -> dict[str, Any]:
+        """Ask people for `role` on `database` (a role policy grants only after approval), saying why.
+
+        `duration` such as `30m` or `2h` (at most what the rule allows; its limit when absent). The request
+        waits for approvers; call my_requests to see it, and query again once it is approved.
+        """
+        principal = await _principal(api, ctx)
+        try:
+            api.engine.database(database)
+            wanted = _duration(duration)
+            created = await api.requests.create(principal, database, role, wanted, reason)
+            await api.services.audit.flush()  # the step's audit record is durable before we answer
+        except SqlgateError as exc:
+            raise _tool_error(exc) from None
+        return {
+            **created.to_dict(),
+            "next": "wait for an approver; call my_requests to see where it stands, then query again",
+        }
+
+    @server.tool()
+    async def my_requests(ctx: Context, status: str | None = None) -> dict[str, Any]:
+        """Your access requests, newest first (`status`: pending, approved, denied or expired)."""
+        principal = await _principal(api, ctx)
+        if status is not None and status not in REQUEST_STATES:
+            raise ToolError(f"400: status must be one of {', '.join(REQUEST_STATES)}")
+        found = await api.requests.list(principal_key=principal.key, status=status, limit=100)
+        return {"requests": [request.to_dict() for request in found]}
+
+
+def _duration(text: str | None) -> timedelta | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise AccessRequestError(f"duration: {exc}") from None
 
 
 class McpEndpoint:
