@@ -1,0 +1,1 @@
+"""Tests of several replicas acting as one gateway (mirrors src/sqlgate/replicas)."""
