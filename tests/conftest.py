@@ -58,6 +58,7 @@ SKIP_COMPONENTS: dict[str, tuple[str, ...]] = {
     "address": ("non-loopback ipv4 address",),
     "cloudsql": ("cloud sql",),
     "linux": ("linux feature",),
+    "haproxy": ("haproxy",),
 }
 NOT_APPLICABLE = ("sqlite serialises writers itself", "sqlgate_test_pg_dsn points at an external server")
 _skips: list[tuple[str, str]] = []  # (component or "not applicable" or "other", reason)
