@@ -60,6 +60,38 @@ def test_set_role_is_an_identity_escape_on_mysql_too():
     assert violation.kind == "identity"
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET ROLE admin",
+        "SET DEFAULT ROLE admin FOR 'x'@'%'",
+        "SET PASSWORD = 'x'",
+        "SET PASSWORD FOR 'x'@'%' = PASSWORD('y')",
+        "SET SESSION AUTHORIZATION bob",
+        "CHANGE USER bob",
+        "ALTER USER x IDENTIFIED BY 'y'",
+        "CREATE USER x IDENTIFIED BY 'y'",
+    ],
+)
+def test_identity_changes_are_refused_whatever_the_grant(sql):
+    """Statements that would change whose session it is, or a login's password, are refused even without guardrails."""
+    violation = check(None, classify(sql, dialect="mysql"))
+    assert violation is not None
+    assert violation.kind == "identity"
+
+
+def test_load_data_is_write_and_admin_and_local_is_marked():
+    """LOAD DATA is recognised by its keywords; LOCAL is marked; other statements after it make it opaque."""
+    (local,) = classify("LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE t", dialect="mysql").statements
+    assert local.local_infile
+    assert local.classes == {"write", "admin"}
+    (server,) = classify("LOAD DATA INFILE 'x' INTO TABLE t", dialect="mysql").statements
+    assert not server.local_infile
+    (hidden,) = classify("LOAD DATA LOCAL INFILE 'a' INTO TABLE t; DROP TABLE u", dialect="mysql").statements
+    assert hidden.opaque is not None
+    assert check(READ_ONLY, classify("SELECT /*M! 1 */ 2", dialect="mysql")) is not None
+
+
 def test_functions_tables_and_unbounded():
     result = classify("DELETE FROM shop.orders WHERE 1 = 1", dialect="mysql")
     assert result.statements[0].unbounded == ("DELETE FROM shop.orders",)

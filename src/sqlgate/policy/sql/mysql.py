@@ -3,7 +3,14 @@
 sqlglot parses what it knows into expressions and the rest into a ``Command``
 keeping the leading keyword; commands are classed by that keyword and anything
 unrecognised is opaque (refused unless the grant allows ddl). MySQL executes
-``/*! ... */`` comments, so text holding one is opaque too.
+``/*! ... */`` comments (MariaDB ``/*M! ... */`` too), so text holding one is opaque too.
+
+Statements that would change whose session it is are identity changes, refused
+whatever the grant: ``SET ROLE``, ``SET DEFAULT ROLE``, ``SET PASSWORD``, ``SET
+SESSION AUTHORIZATION``, ``CHANGE USER`` and ``CREATE``/``ALTER USER ... IDENTIFIED``.
+``LOAD DATA [LOCAL] INFILE`` and ``LOAD XML``, which sqlglot does not parse, are
+recognised by their keywords: write and admin, with ``local_infile`` set for the
+LOCAL form (the client sends a file of its own).
 """
 
 from __future__ import annotations
@@ -64,14 +71,22 @@ logging.getLogger("sqlglot").addFilter(_NoStatementText())
 
 _ADMIN_FUNCTIONS = frozenset({"load_file", "sys_exec", "sys_eval"})
 _USER_OBJECT = re.compile(r"^\s*(USER|ROLE)\b", re.IGNORECASE)
+_IDENTITY_SET = re.compile(r"^\s*(ROLE|DEFAULT\s+ROLE|PASSWORD|SESSION\s+AUTHORIZATION)\b", re.IGNORECASE)
+_IDENTIFIED_USER = re.compile(r"^\s*USER\b.*\bIDENTIFIED\b", re.IGNORECASE | re.DOTALL)
+_CHANGE_USER = re.compile(r"^\s*CHANGE\s+USER\b", re.IGNORECASE)
+_LOAD = re.compile(r"^\s*LOAD\s+(?:DATA|XML)\s+(?:(?:LOW_PRIORITY|CONCURRENT)\s+)?(LOCAL\s+)?INFILE\b", re.IGNORECASE)
+_EXECUTABLE_COMMENTS = ("/*!", "/*M!", "/*m!")
 
 
 def classify_mysql(sql: str) -> Classification:
     """Classify every statement of ``sql`` for a MySQL or MariaDB target."""
-    if "/*!" in sql:
+    if any(marker in sql for marker in _EXECUTABLE_COMMENTS):
         return Classification(
             (Statement("Command", DDL, opaque="MySQL executable comments /*! */ cannot be checked"),), "mysql"
         )
+    special = _special(sql)
+    if special is not None:
+        return Classification((special,), "mysql")
     try:
         expressions = sqlglot.parse(sql, read="mysql")
     except (SqlglotError, RecursionError, ValueError, TypeError) as exc:
@@ -90,6 +105,8 @@ def _statement(node: exp.Expression) -> Statement:
         return _command(node)
     known = next((c for kind, c in _EXPRESSION_CLASSES if isinstance(node, kind)), None)
     if known is None and isinstance(node, exp.Set):
+        if "PASSWORD" in node.sql(dialect="mysql").upper().split("=", 1)[0]:
+            return Statement("Set", DCL, identity="SET PASSWORD would change a login's password")
         known = _set_classes(node)
     if known is None:
         return Statement(type(node).__name__, DDL, opaque="a statement sqlglot does not recognise cannot be checked")
@@ -110,13 +127,30 @@ def _statement(node: exp.Expression) -> Statement:
     )
 
 
+def _special(sql: str) -> Statement | None:
+    """Statements sqlglot does not parse, recognised by their leading keywords (one statement only)."""
+    if _CHANGE_USER.match(sql):
+        return Statement("Command", DCL, identity="CHANGE USER would change the session's identity")
+    load = _LOAD.match(sql)
+    if load is not None:
+        if ";" in sql.strip().rstrip(";"):
+            return Statement("Command", DDL, opaque="LOAD DATA must be sent alone, without other statements")
+        local = load.group(1) is not None
+        return Statement("Command", frozenset({"write", "admin"}), local_infile=local)
+    return None
+
+
 def _command(node: exp.Command) -> Statement:
     keyword = str(node.this).upper()
     rest = node.expression.sql() if isinstance(node.expression, exp.Expression) else str(node.expression or "")
     if keyword == "SET":
-        if re.match(r"^\s*ROLE\b", rest, re.IGNORECASE):
-            return Statement("Command", SESSION, identity="SET ROLE would change the session's identity")
+        found = _IDENTITY_SET.match(rest)
+        if found is not None:
+            what = " ".join(found.group(1).upper().split())
+            return Statement("Command", SESSION, identity=f"SET {what} would change the session's identity")
         return Statement("Command", DCL)
+    if keyword in {"CREATE", "ALTER"} and _IDENTIFIED_USER.match(rest):
+        return Statement("Command", DCL, identity=f"{keyword} USER ... IDENTIFIED sets a login's password")
     if keyword in {"CREATE", "DROP", "ALTER", "RENAME"}:
         return Statement("Command", DCL if _USER_OBJECT.match(rest) else DDL)
     classes = _COMMAND_CLASSES.get(keyword)

@@ -37,6 +37,7 @@ class Statement:
     deallocates: str | None = None
     cacheable: bool = True
     bound_settings: tuple[int, ...] = ()
+    local_infile: bool = False  # MySQL LOAD DATA LOCAL INFILE: the client sends one of its files
 
 
 @dataclass(frozen=True)
