@@ -79,3 +79,40 @@ def test_deny_needs_a_reason_and_an_approver(gateway):
     denied = sqlgate(gateway, dora, "deny", filed["id"], "--reason", "not now")
     assert denied.exit_code == 0, denied.output
     assert "denied" in denied.output
+
+
+def test_request_refusals_name_the_rule(gateway):
+    """No reason, or longer than the rule allows: exit 1 with the gateway's sentence; a bad duration: exit 2."""
+    olga = gateway.token("olga", ("oncall",))
+    missing = runner.invoke(app, ["request", "demo", "--role", "write", "--gateway", gateway.http_url, "--token", olga])
+    assert missing.exit_code == 1
+    assert "rule oncall-write-with-approval requires a reason" in str(missing.exception)
+    too_long = sqlgate_raw(gateway, olga, "request", "demo", "--role", "write", "--reason", "x", "--duration", "3h")
+    assert too_long.exit_code == 1
+    assert "grants role write for at most 2h; ask for 2h or less (asked: 3h)" in str(too_long.exception)
+    garbled = sqlgate_raw(gateway, olga, "request", "demo", "--role", "write", "--reason", "x", "--duration", "soon")
+    assert garbled.exit_code == 2
+    assert "not a duration" in garbled.output
+
+
+def test_requests_shows_approvers_what_approving_grants(gateway):
+    """The list's last column and `sqlgate requests ID` say what approving now grants; the requester sees no preview."""
+    olga, dora = gateway.token("olga", ("oncall",)), gateway.token("dora", ("dba",))
+    filed = sqlgate(gateway, olga, "request", "demo", "--role", "write", "--reason", "incident 8", "--duration", "90m")
+    assert filed.exit_code == 0, filed.output
+    request_id = json.loads(sqlgate(gateway, olga, "requests", "--json").output)[0]["id"]
+    shown = sqlgate(gateway, dora, "requests", request_id)
+    assert shown.exit_code == 0, shown.output
+    assert "if you approve now: write on demo for 1h30m, until" in shown.output
+    assert "expires undecided at:" in shown.output
+    as_json = json.loads(sqlgate(gateway, dora, "requests", request_id, "--json").output)
+    assert as_json["preview"]["duration_seconds"] == 5400
+    own = json.loads(sqlgate(gateway, olga, "requests", request_id, "--json").output)
+    assert own["preview"] is None
+    mine = sqlgate(gateway, olga, "requests", request_id)
+    assert "if you approve now" not in mine.output
+
+
+def sqlgate_raw(gateway, token, *args):
+    """Like :func:`sqlgate`, keeping the exception for the test to read."""
+    return runner.invoke(app, [*args, "--gateway", gateway.http_url, "--token", token])
