@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sqlgate import __version__
+from sqlgate import __version__, console
 from sqlgate.api import mcp, problems
 from sqlgate.api.fastpath import QueryFastPath
 from sqlgate.api.mcp import McpEndpoint
@@ -58,6 +58,7 @@ def create_app(services: Services, *, pgwire_port: int | None = None) -> FastAPI
         app.include_router(module.router)
     if services.settings.identity.dev_issuer:
         app.include_router(dev_issuer_router(DevIssuer.from_settings(services.settings)))
+    console.mount(app, services, api)  # the web console at /ui, over the same services
     endpoint = McpEndpoint(api)
     services.on_close.append(endpoint.close)
     app.router.routes.append(Route(mcp.PATH, endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False))

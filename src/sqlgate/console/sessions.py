@@ -1,0 +1,110 @@
+"""Console sign-in state, kept by the gateway: a random cookie value names it, nothing else leaves the server.
+
+A :class:`ConsoleSession` holds the verified :class:`~sqlgate.identity.principal.Principal`
+(never a token), the CSRF token its forms carry, a pending browser login (PKCE verifier,
+state, nonce) and one-shot messages for the next page. Visitors who are not signed in get a
+session too, so the sign-in form has a CSRF token; signing in replaces it with a new one
+(a fixed session id is never promoted). Sessions live in this replica's memory: behind a load
+balancer, route the console sticky by cookie, or sign in again on another replica.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlgate.identity.principal import Principal
+
+COOKIE = "sqlgate_console"
+SIGNED_IN_LIFETIME = timedelta(hours=8)  # the longest a console sign-in lasts (the token's expiry ends it sooner)
+ANONYMOUS_LIFETIME = timedelta(minutes=30)  # a sign-in page left open this long needs a reload
+MAX_SESSIONS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLogin:
+    """A browser login under way at an issuer: what the callback must match and send back."""
+
+    issuer: str
+    state: str
+    nonce: str
+    verifier: str
+    redirect_uri: str
+
+
+@dataclass(slots=True)
+class ConsoleSession:
+    """One browser's state: who signed in (if anyone), its CSRF token, a pending login and messages."""
+
+    id: str
+    csrf: str
+    expires_at: datetime
+    principal: Principal | None = None
+    pending: PendingLogin | None = None
+    messages: list[tuple[str, str]] = field(default_factory=list)  # (kind: ok | error, text)
+
+    def flash(self, kind: str, text: str) -> None:
+        """Show ``text`` once on the next page."""
+        self.messages.append((kind, text))
+
+    def take_messages(self) -> list[tuple[str, str]]:
+        """The messages waiting for this page (they are shown once)."""
+        messages, self.messages = self.messages, []
+        return messages
+
+    def csrf_ok(self, presented: str | None) -> bool:
+        """True when ``presented`` is this session's CSRF token (compared in constant time)."""
+        return presented is not None and hmac.compare_digest(presented.encode(), self.csrf.encode())
+
+
+class ConsoleSessions:
+    """The console sessions of this replica, by cookie value; expired ones are dropped when met."""
+
+    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
+        self._sessions: OrderedDict[str, ConsoleSession] = OrderedDict()
+        self._max = max_sessions
+
+    def get(self, session_id: str | None, now: datetime | None = None) -> ConsoleSession | None:
+        """The live session of this cookie value, or None."""
+        if not session_id:
+            return None
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        if session.expires_at <= (now or datetime.now(UTC)):
+            self._sessions.pop(session_id, None)
+            return None
+        return session
+
+    def anonymous(self, now: datetime | None = None) -> ConsoleSession:
+        """A new session for a visitor who has not signed in (it carries the sign-in form's CSRF token)."""
+        return self._add(None, (now or datetime.now(UTC)) + ANONYMOUS_LIFETIME)
+
+    def sign_in(self, old: ConsoleSession | None, principal: Principal, now: datetime | None = None) -> ConsoleSession:
+        """A new session for ``principal`` replacing ``old``; it ends with the token or after a working day."""
+        now = now or datetime.now(UTC)
+        if old is not None:
+            self._sessions.pop(old.id, None)
+        ends = now + SIGNED_IN_LIFETIME
+        if principal.expires_at is not None:
+            ends = min(ends, principal.expires_at)
+        return self._add(principal, ends)
+
+    def end(self, session_id: str) -> None:
+        """Forget a session (sign-out); idempotent."""
+        self._sessions.pop(session_id, None)
+
+    def _add(self, principal: Principal | None, expires_at: datetime) -> ConsoleSession:
+        session = ConsoleSession(
+            id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32), expires_at=expires_at, principal=principal
+        )
+        self._sessions[session.id] = session
+        while len(self._sessions) > self._max:
+            self._sessions.popitem(last=False)
+        return session
+
+    def __len__(self) -> int:
+        return len(self._sessions)

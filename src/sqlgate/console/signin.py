@@ -1,0 +1,151 @@
+"""Sign-in and sign-out pages: the dev issuer's form (only while it is on), "Sign in with <issuer>" otherwise.
+
+Either way the console verifies a token exactly as the API does
+(``services.access.authenticate``, audited as ``auth.success`` or ``auth.failure`` with
+protocol ``console``), keeps the principal in a new server-side session, and forgets the
+token. The dev form mints its token with the dev issuer's key, for loopback visitors only
+(like the dev issuer's own token endpoint).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Path, Request, Response
+
+from sqlgate.config import is_loopback
+from sqlgate.console import oidc
+from sqlgate.console.sessions import COOKIE
+from sqlgate.console.web import (
+    PREFIX,
+    ConsoleRoute,
+    Refused,
+    checked_form,
+    client_address,
+    console_of,
+    redirect,
+    render,
+    visitor,
+)
+from sqlgate.errors import IdentityError
+from sqlgate.identity.principal import Principal
+
+DEV_SIGN_IN_LIFETIME = timedelta(hours=8)
+
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
+
+
+def _issuer_choices(request: Request) -> list[tuple[int, str]]:
+    """(index, name shown) of each issuer a person can sign in with."""
+    issuers = oidc.sign_in_issuers(console_of(request).services.settings)
+    return [(index, urlsplit(issuer.issuer).netloc or issuer.issuer) for index, issuer in enumerate(issuers)]
+
+
+def _login_page(request: Request, *, status: int = 200, error: str | None = None, user: str = "") -> Response:
+    console = console_of(request)
+    return render(
+        request,
+        "login.html",
+        status=status,
+        title="Sign in",
+        issuers=_issuer_choices(request),
+        dev_issuer=console.dev_issuer is not None,
+        error=error,
+        form_user=user,
+    )
+
+
+@router.get("/login")
+async def login_page(request: Request) -> Response:
+    """The sign-in page (signed-in visitors go to their access)."""
+    session = visitor(request)
+    if session.principal is not None:
+        return redirect(PREFIX)
+    return _login_page(request)
+
+
+@router.post("/login")
+async def dev_sign_in(request: Request) -> Response:
+    """Sign in through the dev issuer's form: User and Groups (comma-separated)."""
+    console = console_of(request)
+    session = visitor(request)
+    form = await checked_form(request, session)
+    if console.dev_issuer is None:
+        raise Refused("The built-in dev issuer is off on this gateway: sign in with your identity provider.", 404)
+    source = client_address(request)
+    if source is None or not is_loopback(source):
+        raise Refused("The dev issuer signs in visitors on this machine only (a loopback address).")
+    user = form.get("user", "").strip()
+    groups = [g.strip() for g in form.get("groups", "").split(",") if g.strip()]
+    try:
+        token = console.dev_issuer.mint(user, groups, DEV_SIGN_IN_LIFETIME)
+    except ValueError as exc:
+        return _login_page(request, status=400, error=f"Cannot sign in: {exc}.", user=user)
+    principal = await console.services.access.authenticate(token, source, protocol="console")
+    return _signed_in(request, principal)
+
+
+@router.get("/login/issuer/{index}")
+async def start_sign_in(request: Request, index: Annotated[int, Path(ge=0, le=99)]) -> Response:
+    """Send the browser to the issuer (authorization code with PKCE)."""
+    console = console_of(request)
+    session = visitor(request)
+    config = oidc.issuer_config(console.services.settings, index)
+    meta = await oidc.discover(console.http, config.issuer)
+    redirect_uri = _callback_url(request)
+    url, pending = oidc.authorization_url(meta, config, redirect_uri)
+    session.pending = pending
+    return redirect(url)
+
+
+@router.get("/login/callback")
+async def finish_sign_in(request: Request) -> Response:
+    """The issuer sends the browser back here with a code; the token it buys is verified, then dropped."""
+    console = console_of(request)
+    session = visitor(request)
+    pending, session.pending = session.pending, None
+    if pending is None:
+        return _login_page(request, status=400, error="That sign-in was not started here (or took too long): retry.")
+    settings = console.services.settings
+    config = next((i for i in oidc.sign_in_issuers(settings) if i.issuer == pending.issuer), None)
+    if config is None:
+        return _login_page(request, status=400, error="That identity provider is no longer configured.")
+    config = oidc.issuer_config(settings, oidc.sign_in_issuers(settings).index(config))
+    params = {key: value for key, value in request.query_params.items() if key in {"code", "state", "error"}}
+    try:
+        meta = await oidc.discover(console.http, config.issuer)
+        token = await oidc.exchange(console.http, meta, config, pending, params)
+        principal = await console.services.access.authenticate(token, client_address(request), protocol="console")
+    except IdentityError as exc:
+        return _login_page(request, status=401, error=f"Sign-in failed: {exc.message}")
+    return _signed_in(request, principal)
+
+
+@router.post("/logout")
+async def sign_out(request: Request) -> Response:
+    """End the console session (the cookie is cleared, the server forgets the principal)."""
+    console = console_of(request)
+    session = visitor(request)
+    await checked_form(request, session)
+    console.sessions.end(session.id)
+    fresh = console.sessions.anonymous()
+    fresh.flash("ok", "You have signed out.")
+    request.state.console_cookie = fresh
+    return redirect(f"{PREFIX}/login")
+
+
+def _signed_in(request: Request, principal: Principal) -> Response:
+    console = console_of(request)
+    old = console.sessions.get(request.cookies.get(COOKIE))
+    session = console.sessions.sign_in(old, principal)
+    request.state.console_cookie = session
+    return redirect(PREFIX)
+
+
+def _callback_url(request: Request) -> str:
+    """Where the issuer sends the browser back: ``public_url`` when set, else the address this request used."""
+    public = console_of(request).services.settings.public_url
+    base = public.rstrip("/") if public else f"{request.url.scheme}://{request.url.netloc}"
+    return f"{base}{PREFIX}/login/callback"

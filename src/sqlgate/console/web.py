@@ -1,0 +1,255 @@
+"""The console's plumbing: rendering, the security headers, the sign-in cookie, CSRF, who may see what.
+
+Every page and form goes through :class:`ConsoleRoute`, which
+
+- renders a refusal as a page (the sign-in page for visitors, a 403 page for a missing group,
+  the error's own status for a :class:`~sqlgate.errors.SqlgateError`), never as JSON;
+- sets the cookie of the visitor's server-side session (HttpOnly, SameSite=Strict, Secure unless
+  the console is reached on a loopback address over plain HTTP, Path=/ui);
+- adds a strict Content-Security-Policy (scripts, styles and fetches from the gateway only, no
+  inline script or style, no framing) and the usual hardening headers, and ``no-store``.
+
+Form posts must carry the session's CSRF token (:func:`checked_form`); a post without it, or from
+another origin, is refused with 403 before anything happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jinja2
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+
+from sqlgate import __version__
+from sqlgate.api.state import ApiState
+from sqlgate.config import is_loopback
+from sqlgate.console.sessions import COOKIE, ConsoleSession, ConsoleSessions
+from sqlgate.errors import SqlgateError
+from sqlgate.identity.devissuer import DevIssuer
+from sqlgate.identity.principal import Principal
+from sqlgate.services import Services
+
+PREFIX = "/ui"
+TEMPLATES = Path(__file__).parent / "templates"
+
+CSP = (
+    "default-src 'none'; "
+    "script-src 'self'; "
+    "style-src 'self'; "
+    "img-src 'self' data:; "
+    "connect-src 'self'; "
+    "form-action 'self'; "
+    "frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+class SignInNeeded(Exception):
+    """The visitor has not signed in (or the sign-in ended): show the sign-in page."""
+
+
+class Refused(Exception):
+    """The visitor may not do this: a page saying why, with ``status``."""
+
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class Console:
+    """What the console keeps: the services it fronts, its sessions, templates and an HTTP client for issuers."""
+
+    services: Services
+    api: ApiState
+    sessions: ConsoleSessions = field(default_factory=ConsoleSessions)
+    dev_issuer: DevIssuer | None = None
+    templates: jinja2.Environment = field(
+        default_factory=lambda: jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+    )
+    _http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The client for issuers' discovery and token endpoints (made on first use)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        return self._http
+
+    async def close(self) -> None:
+        """Close the HTTP client."""
+        if self._http is not None:
+            await self._http.aclose()
+
+
+def console_of(request: Request) -> Console:
+    """The console state on the app."""
+    console: Console = request.app.state.console
+    return console
+
+
+def visitor(request: Request) -> ConsoleSession:
+    """The browser's session; a new anonymous one (its cookie set on the response) when it has none."""
+    console = console_of(request)
+    session = console.sessions.get(request.cookies.get(COOKIE))
+    if session is None:
+        session = console.sessions.anonymous()
+        request.state.console_cookie = session
+    return session
+
+
+def signed_in(request: Request) -> tuple[ConsoleSession, Principal]:
+    """The session and principal of a signed-in visitor, seen from this request's address; SignInNeeded otherwise."""
+    session = console_of(request).sessions.get(request.cookies.get(COOKIE))
+    if session is None or session.principal is None:
+        raise SignInNeeded
+    return session, session.principal.with_source(client_address(request))
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address, as the API records it."""
+    return request.client.host if request.client else None
+
+
+def in_groups(principal: Principal, groups: list[str]) -> bool:
+    """True when ``principal`` is in one of ``groups``."""
+    return bool(set(principal.groups) & set(groups))
+
+
+def is_admin(services: Services, principal: Principal) -> bool:
+    """Member of ``api.admin_groups`` (the groups the API's session endpoints require)."""
+    return in_groups(principal, services.settings.api.admin_groups)
+
+
+def is_auditor(services: Services, principal: Principal) -> bool:
+    """Member of ``api.auditor_groups`` (the groups the API's audit endpoint requires)."""
+    return in_groups(principal, services.settings.api.auditor_groups)
+
+
+def require(allowed: bool, what: str, groups: list[str]) -> None:
+    """Refused (403) unless ``allowed``; the message names the groups that may."""
+    if not allowed:
+        names = ", ".join(groups) or "(none configured)"
+        raise Refused(f"{what} is for members of {names}.")
+
+
+async def checked_form(request: Request, session: ConsoleSession) -> dict[str, str]:
+    """The posted form's fields, after its CSRF token and origin are checked (Refused, 403, otherwise)."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise Refused("This form was sent from another site, so it was refused.")
+    form = await request.form()
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    if not session.csrf_ok(fields.get("csrf_token")):
+        raise Refused("This form is missing its security token (or the page is stale): reload the page and retry.")
+    return fields
+
+
+def render(
+    request: Request, template: str, *, status: int = 200, fragment: bool = False, **context: Any
+) -> HTMLResponse:
+    """The page ``template`` with the navigation, the signed-in user, CSRF token and waiting messages.
+
+    A ``fragment`` (a part of a page htmx loads) leaves the waiting messages for the next page.
+    """
+    console = console_of(request)
+    session = getattr(request.state, "console_cookie", None) or visitor(request)
+    principal = session.principal
+    services = console.services
+    page = console.templates.get_template(template).render(
+        user=principal,
+        csrf_token=session.csrf,
+        messages=[] if fragment else session.take_messages(),
+        is_admin=principal is not None and is_admin(services, principal),
+        is_auditor=principal is not None and is_auditor(services, principal),
+        path=request.url.path,
+        version=__version__,
+        **context,
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def redirect(path: str) -> RedirectResponse:
+    """303 See Other to ``path`` (after a form post, or to the sign-in page)."""
+    return RedirectResponse(path, status_code=303)
+
+
+def _secure_cookie(request: Request) -> bool:
+    """Secure unless this is plain HTTP on a loopback address (a browser would drop a Secure cookie there)."""
+    host = request.url.hostname or ""
+    return request.url.scheme == "https" or not is_loopback(host)
+
+
+def set_session_cookie(request: Request, response: Response, session: ConsoleSession | None) -> None:
+    """Point the browser at ``session`` (None: forget the cookie)."""
+    if session is None:
+        response.delete_cookie(COOKIE, path=PREFIX, secure=_secure_cookie(request), httponly=True, samesite="strict")
+        return
+    response.set_cookie(
+        COOKIE,
+        session.id,
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=_secure_cookie(request),
+    )
+
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class ConsoleRoute(APIRoute):
+    """A console route: refusals become pages, and every response gets the cookie and security headers."""
+
+    def get_route_handler(self) -> Handler:
+        """The route's handler, wrapped."""
+        handler = super().get_route_handler()
+
+        async def console_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except SignInNeeded:
+                response = _to_sign_in(request)
+            except Refused as exc:
+                response = render(request, "error.html", status=exc.status, title="Not allowed", message=exc.message)
+            except SqlgateError as exc:
+                response = render(request, "error.html", status=exc.http_status, title="Refused", message=str(exc))
+            new_session = getattr(request.state, "console_cookie", None)
+            if new_session is not None:
+                set_session_cookie(request, response, new_session)
+            if getattr(request.state, "console_signed_out", False):
+                set_session_cookie(request, response, None)
+            response.headers.update(SECURITY_HEADERS)
+            response.headers.setdefault("cache-control", "no-store")
+            return response
+
+        return console_handler
+
+
+def _to_sign_in(request: Request) -> Response:
+    """The sign-in page for a visitor: a redirect, or for htmx an ``HX-Redirect`` (a swap would nest the page)."""
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=204, headers={"hx-redirect": f"{PREFIX}/login"})
+    return redirect(f"{PREFIX}/login")
