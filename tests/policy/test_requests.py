@@ -204,3 +204,85 @@ async def test_concurrent_approvals_count_both(env, state_url):
     assert sorted(r.approvals for r in results) == [1, 2]
     final = await service.get(request.id)
     assert (final.status, final.approvals) == ("approved", 2)
+
+
+class Recorder:
+    """A RequestListener that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str | None]] = []
+
+    def request_event(self, event, request, actor):
+        self.events.append((event, request.status, actor.subject if actor else None))
+
+
+class Broken:
+    """A RequestListener that fails."""
+
+    def request_event(self, event, request, actor):
+        del actor
+        raise RuntimeError(f"listener down for {event} of {request.id}")
+
+
+async def test_the_window_starts_when_the_last_approval_lands(env):
+    """Filed at T0, approved five hours later: the grant runs from the approval for the duration filed."""
+    service, _, holder, _ = env
+    request = await service.create(BOB, "demo", "write", timedelta(minutes=90), "incident 43", at=T0)
+    await service.approve(request.id, ALICE, at=T0 + timedelta(hours=4))
+    last = T0 + timedelta(hours=5)
+    approved = await service.approve(request.id, CAROL, at=last)
+    assert (approved.decided_at, approved.expires_at) == (last, last + timedelta(minutes=90))
+    grants = await service.active_grants(BOB, "demo", at=last + timedelta(minutes=89))
+    assert decide(holder.policy, BOB, "demo", "write", last + timedelta(minutes=89), grants=grants).allowed
+    assert await service.active_grants(BOB, "demo", at=last + timedelta(minutes=90)) == []
+
+
+async def test_pending_requests_expire_after_pending_ttl_and_the_requester_is_told(env):
+    """pending_ttl 2h: expired with a reason, audited, told to the listener, listed as expired for the requester."""
+    service, auditor, holder, _ = env
+    recorder = Recorder()
+    short = RequestService(service._store, auditor, holder, pending_ttl=timedelta(hours=2), listener=recorder)
+    request = await short.create(BOB, "demo", "write", None, "later", at=T0)
+    assert await short.expire_due(at=T0 + timedelta(hours=1, minutes=59)) == 0
+    preview = await short.preview(request.id, ALICE, at=T0 + timedelta(hours=1))
+    assert preview.pending_until == T0 + timedelta(hours=2)
+    with pytest.raises(RequestConflict, match="waited too long"):
+        await short.approve(request.id, ALICE, at=T0 + timedelta(hours=2))
+    assert await short.expire_due(at=T0 + timedelta(hours=2)) == 1
+    assert await short.expire_due(at=T0 + timedelta(hours=3)) == 0  # expired once, told once
+    [mine] = await short.list(principal_key=BOB.key)
+    assert (mine.status, mine.decision_reason) == ("expired", "nobody approved or denied it within 2h")
+    assert recorder.events == [("filed", "pending", "bob"), ("expired", "expired", None)]
+    expiry = auditor.events[-1]
+    assert (expiry.type, expiry.reason, expiry.data["was"]) == ("request.expire", "was pending", "pending")
+
+
+async def test_the_service_preview_knows_who_approved_already(env):
+    """Two approvals needed: after Alice approves, her preview says so and Carol's would complete it."""
+    service, auditor, _, _ = env
+    request = await service.create(BOB, "demo", "write", timedelta(hours=1), "deploy", at=T0)
+    await service.approve(request.id, ALICE, at=T0)
+    count = len(auditor.events)
+    alice = await service.preview(request.id, ALICE, at=T0 + timedelta(minutes=1))
+    carol = await service.preview(request.id, CAROL, at=T0 + timedelta(minutes=1))
+    assert (alice.may_approve, alice.why_not) == (False, f"you have already approved request {request.id}")
+    assert (carol.may_approve, carol.completes, carol.expires_at) == (True, True, T0 + timedelta(hours=1, minutes=1))
+    both = await service.previews([await service.get(request.id)], ALICE, at=T0)
+    assert both[request.id].may_approve is False
+    assert len(auditor.events) == count  # a preview records nothing
+    assert (await service.get(request.id)).approvals == 1
+
+
+async def test_the_listener_hears_committed_steps_only_and_cannot_break_them(env, caplog):
+    """A step whose audit fails tells nobody; a failing listener is logged and the step stands."""
+    service, auditor, holder, _ = env
+    recorder = Recorder()
+    failing = RequestService(service._store, FailingAuditor(), holder, listener=recorder)
+    with pytest.raises(AuditError):
+        await failing.create(BOB, "demo", "write", None, "x", at=T0)
+    assert recorder.events == []
+    loud = RequestService(service._store, auditor, holder, listener=Broken())
+    request = await loud.create(person("dan", "dev"), "demo", "admin", None, "migration", at=T0)
+    denied = await loud.deny(request.id, ALICE, "not today", at=T0)
+    assert denied.status == "denied"
+    assert "could not queue the denied notification" in caplog.text
