@@ -59,6 +59,7 @@ SKIP_COMPONENTS: dict[str, tuple[str, ...]] = {
     "cloudsql": ("cloud sql",),
     "linux": ("linux feature",),
     "haproxy": ("haproxy",),
+    "chromium": ("chromium",),
 }
 NOT_APPLICABLE = ("sqlite serialises writers itself", "sqlgate_test_pg_dsn points at an external server")
 _skips: list[tuple[str, str]] = []  # (component or "not applicable" or "other", reason)
