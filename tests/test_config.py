@@ -282,3 +282,23 @@ def test_audience_and_server_id_default_to_the_gateway_id(tmp_path):
     assert settings.identity.issuers[0].audience is None
     assert settings.identity.aws.server_id is None
     assert settings.identity.deployment_id is None
+
+
+def test_requests_and_webhook_settings(tmp_path):
+    """pending_ttl defaults to 24h; a webhook's secret_file is resolved beside the file; dumps hide the URL's path."""
+    assert load_settings(write(tmp_path, GOOD)).requests.pending_ttl == timedelta(hours=24)
+    text = GOOD + (
+        "requests: {pending_ttl: 4h}\n"
+        "notify:\n  webhooks:\n"
+        "    - {url: 'https://hooks.slack.com/services/T0/B0/XYZ', events: [filed, expired], secret_file: hook.key}\n"
+    )
+    settings = load_settings(write(tmp_path, text))
+    assert settings.requests.pending_ttl == timedelta(hours=4)
+    [hook] = settings.notify.webhooks
+    assert (hook.events, hook.secret_file) == (["filed", "expired"], tmp_path / "hook.key")
+    assert "XYZ" not in str(settings.model_dump(mode="json"))
+    assert settings.model_dump(mode="json")["notify"]["webhooks"][0]["url"] == "https://hooks.slack.com/..."
+    with pytest.raises(ConfigError, match=r"notify\.webhooks\.0\.events\.0: Input should be 'filed'"):
+        load_settings(write(tmp_path, text.replace("[filed, expired]", "[filed_too]")))
+    with pytest.raises(ConfigError, match="set secret_env or secret_file, not both"):
+        load_settings(write(tmp_path, text.replace("secret_file: hook.key", "secret_file: k, secret_env: K")))

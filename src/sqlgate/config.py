@@ -28,6 +28,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -571,12 +572,22 @@ class RequestsConfig(_Section):
     )
 
 
+WebhookEvent = Literal["filed", "approved", "denied", "expired"]
+
+
+def _all_webhook_events() -> list[WebhookEvent]:
+    return ["filed", "approved", "denied", "expired"]
+
+
 class WebhookConfig(_Section):
     """One webhook that receives access-request events as JSON (with a Slack-compatible `text` field)."""
 
-    url: str = Field(description="Where events are POSTed: https:// (http:// only on loopback).")
-    events: list[Literal["filed", "approved", "denied", "expired"]] = Field(
-        default_factory=lambda: ["filed", "approved", "denied", "expired"],
+    url: str = Field(
+        description="Where events are POSTed: https:// (http:// only on loopback). Treated as a secret: "
+        "logs and `sqlgate config show` give its scheme and host only."
+    )
+    events: list[WebhookEvent] = Field(
+        default_factory=_all_webhook_events,
         min_length=1,
         description="Which access-request events are sent: filed, approved, denied, expired (default: all).",
     )
@@ -610,6 +621,12 @@ class WebhookConfig(_Section):
         if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ValueError("must be an https:// URL (http:// only on loopback)")
         return value.strip()
+
+    @field_serializer("url")
+    def _url_shown(self, value: str) -> str:
+        """Dumped (``sqlgate config show``) as scheme and host only: a Slack webhook's path is its secret."""
+        parts = urlsplit(value)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/..." if parts.path.strip("/") else value
 
     @field_validator("secret")
     @classmethod
