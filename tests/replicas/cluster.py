@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 
 from sqlgate.config import Settings, load_settings
 from sqlgate.identity.devissuer import DevIssuer, mint_dev_token
@@ -33,8 +34,24 @@ from sqlgate.server.demo import schema_sql
 from tests.gateway import DEMO_POLICY
 from tests.pgserver import PgServer
 
-HAPROXY = Path("/usr/bin/haproxy")
 READY_SECONDS = 60.0
+
+
+def haproxy_path() -> Path | None:
+    """Debian's haproxy binary, if installed."""
+    for candidate in (Path("/usr/sbin/haproxy"), Path("/usr/bin/haproxy")):
+        if candidate.is_file():
+            return candidate
+    found = shutil.which("haproxy")
+    return Path(found) if found else None
+
+
+def require_haproxy() -> Path:
+    """The haproxy binary, or skip naming it."""
+    path = haproxy_path()
+    if path is None:
+        pytest.skip("needs haproxy (Debian package haproxy)")
+    return path
 
 
 def free_port() -> int:
@@ -228,12 +245,13 @@ class Cluster:
             "backend replicas_http\n    balance roundrobin\n    option httpchk GET /readyz\n"
             f"{servers_http}\n"
         )
-        check = subprocess.run([str(HAPROXY), "-c", "-f", str(config)], capture_output=True, text=True, check=False)
+        haproxy = require_haproxy()
+        check = subprocess.run([str(haproxy), "-c", "-f", str(config)], capture_output=True, text=True, check=False)
         assert check.returncode == 0, check.stdout + check.stderr
-        log = (self.workdir / "haproxy.log").open("ab")
-        self.haproxy_process = subprocess.Popen(
-            [str(HAPROXY), "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
-        )
+        with (self.workdir / "haproxy.log").open("ab") as log:
+            self.haproxy_process = subprocess.Popen(
+                [str(haproxy), "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
