@@ -1,4 +1,4 @@
-"""Live sessions of every kind (pgwire connections, HTTP queries), so they can be listed and ended.
+"""Live sessions of every kind (pgwire and MySQL connections, HTTP queries), so they can be listed and ended.
 
 The proxy and the API register each session here; ``GET /v1/sessions`` lists
 them and ``DELETE /v1/sessions/{id}`` ends one. Ending a session calls the
@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sqlgate.identity.principal import Principal
 
 Closer = Callable[[str], Awaitable[None]]
-Kind = Literal["pgwire", "http"]
+Kind = Literal["pgwire", "http", "mysql"]
 
 
 @dataclass
