@@ -218,7 +218,7 @@ class SessionOut(BaseModel):
     """A live session (pgwire connection or running API query)."""
 
     id: str = Field(description="Session id (for DELETE /v1/sessions/{id}).")
-    kind: Literal["pgwire", "http"] = Field(description="pgwire connection or HTTP/MCP query.")
+    kind: Literal["pgwire", "http", "mysql"] = Field(description="pgwire or MySQL connection, or HTTP/MCP query.")
     principal: dict[str, Any] = Field(description="Who: subject, issuer, name, email, groups, method.")
     database: str = Field(description="Database alias.")
     role: str = Field(description="Privilege level in use.")
