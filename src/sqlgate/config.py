@@ -722,6 +722,17 @@ class ServerConfig(_Section):
         return raw
 
 
+class TracingConfig(_Section):
+    """OpenTelemetry traces (needs the extra: `pip install 'sqlgate[otel]'`)."""
+
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces endpoint (e.g. `http://otel-collector:4318/v1/traces`); spans for login, "
+        "decide, mint and each statement with principal, database, lease and session ids. Unset: no tracing.",
+    )
+    service_name: str = Field("sqlgate", description="`service.name` of the spans.")
+
+
 class LogConfig(_Section):
     """Log output."""
 
@@ -763,6 +774,7 @@ class Settings(BaseSettings):
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Notifications (webhooks).")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
     log: LogConfig = Field(default_factory=LogConfig, description="Log output format.")
+    tracing: TracingConfig = Field(default_factory=TracingConfig, description="OpenTelemetry traces.")
     server: ServerConfig = Field(
         default_factory=ServerConfig, description="Replica name, drain on SIGTERM, the lease key shared by replicas."
     )
