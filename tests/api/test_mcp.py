@@ -131,3 +131,5 @@ def test_an_agent_asks_a_person_approves_and_the_next_query_runs(gateway_with_we
     assert sorted(_events(receiver, 2)) == sorted(expected)
     filed_post = next(post for post in receiver.received if post.json()["event"] == "request.filed")
     assert "agent: fix order 3" in filed_post.json()["text"]
+    metrics = httpx.get(f"{gateway.http_url}/metrics").text
+    assert 'sqlgate_webhook_deliveries_total{event="approved",outcome="delivered"}' in metrics

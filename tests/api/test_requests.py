@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 
+import httpx
+import pytest
+
 from tests.api.conftest import bearer
+from tests.gateway import DEMO_POLICY, RunningGateway
 
 
 def _file(client, token, **body):
@@ -57,3 +62,29 @@ def test_an_approver_sees_what_approving_would_grant(gateway, client):
     after = client.get(f"/v1/requests/{created['id']}", headers=bearer(dora)).json()["preview"]
     assert after["may_approve"] is False
     assert "is approved, not pending" in after["why_not"]
+
+
+@pytest.fixture
+def short_pending(pg_server, pg_database, tmp_path, monkeypatch):
+    """The demo gateway with requests.pending_ttl 3h (from the environment)."""
+    monkeypatch.setenv("SQLGATE_REQUESTS__PENDING_TTL", "3h")
+    running = RunningGateway(pg_server, tmp_path, DEMO_POLICY, pg_database, secrets.token_hex(3))
+    yield running
+    running.stop()
+
+
+def test_pending_ttl_from_the_settings_expires_requests_and_the_requester_sees_it(short_pending):
+    """The gateway's service uses requests.pending_ttl; once it passes, the requester's list says expired and why."""
+    gateway = short_pending
+    with httpx.Client(base_url=gateway.http_url, timeout=60) as client:
+        olga, dora = gateway.token("olga", ("oncall",)), gateway.token("dora", ("dba",))
+        created = _file(client, olga, reason="incident 10").json()
+        preview = client.get(f"/v1/requests/{created['id']}", headers=bearer(dora)).json()["preview"]
+        filed_at = datetime.fromisoformat(created["created_at"])
+        assert datetime.fromisoformat(preview["pending_until"]) == filed_at + timedelta(hours=3)
+        service = gateway.gateway.services.requests
+        assert gateway.call(service.expire_due(at=filed_at + timedelta(hours=3))) == 1
+        [mine] = client.get("/v1/requests", headers=bearer(olga)).json()["requests"]
+        assert (mine["status"], mine["decision_reason"]) == ("expired", "nobody approved or denied it within 3h")
+        late = client.post(f"/v1/requests/{created['id']}/approve", headers=bearer(dora))
+        assert late.status_code == 409
