@@ -24,6 +24,7 @@ from sqlgate.broker.reaper import Reaper
 from sqlgate.config import Settings
 from sqlgate.identity.authenticator import Authenticator
 from sqlgate.identity.principal import Principal
+from sqlgate.metrics import DECISIONS, REPLICA_INFO, unwatch_sessions, watch_sessions
 from sqlgate.notify.webhooks import WebhookNotifier
 from sqlgate.policy.decide import Decision, Grant, decide
 from sqlgate.policy.grants import GrantCache
@@ -31,9 +32,10 @@ from sqlgate.policy.holder import PolicyHolder
 from sqlgate.policy.requests import RequestService
 from sqlgate.replicas.audit_keys import replica_audit_key
 from sqlgate.replicas.hub import ReplicaHub
-from sqlgate.replicas.names import replica_name
+from sqlgate.replicas.names import INSTANCE_ID, replica_name
 from sqlgate.sessions import SessionRegistry
 from sqlgate.store import StateStore
+from sqlgate.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,8 @@ class Services:
                 raise
         if reaper:
             services.reaper.start()
+        REPLICA_INFO.labels(replica_name(settings), INSTANCE_ID).set(1)
+        watch_sessions(replica_name(settings), services.sessions)
         services._tasks.append(asyncio.create_task(policy.watch(), name="sqlgate-policy-watch"))
         services._tasks.append(asyncio.create_task(_expire_requests(requests), name="sqlgate-request-expiry"))
         return services
@@ -129,16 +133,21 @@ class Services:
 
     async def decide_with_grants(self, principal: Principal, database: str, role: str | None) -> Decision:
         """:meth:`decide`, counting approved access requests when they could change the answer."""
-        decision = self.decide(principal, database, role)
-        if decision.outcome != "allow" or role is None:
-            grants = await self.grants.get(principal, database)
-            if grants:
-                decision = self.decide(principal, database, role, grants=grants)
+        with span("sqlgate.decide", {"sqlgate.principal": principal.key, "sqlgate.database": database}) as current:
+            decision = self.decide(principal, database, role)
+            if decision.outcome != "allow" or role is None:
+                grants = await self.grants.get(principal, database)
+                if grants:
+                    decision = self.decide(principal, database, role, grants=grants)
+            if current is not None:
+                current.set_attribute("sqlgate.outcome", decision.outcome)
+        DECISIONS.labels(decision.outcome).inc()
         return decision
 
     async def aclose(self) -> None:
         """End sessions, stop background work, then close broker, identity, audit and store."""
         await self.sessions.end_where(lambda _session: True, "the gateway is shutting down")
+        unwatch_sessions(self.sessions)
         if self.replicas is not None:
             await self.replicas.stop()
         for close in self.on_close:

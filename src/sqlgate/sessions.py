@@ -8,6 +8,7 @@ releases its upstream connection.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import secrets
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from sqlgate.identity.principal import Principal
 
 Closer = Callable[[str], Awaitable[None]]
 Kind = Literal["pgwire", "http", "mysql"]
+KINDS: tuple[Kind, ...] = ("pgwire", "http", "mysql")
 
 
 @dataclass
@@ -54,6 +56,11 @@ class LiveSession:
         }
 
 
+current_session: contextvars.ContextVar[LiveSession | None] = contextvars.ContextVar(
+    "sqlgate_current_session", default=None
+)
+"""The session the running task serves (set by :meth:`SessionRegistry.add`), for traces and JSON logs."""
+
 _SESSION_PREFIX = secrets.token_hex(4)
 _session_numbers = itertools.count(1)
 
@@ -68,14 +75,25 @@ class SessionRegistry:
 
     def __init__(self) -> None:
         self._sessions: dict[str, tuple[LiveSession, Closer]] = {}
+        self._ended_statements: dict[str, int] = dict.fromkeys(KINDS, 0)
 
     def add(self, session: LiveSession, closer: Closer) -> None:
-        """Track ``session``; ``closer(reason)`` ends it."""
+        """Track ``session``; ``closer(reason)`` ends it. The calling task's current session becomes it."""
         self._sessions[session.id] = (session, closer)
+        current_session.set(session)
 
     def remove(self, session_id: str) -> None:
         """Forget a session that ended (idempotent)."""
-        self._sessions.pop(session_id, None)
+        entry = self._sessions.pop(session_id, None)
+        if entry is not None:
+            self._ended_statements[entry[0].kind] += entry[0].statements
+
+    def statement_totals(self) -> dict[str, int]:
+        """Statements run in every session so far (ended and live), by kind."""
+        totals = dict(self._ended_statements)
+        for session, _closer in self._sessions.values():
+            totals[session.kind] += session.statements
+        return totals
 
     def get(self, session_id: str) -> LiveSession | None:
         """The live session with this id, if any."""

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlgate.audit.events import Outcome
+from sqlgate.metrics import GUARDRAIL_REFUSALS, STATEMENT_SECONDS
 from sqlgate.policy.model import Guardrails
 from sqlgate.policy.sql import Classification, PreparedRegistry, check, check_bound
+from sqlgate.tracing import record_statement
 
 MAX_SQL_AUDITED = 16_384
 MAX_PARAMS_AUDITED = 32
@@ -53,7 +55,9 @@ def guardrail_verdict(
         return ALLOWED
     message = violation.error().message
     if guardrails is not None and guardrails.mode == "audit" and not violation.always_enforced:
+        GUARDRAIL_REFUSALS.labels(violation.kind, "false").inc()
         return Verdict(would_deny=message)
+    GUARDRAIL_REFUSALS.labels(violation.kind, "true").inc()
     return Verdict(refusal=message)
 
 
@@ -130,4 +134,6 @@ def statement_fields(  # noqa: PLR0913 - one statement record's fields, named
     if would_deny is not None and result != "refused":
         outcome, reason = "would_deny", would_deny
         data["error"] = error
+    STATEMENT_SECONDS.labels(protocol, outcome).observe(duration_ms / 1000)
+    record_statement(protocol, outcome, duration_ms, sqlstate)
     return outcome, reason, data

@@ -45,8 +45,10 @@ from sqlgate.broker.sealing import LeaseSealer
 from sqlgate.config import DatabaseConfig, Settings
 from sqlgate.errors import AuditError, BrokerError, ConfigError, LeaseEnded, SqlgateError
 from sqlgate.identity.principal import Principal
+from sqlgate.metrics import LEASES, MINT_SECONDS
 from sqlgate.replicas.names import replica_name
 from sqlgate.store import StateStore
+from sqlgate.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class Broker:
         live = self._live.get(key)
         if live is not None and time.time() < live.reuse_until:
             self.auditor.enqueue(lease_event("lease.reuse", live.lease, "success", principal=principal))
+            LEASES.labels("reused").inc()
             return live.lease
         task = self._minting.get(key)
         if task is None:
@@ -255,6 +258,7 @@ class Broker:
                 continue
             self._remember(lease, self._sealer.open(lease.id, sealed))
             self.auditor.enqueue(lease_event("lease.reuse", lease, "success", principal=principal))
+            LEASES.labels("reused").inc()
             return lease
         return None
 
@@ -268,6 +272,17 @@ class Broker:
             yield
 
     async def _mint(self, principal: Principal, alias: str, privilege: str, ttl: timedelta) -> Lease:
+        attributes = {"sqlgate.principal": principal.key, "sqlgate.database": alias, "sqlgate.role": privilege}
+        started = time.perf_counter()
+        with span("sqlgate.mint", attributes) as current:
+            lease = await self._mint_now(principal, alias, privilege, ttl)
+            if current is not None:
+                current.set_attribute("sqlgate.lease_id", lease.id)
+        MINT_SECONDS.labels(self.settings.database(alias).engine).observe(time.perf_counter() - started)
+        LEASES.labels("minted").inc()
+        return lease
+
+    async def _mint_now(self, principal: Principal, alias: str, privilege: str, ttl: timedelta) -> Lease:
         _check_ttl(ttl)
         config = self.settings.database(alias)
         backend = self.backend(alias)

@@ -33,6 +33,8 @@ from sqlgate.identity.devissuer import DevIssuer
 from sqlgate.identity.oidc import IssuerVerifier, Verified
 from sqlgate.identity.principal import Principal
 from sqlgate.identity.remote import StaticKeys
+from sqlgate.metrics import VERIFY_SECONDS
+from sqlgate.tracing import span
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +107,17 @@ class Authenticator:
             return principal
         if cached is not None:
             self._cache.drop(digest)  # its key left the issuer's keys: verify afresh (and be refused)
+        started = time.perf_counter()
         try:
-            verified = await self._verify(token, now)
+            with span("sqlgate.login", {"sqlgate.source": source}) as current:
+                verified = await self._verify(token, now)
+                if current is not None:
+                    current.set_attribute("sqlgate.principal", verified.principal.key)
         except TokenRejected as exc:
+            VERIFY_SECONDS.labels("rejected").observe(time.perf_counter() - started)
             _log_rejection(token, source, exc)
             raise
+        VERIFY_SECONDS.labels("verified").observe(time.perf_counter() - started)
         principal = verified.principal.with_source(source)
         valid_until = principal.expires_at.timestamp() if principal.expires_at else now
         self._cache.put(digest, principal, valid_until, verified.key_thumbprint)
