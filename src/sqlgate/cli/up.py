@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import shlex
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ import typer
 
 from sqlgate.cli.common import ConfigOption, console
 from sqlgate.config import Settings, load_settings
+from sqlgate.logs import configure_logging
 
 InsecureDev = Annotated[
     bool,
@@ -29,8 +29,7 @@ def _run(coroutine: object) -> None:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise at start-up
+    configure_logging(settings)  # text, or JSON lines with log.format: json
 
 
 def serve(config: ConfigOption = None, insecure_dev: InsecureDev = False) -> None:

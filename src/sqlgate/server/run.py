@@ -1,4 +1,4 @@
-"""Run one gateway replica: services, the HTTP API and the PostgreSQL listener in one event loop.
+"""Run one gateway replica: services, the HTTP API, the PostgreSQL and (``listen.mysql``) MySQL listeners in one loop.
 
 The HTTP listener serves HTTPS (the PostgreSQL listener's certificate) and plain HTTP on
 one port; plain HTTP is refused from non-loopback clients unless ``api.allow_plaintext``
@@ -24,6 +24,7 @@ from sqlgate.api.app import create_app
 from sqlgate.api.transport import PlaintextGuard, PlaintextRule
 from sqlgate.config import Settings, split_host_port
 from sqlgate.identity.devissuer import check_dev_issuer_exposure
+from sqlgate.mysqlproxy.listener import MysqlListener
 from sqlgate.proxy.listener import PgListener
 from sqlgate.proxy.tls import http_server_context
 from sqlgate.server.http_listener import DualListener, bind_sockets
@@ -75,6 +76,7 @@ class Gateway:
     http: _Server
     http_task: asyncio.Task[None]
     pg: PgListener
+    mysql: MysqlListener | None = None
 
     @property
     def http_port(self) -> int:
@@ -119,6 +121,8 @@ class Gateway:
         with contextlib.suppress(asyncio.CancelledError):
             await self.http_task
         await self.pg.close()
+        if self.mysql is not None:
+            await self.mysql.close()
         await self.services.aclose()
 
 
@@ -129,6 +133,10 @@ async def start_gateway(settings: Settings, *, insecure_dev: bool = False) -> Ga
     try:
         pg = PgListener(services)
         await pg.start()
+        mysql = None
+        if settings.listen.mysql is not None:
+            mysql = MysqlListener(services)
+            await mysql.start()
         host, port = split_host_port(settings.listen.http)
         app = PlaintextGuard(create_app(services, pgwire_port=pg.port), PlaintextRule.from_settings(settings))
         config = uvicorn.Config(
@@ -148,7 +156,7 @@ async def start_gateway(settings: Settings, *, insecure_dev: bool = False) -> Ga
     except BaseException:
         await services.aclose()
         raise
-    return Gateway(services, http, http_task, pg)
+    return Gateway(services, http, http_task, pg, mysql)
 
 
 def _plaintext_rule(settings: Settings) -> str:
