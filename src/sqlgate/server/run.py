@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from sqlgate import tracing
 from sqlgate.api.app import create_app
 from sqlgate.api.transport import PlaintextGuard, PlaintextRule
 from sqlgate.config import Settings, split_host_port
@@ -27,6 +28,7 @@ from sqlgate.identity.devissuer import check_dev_issuer_exposure
 from sqlgate.mysqlproxy.listener import MysqlListener
 from sqlgate.proxy.listener import PgListener
 from sqlgate.proxy.tls import http_server_context
+from sqlgate.replicas.names import replica_name
 from sqlgate.server.http_listener import DualListener, bind_sockets
 from sqlgate.services import Services
 
@@ -124,11 +126,17 @@ class Gateway:
         if self.mysql is not None:
             await self.mysql.close()
         await self.services.aclose()
+        if self.services.settings.tracing.otlp_endpoint:
+            tracing.shutdown()
 
 
 async def start_gateway(settings: Settings, *, insecure_dev: bool = False) -> Gateway:
     """Start a replica and return once both listeners accept connections."""
     check_dev_issuer_exposure(settings, insecure_dev)
+    if settings.tracing.otlp_endpoint:
+        tracing.configure(
+            replica_name(settings), endpoint=settings.tracing.otlp_endpoint, service_name=settings.tracing.service_name
+        )
     services = await Services.start(settings)
     try:
         pg = PgListener(services)
