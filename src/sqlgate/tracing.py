@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlgate.errors import ConfigError
-from sqlgate.sessions import current_session
+from sqlgate.sessions import LiveSession, current_session
 
 INSTALL_HINT = "pip install 'sqlgate[otel]'"
 
@@ -70,19 +70,22 @@ def span(name: str, attributes: Mapping[str, str | int | None] | None = None) ->
         yield current
 
 
-def record_statement(protocol: str, outcome: str, duration_ms: float, sqlstate: str | None) -> None:
-    """A ``sqlgate.statement`` span that ended now and lasted ``duration_ms``, for the current session."""
+def record_statement(
+    protocol: str, outcome: str, duration_ms: float, sqlstate: str | None, session: LiveSession | None = None
+) -> None:
+    """A ``sqlgate.statement`` span that ended now and lasted ``duration_ms``, in ``session`` (else the current)."""
     if _tracer is None:
         return
     end = time.time_ns()
-    attributes = _attributes({"sqlgate.protocol": protocol, "sqlgate.outcome": outcome, "db.sqlstate": sqlstate})
+    given = {"sqlgate.protocol": protocol, "sqlgate.outcome": outcome, "db.sqlstate": sqlstate}
+    attributes = _attributes(given, session)
     started = _tracer.start_span("sqlgate.statement", start_time=end - int(duration_ms * 1e6), attributes=attributes)
     started.end(end_time=end)
 
 
-def _attributes(given: Mapping[str, str | int | None]) -> dict[str, str | int]:
+def _attributes(given: Mapping[str, str | int | None], session: LiveSession | None = None) -> dict[str, str | int]:
     attributes: dict[str, str | int] = {"sqlgate.replica": _replica}
-    session = current_session.get()
+    session = session or current_session.get()
     if session is not None:
         attributes["sqlgate.session_id"] = session.id
         attributes["sqlgate.principal"] = session.principal.key

@@ -23,6 +23,7 @@ from sqlgate.audit.events import Outcome
 from sqlgate.metrics import GUARDRAIL_REFUSALS, STATEMENT_SECONDS
 from sqlgate.policy.model import Guardrails
 from sqlgate.policy.sql import Classification, PreparedRegistry, check, check_bound
+from sqlgate.sessions import LiveSession
 from sqlgate.tracing import record_statement
 
 MAX_SQL_AUDITED = 16_384
@@ -111,11 +112,13 @@ def statement_fields(  # noqa: PLR0913 - one statement record's fields, named
     would_deny: str | None = None,
     tags: list[str] | None = None,
     params_bounded: bool = False,
+    session: LiveSession | None = None,
 ) -> tuple[Outcome, str | None, dict[str, object]]:
     """A statement record's outcome, reason and data, the same on every path.
 
     ``sql`` and ``params`` are bounded here (:func:`audited_sql`, :func:`audited_params`),
     unless ``params_bounded`` says the caller did (the relay bounds Bind's bytes itself).
+    ``session`` (the statement's, when the caller has it) labels the statement's trace span.
     A statement audit-mode guardrails would have refused, and that ran, has outcome
     ``would_deny`` with that reason; its own error, if any, is kept as ``data.error``.
     """
@@ -135,5 +138,5 @@ def statement_fields(  # noqa: PLR0913 - one statement record's fields, named
         outcome, reason = "would_deny", would_deny
         data["error"] = error
     STATEMENT_SECONDS.labels(protocol, outcome).observe(duration_ms / 1000)
-    record_statement(protocol, outcome, duration_ms, sqlstate)
+    record_statement(protocol, outcome, duration_ms, sqlstate, session)
     return outcome, reason, data

@@ -231,6 +231,7 @@ class QueryEngine:
             sqlstate=sqlstate,
             error=reason,
             would_deny=would_deny,
+            session=session,
         )
         self.services.audit.enqueue(
             new_record(  # a record dict, as the proxy hands them over: no model per statement

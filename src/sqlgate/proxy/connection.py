@@ -380,6 +380,7 @@ class ClientConnection(asyncio.Protocol):
             would_deny=record.would_deny,
             tags=record.tags,
             params_bounded=True,
+            session=self.session,
         )
         event = self._event("statement", outcome, reason=reason, data=data)
         try:
