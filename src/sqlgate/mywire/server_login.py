@@ -112,9 +112,7 @@ class ClientLogin:
             if not self.tls_available:
                 raise ProtocolError("the client asked for TLS, which this listener does not offer")
             SslRequest.decode(payload)
-            if self.reader.buffered:
-                raise ProtocolError("the client sent bytes after its SSL request before the TLS handshake")
-            self.state = "tls"
+            self.state = "tls"  # the TLS handshake may already follow in the buffer: see take_buffered()
             return [StartTls()]
         response = HandshakeResponse.decode(payload)
         self.response = response

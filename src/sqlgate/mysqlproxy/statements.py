@@ -1,0 +1,119 @@
+"""What may run on a MySQL session: the grant's guardrails (shared), and the rules of this protocol.
+
+Every COM_QUERY and COM_STMT_PREPARE text is classified with sqlglot's MySQL dialect
+(:func:`sqlgate.policy.sql.classify`) and checked by the same
+:func:`sqlgate.access.statements.guardrail_verdict` as every other front end, so
+multi-statements, comments, executable comments and identity changes are handled
+once. On top of that, for this protocol:
+
+- ``USE`` and COM_INIT_DB may name only the granted database;
+- ``LOAD DATA LOCAL INFILE`` runs only where the grant's guardrails allow both
+  write and admin statements (the client sends one of its files; the server may
+  ask for any file, so the gateway relays a file request only for such a statement);
+- ``KILL [QUERY|CONNECTION] <id>`` is answered by the gateway itself (see
+  :mod:`.cancel`), never sent to the server as written;
+- a grant that masks data refuses what masking cannot cover (:mod:`.masking`).
+
+A refusal reaches the client as ERR 1142 with SQLSTATE 42000 naming the rule.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from sqlgate.access.statements import ALLOWED, Verdict, guardrail_verdict
+from sqlgate.policy.model import Guardrails
+from sqlgate.policy.sql import Classification, classify
+
+_LOCAL_INFILE = "LOAD DATA LOCAL INFILE needs a grant that allows write and admin statements"
+REFUSED_CODE = 1142
+REFUSED_SQLSTATE = "42000"
+_KILL = re.compile(
+    r"^\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(CONNECTION|QUERY)\s+)?(?:ID\s+)?(\d{1,19})\s*;?\s*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    """A KILL the gateway answers itself: the connection id the client saw, and whether only its query ends."""
+
+    connection_id: int
+    query_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The verdict on one text, with what the relay needs to know about it."""
+
+    verdict: Verdict
+    classification: Classification | None = None
+    local_infile: bool = False
+    kill: Kill | None = None
+
+
+class StatementPolicy:
+    """One session's statement rules: its grant's guardrails, database and rule name."""
+
+    def __init__(self, guardrails: Guardrails | None, *, database: str, rule: str | None) -> None:
+        self.guardrails = guardrails
+        self.database = database
+        self.rule = rule
+        self._cache: dict[str, Checked] = {}
+
+    def check(self, sql: str) -> Checked:
+        """The verdict on a COM_QUERY or COM_STMT_PREPARE text (remembered per text)."""
+        found = self._cache.get(sql)
+        if found is None:
+            found = self._check(sql)
+            if len(self._cache) >= 512:
+                self._cache.clear()
+            self._cache[sql] = found
+        return found
+
+    def _check(self, sql: str) -> Checked:
+        kill = _KILL.match(sql)
+        if kill is not None:
+            return Checked(ALLOWED, kill=Kill(int(kill.group(2)), (kill.group(1) or "").upper() == "QUERY"))
+        classification = classify(sql, "mysql")
+        verdict = guardrail_verdict(self.guardrails, classification)
+        if verdict.refusal is None and any(s.kind == "Use" for s in classification.statements):
+            wrong = self._other_database(sql)
+            if wrong is not None:
+                verdict = Verdict(refusal=self.database_refusal(wrong))
+        local = any(s.local_infile for s in classification.statements)
+        if local and verdict.refusal is None and not self.allows_local_infile():
+            verdict = Verdict(refusal=f"refused by guardrail: {_LOCAL_INFILE}")
+        return Checked(verdict, classification, local_infile=local)
+
+    def allows_local_infile(self) -> bool:
+        """True when the grant's guardrails allow write and admin statements (LOAD DATA LOCAL INFILE may run)."""
+        guardrails = self.guardrails
+        if guardrails is None:
+            return True
+        return not {"write", "admin"} & set(guardrails.deny)
+
+    def _other_database(self, sql: str) -> str | None:
+        try:
+            nodes = sqlglot.parse(sql, read="mysql")
+        except (SqlglotError, RecursionError, ValueError, TypeError):
+            return "?"
+        for node in nodes:
+            if isinstance(node, exp.Use):
+                name = node.this.name if node.this is not None else ""
+                if name != self.database:
+                    return name
+        return None
+
+    def database_refusal(self, name: str) -> str:
+        """Why a change to database ``name`` is refused."""
+        return f"refused by guardrail: this session may use database {self.database} only, not {name}"
+
+    def message(self, refusal: str) -> str:
+        """The ERR message for a refusal: the reason and the rule that granted the session."""
+        return f"{refusal} (rule {self.rule})" if self.rule else refusal

@@ -1,0 +1,279 @@
+"""The connection from the gateway to a MySQL/MariaDB server, logged in with a lease's login.
+
+The login is :class:`sqlgate.mywire.upstream_login.UpstreamLogin` driven over a
+socket: TLS where the database's ``tls`` setting asks for it (``prefer`` uses it
+when the server offers it; ``require`` and ``verify-full`` refuse a server
+without it; ``verify-full`` checks the certificate and host name). Before the
+connection is handed to a client, :func:`base_tables` reads which base tables
+the login can see (for masking). No pool: each session logs in anew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from sqlgate.config import DatabaseConfig
+from sqlgate.errors import ProtocolError, UpstreamError
+from sqlgate.mywire.actions import LoggedIn, Refused, Send, StartTls
+from sqlgate.mywire.commands import Query
+from sqlgate.mywire.constants import ERR_HEADER, OK_HEADER, Capability
+from sqlgate.mywire.handshake import HandshakeV10
+from sqlgate.mywire.packets import PacketReader, encode
+from sqlgate.mywire.results import Err, column_count, is_terminator, text_row
+from sqlgate.mywire.upstream_login import UpstreamLogin
+
+CONNECT_TIMEOUT = 10.0
+QUERY_TIMEOUT = 10.0
+BASE_TABLES_SQL = (
+    "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' LIMIT 1000000"
+)
+
+
+class UpstreamProtocol(asyncio.Protocol):
+    """One connection to the server: bytes go to :meth:`read` during the login, then to whoever :meth:`attach` names."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[None] | None = None
+        self._sink: Callable[[bytes], None] | None = None
+        self._on_lost: Callable[[], None] | None = None
+        self._pause_peer: Callable[[bool], None] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Connected."""
+        self.transport = cast("asyncio.Transport", transport)
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the server."""
+        if self._sink is not None:
+            self._sink(data)
+            return
+        self._buffer += data
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The server's socket closed."""
+        del exc
+        self.closed = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(UpstreamError("the database server closed the connection"))
+        if self._on_lost is not None:
+            self._on_lost()
+
+    def pause_writing(self) -> None:
+        """The server reads slower than the client sends."""
+        if self._pause_peer is not None:
+            self._pause_peer(True)  # noqa: FBT003 - the peer's pause callback
+
+    def resume_writing(self) -> None:
+        """The server caught up."""
+        if self._pause_peer is not None:
+            self._pause_peer(False)  # noqa: FBT003 - the peer's pause callback
+
+    async def read(self) -> bytes:
+        """Bytes received since the last read (waits for some); only before :meth:`attach`."""
+        while not self._buffer:
+            if self.closed:
+                raise UpstreamError("the database server closed the connection")
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
+
+    def write(self, data: bytes) -> None:
+        """Send bytes to the server."""
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def attach(
+        self, sink: Callable[[bytes], None], on_lost: Callable[[], None], pause_peer: Callable[[bool], None]
+    ) -> None:
+        """Relay every byte from now on to ``sink``."""
+        self._sink, self._on_lost, self._pause_peer = sink, on_lost, pause_peer
+        if self._buffer:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            sink(data)
+
+    def detach(self) -> None:
+        """Stop relaying."""
+        self._sink = self._on_lost = self._pause_peer = None
+
+    def pause_reading(self, *, paused: bool) -> None:
+        """Backpressure from the client side."""
+        if self.transport is None or self.closed:
+            return
+        if paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        """Close (idempotent)."""
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+
+@dataclass(eq=False)
+class Upstream:
+    """A logged-in server connection: its protocol, the server's greeting and the capabilities in force."""
+
+    protocol: UpstreamProtocol
+    handshake: HandshakeV10
+    capabilities: int
+    status: int
+    tls: bool
+
+    @property
+    def thread_id(self) -> int:
+        """The server's connection id (what KILL QUERY names)."""
+        return self.handshake.connection_id
+
+
+async def connect_upstream(  # noqa: PLR0913 - a login's parts, named
+    config: DatabaseConfig,
+    *,
+    user: str,
+    password: str,
+    capabilities: int,
+    charset: int,
+    attributes: dict[str, str] | None = None,
+) -> Upstream:
+    """Open a connection to ``config``'s server and log in; closed again if the login does not finish."""
+    loop = asyncio.get_running_loop()
+    protocol: UpstreamProtocol | None = None
+    login = UpstreamLogin(
+        user=user,
+        password=password,
+        database=config.dbname,
+        capabilities=capabilities,
+        charset=charset,
+        attributes=attributes,
+        tls=config.tls,
+    )
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            transport, protocol = await loop.create_connection(UpstreamProtocol, config.host, config.port)
+            done = await _drive(loop, login, protocol, transport, config)
+    except BaseException as exc:
+        if protocol is not None:
+            protocol.close()
+        error = _connect_error(exc, config)
+        if error is None:
+            raise
+        raise error from exc
+    return Upstream(protocol, done.handshake, login.capabilities, done.ok.status, login.tls_active)
+
+
+async def _drive(
+    loop: asyncio.AbstractEventLoop,
+    login: UpstreamLogin,
+    protocol: UpstreamProtocol,
+    transport: asyncio.Transport,
+    config: DatabaseConfig,
+) -> LoggedIn:
+    while True:
+        actions = login.receive(await protocol.read())
+        while actions:
+            action = actions.pop(0)
+            if isinstance(action, Send):
+                protocol.write(action.data)
+            elif isinstance(action, StartTls):
+                hostname = config.host if config.tls == "verify-full" else None
+                new = await loop.start_tls(transport, protocol, _client_context(config), server_hostname=hostname)
+                if new is None:
+                    raise UpstreamError("TLS to the database could not be started")
+                transport = protocol.transport = new
+                actions = login.tls_started() + actions
+            elif isinstance(action, Refused):
+                error = action.error
+                raise UpstreamError(f"the database server refused the login: {error.message} (error {error.code})")
+            elif isinstance(action, LoggedIn):
+                return action
+
+
+def _client_context(config: DatabaseConfig) -> ssl.SSLContext:
+    if config.tls == "verify-full":
+        context = ssl.create_default_context(cafile=str(config.tls_ca_file) if config.tls_ca_file else None)
+    else:  # prefer / require: encrypted, not authenticated
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _connect_error(exc: BaseException, config: DatabaseConfig) -> UpstreamError | None:
+    where = f"{config.host}:{config.port}"
+    if isinstance(exc, TimeoutError):
+        return UpstreamError(f"timed out connecting to the database at {where}")
+    if isinstance(exc, ssl.SSLError):
+        return UpstreamError(f"TLS to the database at {where} failed: {exc.reason or exc}")
+    if isinstance(exc, OSError):
+        return UpstreamError(f"cannot reach the database at {where}: {exc.strerror or exc}")
+    if isinstance(exc, ProtocolError):
+        return UpstreamError(f"the database at {where} broke the protocol during login: {exc.message}")
+    return None
+
+
+async def query_rows(upstream: Upstream, sql: str) -> list[list[str | None]]:
+    """Run ``sql`` (one statement) on a logged-in connection not yet relayed; its rows as text."""
+    protocol = upstream.protocol
+    deprecate_eof = bool(upstream.capabilities & Capability.DEPRECATE_EOF)
+    protocol.write(encode(Query(sql).encode(), 0))
+    reader = PacketReader(what="database server")
+    rows: list[list[str | None]] = []
+    columns = -1
+    seen = 0
+    async with asyncio.timeout(QUERY_TIMEOUT):
+        while True:
+            reader.feed(await protocol.read())
+            for packet in reader.packets():
+                payload = packet.payload
+                if packet.first == ERR_HEADER:
+                    raise UpstreamError(f"the database refused a catalog query: {Err.decode(payload).message}")
+                if columns < 0:
+                    if packet.first == OK_HEADER:
+                        return rows
+                    columns = column_count(payload)
+                elif seen < columns:
+                    seen += 1
+                elif seen == columns and not deprecate_eof:
+                    seen += 1  # the EOF after the column definitions
+                elif is_terminator(payload):
+                    return rows
+                else:
+                    values = text_row(payload, columns)
+                    rows.append([None if v is None else v.decode("utf-8", "replace") for v in values])
+
+
+async def base_tables(upstream: Upstream) -> frozenset[str]:
+    """``schema.table`` (lower-case) of every base table the login can see."""
+    rows = await query_rows(upstream, BASE_TABLES_SQL)
+    return frozenset(f"{(r[0] or '').lower()}.{(r[1] or '').lower()}" for r in rows)
+
+
+async def server_greeting(host: str, port: int) -> HandshakeV10:
+    """The greeting a server sends (to learn its version) without logging in."""
+    async with asyncio.timeout(CONNECT_TIMEOUT):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            packets = PacketReader(what="database server")
+            while True:
+                data = await reader.read(4096)
+                if not data:
+                    raise UpstreamError("the database server closed the connection before its greeting")
+                packets.feed(data)
+                packet = packets.next_packet()
+                if packet is not None:
+                    return HandshakeV10.decode(packet.payload)
+        finally:
+            writer.close()
