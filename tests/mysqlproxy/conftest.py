@@ -18,6 +18,7 @@ from typing import Any
 import pymysql
 import pytest
 
+from sqlgate.audit.search import search
 from sqlgate.config import load_settings
 from sqlgate.server.run import start_gateway
 from tests.gateway import RunningGateway, _close_loop
@@ -166,3 +167,11 @@ def mysql_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MysqlGat
     gateway = MysqlGateway(tmp_path_factory.mktemp("mysqlgw"))
     yield gateway
     gateway.stop()
+
+
+def records(gateway: RunningGateway, kind: str, *, grep: str | None = None) -> list[dict[str, Any]]:
+    """Audit records of type ``kind`` (oldest first), once the log has written what it was given."""
+    services = gateway.gateway.services
+    gateway.call(services.audit.flush())
+    page = gateway.call(search(services.store, type=kind, grep=grep, limit=1000))
+    return list(reversed(page.records))

@@ -261,6 +261,7 @@ class MysqlClientConnection(asyncio.Protocol):
             decision.guardrails,
             database=config.dbname,
             rule=decision.matched_rules[0] if decision.matched_rules else None,
+            alias=database,
         )
         capabilities = self.login.capabilities
         if not policy.allows_local_infile():

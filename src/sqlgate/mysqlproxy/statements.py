@@ -60,9 +60,10 @@ class Checked:
 class StatementPolicy:
     """One session's statement rules: its grant's guardrails, database and rule name."""
 
-    def __init__(self, guardrails: Guardrails | None, *, database: str, rule: str | None) -> None:
+    def __init__(self, guardrails: Guardrails | None, *, database: str, rule: str | None, alias: str = "") -> None:
         self.guardrails = guardrails
-        self.database = database
+        self.database = database  # the server's name for it: what USE and COM_INIT_DB may name
+        self.alias = alias or database
         self.rule = rule
         self._cache: dict[str, Checked] = {}
 
@@ -112,7 +113,9 @@ class StatementPolicy:
 
     def database_refusal(self, name: str) -> str:
         """Why a change to database ``name`` is refused."""
-        return f"refused by guardrail: this session may use database {self.database} only, not {name}"
+        return (
+            f"refused by guardrail: this session may use its database {self.database} ({self.alias}) only, not {name}"
+        )
 
     def message(self, refusal: str) -> str:
         """The ERR message for a refusal: the reason and the rule that granted the session."""
