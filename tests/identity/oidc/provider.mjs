@@ -3,7 +3,8 @@
 // Usage: node provider.mjs <port>
 // Issuer: http://127.0.0.1:<port>. Prints "ready <issuer>" on stdout when listening.
 // Clients: "svc" (client_credentials, secret "svc-secret") and "cli" (public: device flow,
-// authorization code + PKCE on a loopback redirect, refresh tokens).
+// authorization code + PKCE on a loopback redirect, refresh tokens), and "console" (public: the web
+// console's "Sign in with", authorization code + PKCE back to <gateway>/ui/login/callback on loopback).
 // Access tokens are JWTs for audience "sqlgate" (resource indicators with a default resource);
 // a client that names a resource (RFC 8707 `resource`, e.g. a gateway's public URL) gets that
 // resource as the audience, as identity providers with resource indicators or API audiences do.
@@ -59,6 +60,14 @@ function configuration() {
         grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'authorization_code', 'refresh_token'],
         response_types: ['code'],
         redirect_uris: ['http://127.0.0.1/callback'],
+      },
+      {
+        client_id: 'console',
+        application_type: 'native', // a loopback redirect on any port (RFC 8252): test gateways bind port 0
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/ui/login/callback'],
       },
     ],
     jwks: { keys },
