@@ -142,6 +142,18 @@ def test_request_approve_loop(gateway, people):
     dana.check("requests-inbox")
     request_id = str(request.get_attribute("aria-labelledby")).removeprefix("req-")
 
+    # a decision whose form lost its CSRF token is refused, and the refusal replaces the page's main part
+    request.get_by_label("Comment").fill("stale form")
+    request.locator("form.deny input[name=csrf_token]").evaluate("input => { input.value = 'forged'; }")
+    request.get_by_role("button", name="Deny").click()
+    expect(dana.page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    expect(dana.page.get_by_text("missing its security token")).to_be_visible()
+    assert dana.errors == ["Failed to load resource: the server responded with a status of 403 (Forbidden)"]
+    dana.errors.clear()
+    dana.page.goto("/ui/requests")
+    request = dana.page.locator("article.request", has_text="omar asks for write on demo")
+    expect(request).to_have_count(1)  # still pending: the refused post changed nothing
+
     # omar is in the approvers' group, yet a forged approval of his own request is refused by the service
     own = omar.page.request.post(f"/ui/requests/{request_id}/approve", form={"csrf_token": omar.csrf()})
     assert own.ok

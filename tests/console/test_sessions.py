@@ -65,3 +65,12 @@ def test_the_store_is_bounded_oldest_first():
     made = [store.anonymous(NOW) for _ in range(5)]
     assert len(store) == 3
     assert [store.get(s.id, NOW) is not None for s in made] == [False, False, True, True, True]
+
+
+def test_visitors_never_push_out_a_signed_in_person():
+    store = ConsoleSessions(max_sessions=2)
+    signed = store.sign_in(None, alice(), NOW)
+    for _ in range(50):
+        store.anonymous(NOW)
+    assert store.get(signed.id, NOW) is signed
+    assert len(store) == 3

@@ -61,50 +61,61 @@ class ConsoleSession:
 
 
 class ConsoleSessions:
-    """The console sessions of this replica, by cookie value; expired ones are dropped when met."""
+    """The console sessions of this replica, by cookie value; expired ones are dropped when met.
+
+    Visitors' sessions and signed-in ones are kept apart, each bounded (oldest dropped first):
+    anyone can make visitor sessions by loading the sign-in page, and that must never push a
+    signed-in person out.
+    """
 
     def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
-        self._sessions: OrderedDict[str, ConsoleSession] = OrderedDict()
+        self._visitors: OrderedDict[str, ConsoleSession] = OrderedDict()
+        self._signed_in: OrderedDict[str, ConsoleSession] = OrderedDict()
         self._max = max_sessions
 
     def get(self, session_id: str | None, now: datetime | None = None) -> ConsoleSession | None:
         """The live session of this cookie value, or None."""
         if not session_id:
             return None
-        session = self._sessions.get(session_id)
-        if session is None:
-            return None
-        if session.expires_at <= (now or datetime.now(UTC)):
-            self._sessions.pop(session_id, None)
-            return None
-        return session
+        for kept in (self._signed_in, self._visitors):
+            session = kept.get(session_id)
+            if session is None:
+                continue
+            if session.expires_at <= (now or datetime.now(UTC)):
+                kept.pop(session_id, None)
+                return None
+            return session
+        return None
 
     def anonymous(self, now: datetime | None = None) -> ConsoleSession:
         """A new session for a visitor who has not signed in (it carries the sign-in form's CSRF token)."""
-        return self._add(None, (now or datetime.now(UTC)) + ANONYMOUS_LIFETIME)
+        return self._add(self._visitors, None, (now or datetime.now(UTC)) + ANONYMOUS_LIFETIME)
 
     def sign_in(self, old: ConsoleSession | None, principal: Principal, now: datetime | None = None) -> ConsoleSession:
         """A new session for ``principal`` replacing ``old``; it ends with the token or after a working day."""
         now = now or datetime.now(UTC)
         if old is not None:
-            self._sessions.pop(old.id, None)
+            self.end(old.id)
         ends = now + SIGNED_IN_LIFETIME
         if principal.expires_at is not None:
             ends = min(ends, principal.expires_at)
-        return self._add(principal, ends)
+        return self._add(self._signed_in, principal, ends)
 
     def end(self, session_id: str) -> None:
         """Forget a session (sign-out); idempotent."""
-        self._sessions.pop(session_id, None)
+        self._signed_in.pop(session_id, None)
+        self._visitors.pop(session_id, None)
 
-    def _add(self, principal: Principal | None, expires_at: datetime) -> ConsoleSession:
+    def _add(
+        self, kept: OrderedDict[str, ConsoleSession], principal: Principal | None, expires_at: datetime
+    ) -> ConsoleSession:
         session = ConsoleSession(
             id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32), expires_at=expires_at, principal=principal
         )
-        self._sessions[session.id] = session
-        while len(self._sessions) > self._max:
-            self._sessions.popitem(last=False)
+        kept[session.id] = session
+        while len(kept) > self._max:
+            kept.popitem(last=False)
         return session
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._signed_in) + len(self._visitors)

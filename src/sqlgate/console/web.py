@@ -233,9 +233,9 @@ class ConsoleRoute(APIRoute):
             except SignInNeeded:
                 response = _to_sign_in(request)
             except Refused as exc:
-                response = render(request, "error.html", status=exc.status, title="Not allowed", message=exc.message)
+                response = _refusal(request, exc.status, "Not allowed", exc.message)
             except SqlgateError as exc:
-                response = render(request, "error.html", status=exc.http_status, title="Refused", message=str(exc))
+                response = _refusal(request, exc.http_status, "Refused", str(exc))
             new_session = getattr(request.state, "console_cookie", None)
             if new_session is not None:
                 set_session_cookie(request, response, new_session)
@@ -246,6 +246,14 @@ class ConsoleRoute(APIRoute):
             return response
 
         return console_handler
+
+
+def _refusal(request: Request, status: int, title: str, message: str) -> Response:
+    """The error page; for htmx, in place of the page's main part (whatever part the request meant to swap)."""
+    response = render(request, "error.html", status=status, title=title, message=message)
+    if request.headers.get("hx-request") == "true":
+        response.headers.update({"hx-retarget": "#main", "hx-reselect": "#main", "hx-reswap": "outerHTML"})
+    return response
 
 
 def _to_sign_in(request: Request) -> Response:
