@@ -1,0 +1,105 @@
+"""Sessions through the MySQL listener end with their grant, and a client can cancel its own query (KILL QUERY)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pymysql
+import pytest
+
+from tests.mysqlproxy.conftest import records, root_sql
+
+
+def _wait_for(condition, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.05)
+    return value
+
+
+def test_a_revoked_lease_ends_the_session(mysql_gateway):
+    """Revoking the lease ends the relayed session: the next statement fails, and session.end says why."""
+    conn = mysql_gateway.connect(mysql_gateway.token("rose", ("engineers",)), user="rose")
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1")
+    session = mysql_gateway.gateway.mysql.session_by_id(conn.thread_id())
+    assert session is not None
+    assert session.lease is not None
+    services = mysql_gateway.gateway.services
+    mysql_gateway.call(services.broker.revoke(session.lease, "test revocation"))
+    with pytest.raises(pymysql.err.MySQLError), conn.cursor() as cur:
+        cur.execute("SELECT 1")
+    conn.close()
+    ended = _wait_for(lambda: [r for r in records(mysql_gateway, "session.end") if "revoked" in (r["reason"] or "")])
+    assert ended
+
+
+def test_kill_query_cancels_the_callers_own_running_query(mysql_gateway):
+    """KILL QUERY <id the client saw> from a second connection of the same identity interrupts SLEEP."""
+    token = mysql_gateway.token("carl", ("engineers",))
+    running = mysql_gateway.connect(token, user="carl")
+    result: list = []
+
+    def sleep() -> None:
+        with running.cursor() as cur:
+            try:
+                cur.execute("SELECT SLEEP(30)")
+                result.append(cur.fetchone()[0])
+            except pymysql.err.MySQLError as exc:
+                result.append(exc.args[0])
+
+    worker = threading.Thread(target=sleep)
+    worker.start()
+    prefix = mysql_gateway.login_prefix
+    _wait_for(
+        lambda: root_sql(
+            "SELECT ID FROM information_schema.PROCESSLIST "
+            f"WHERE USER LIKE '{prefix}\\_carl%' AND INFO LIKE 'SELECT SLEEP%'"
+        )
+    )
+    other = mysql_gateway.connect(token, user="carl")
+    with other.cursor() as cur:
+        cur.execute(f"KILL QUERY {running.thread_id()}")
+    other.close()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert result in ([1317], [1])  # "Query execution was interrupted" (or SLEEP() returning 1, on older servers)
+    with running.cursor() as cur:  # the session goes on
+        cur.execute("SELECT 2")
+        assert cur.fetchone() == (2,)
+    running.close()
+
+
+def test_kill_of_another_identitys_session_is_refused(mysql_gateway):
+    """A caller may not kill someone else's session, nor an id the gateway does not know."""
+    victim = mysql_gateway.connect(mysql_gateway.token("vera", ("engineers",)), user="vera")
+    attacker = mysql_gateway.connect(mysql_gateway.token("ann", ("engineers",)), user="ann")
+    try:
+        with attacker.cursor() as cur:
+            with pytest.raises(pymysql.err.MySQLError) as caught:
+                cur.execute(f"KILL {victim.thread_id()}")
+            assert caught.value.args[0] == 1095
+            with pytest.raises(pymysql.err.MySQLError) as unknown:
+                cur.execute("KILL QUERY 4000000000")
+            assert unknown.value.args[0] == 1094
+        with victim.cursor() as cur:
+            cur.execute("SELECT 1")
+    finally:
+        victim.close()
+        attacker.close()
+
+
+def test_an_administrator_ends_a_session(mysql_gateway):
+    """Ending a session from the registry (as DELETE /v1/sessions/{id} does) closes the MySQL connection."""
+    conn = mysql_gateway.connect(mysql_gateway.token("eve", ("engineers",)), user="eve")
+    session = mysql_gateway.gateway.mysql.session_by_id(conn.thread_id())
+    assert session is not None
+    assert session.session is not None
+    assert session.session.kind == "mysql"
+    services = mysql_gateway.gateway.services
+    assert mysql_gateway.call(services.sessions.end(session.session.id, "test"))
+    with pytest.raises(pymysql.err.MySQLError), conn.cursor() as cur:
+        cur.execute("SELECT 1")
+    conn.close()

@@ -1,0 +1,73 @@
+"""Masking through the MySQL listener: by column origin, computed columns fail closed, laundering refused."""
+
+from __future__ import annotations
+
+import pymysql
+import pytest
+
+
+@pytest.fixture(scope="module")
+def analyst(mysql_gateway):
+    """An analyst session (email and ssn masked)."""
+    conn = mysql_gateway.connect(mysql_gateway.token("alice", ("analysts",)))
+    yield conn
+    conn.close()
+
+
+def rows(conn, sql: str) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return [tuple(r) for r in cur.fetchall()]
+
+
+def test_aliases_and_qualified_names_keep_the_mask_function(analyst, mysql_gateway):
+    """A masked column under an alias, or named with its database, is the same column."""
+    db = mysql_gateway.database
+    assert rows(analyst, f"SELECT c.email AS contact FROM {db}.customers c WHERE id = 1") == [("a***@example.com",)]
+
+
+def test_computed_columns_over_a_masked_column_are_replaced_whole(analyst):
+    """Transforms, concatenations and subqueries over email: text becomes ****, numbers NULL."""
+    assert rows(analyst, "SELECT REVERSE(email), CONCAT(name, email), LENGTH(email) FROM customers WHERE id = 1") == [
+        ("****", "****", None)
+    ]
+    assert rows(analyst, "SELECT (SELECT email FROM customers WHERE id = 2)") == [("****",)]
+
+
+def test_computed_columns_proven_clean_are_kept(analyst):
+    """Expressions over unmasked columns and constants pass unchanged."""
+    assert rows(analyst, "SELECT UPPER(name), id * 10, 'x' FROM customers ORDER BY id") == [
+        ("ALICE", 10, "x"),
+        ("BOB", 20, "x"),
+    ]
+
+
+def test_views_are_masked_whole(analyst):
+    """A view's columns have no traced origin (views are not expanded for MySQL): every column is masked."""
+    assert rows(analyst, "SELECT id, email FROM customer_view ORDER BY id") == [(None, "****"), (None, "****")]
+
+
+def test_warnings_do_not_reveal_masked_values(analyst):
+    """A warning quoting a value (Truncated incorrect DOUBLE value: '...') is masked like any computed column."""
+    rows(analyst, "SELECT email + 0 FROM customers")
+    for level, _code, message in rows(analyst, "SHOW WARNINGS"):
+        assert "example" not in str(message)
+        assert level in {"****", "Warning"}
+
+
+def test_moving_a_masked_value_elsewhere_is_refused(analyst):
+    """User variables and stored functions would carry email out unmasked: refused."""
+    for sql in ("SELECT @v := email FROM customers", "SELECT my_function(email) FROM customers"):
+        with pytest.raises(pymysql.err.MySQLError) as caught, analyst.cursor() as cur:
+            cur.execute(sql)
+        assert caught.value.args[0] == 1142
+        assert "email" in caught.value.args[1]
+
+
+def test_an_unmasked_grant_sees_the_values(mysql_gateway):
+    """The engineers' grant masks nothing."""
+    conn = mysql_gateway.connect(mysql_gateway.token("alice", ("engineers",)))
+    try:
+        assert rows(conn, "SELECT email, ssn FROM customers WHERE id = 1") == [("alice@example.com", "123-45-6789")]
+    finally:
+        conn.close()
