@@ -1,4 +1,4 @@
-"""``sqlgate connect DB``: psql through the gateway, with your token as the password."""
+"""``sqlgate connect DB``: psql (or mysql, for a MySQL database) through the gateway, your token as the password."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typer
 
 from sqlgate.cli.apiclient import signed_in_token
 from sqlgate.cli.common import ConfigOption, fail
-from sqlgate.config import load_settings, split_host_port
+from sqlgate.config import Settings, is_loopback, load_settings, split_host_port
 from sqlgate.embedded import BIN
 from sqlgate.identity.client import unverified_claims
 
@@ -26,19 +26,40 @@ def _psql() -> str:
     return ""  # unreachable: fail() exits
 
 
+def _mysql() -> str:
+    found = shutil.which("mysql") or shutil.which("mariadb")
+    if found:
+        return found
+    fail("mysql was not found; install the MySQL or MariaDB client (apt-get install mariadb-client)")
+    return ""  # unreachable: fail() exits
+
+
+def _mysql_argv(settings: Settings, database: str, user: str, host: str | None, port: int | None) -> list[str]:
+    """The mysql command line for a MySQL database: clear-text plugin (the token), TLS unless on loopback."""
+    if settings.listen.mysql is None and (host is None or port is None):
+        fail(f"{database} is a MySQL database, and listen.mysql is not set; pass --host and --port of the listener")
+    default_host, default_port = split_host_port(settings.listen.mysql or "127.0.0.1:6033")
+    where = host or default_host
+    argv = [_mysql(), f"--host={where}", f"--port={port or default_port}", f"--user={user}"]
+    argv.append("--enable-cleartext-plugin")
+    if not is_loopback(where):
+        argv.append("--ssl")
+    return [*argv, f"--database={database}"]
+
+
 def connect(  # noqa: PLR0913, PLR0917 - one Typer option per parameter
     database: Annotated[str, typer.Argument(help="Database alias from the gateway's settings.")],
-    psql_args: Annotated[list[str] | None, typer.Argument(help="Extra arguments for psql (after --).")] = None,
+    psql_args: Annotated[list[str] | None, typer.Argument(help="Extra arguments for psql or mysql (after --).")] = None,
     config: ConfigOption = None,
     role: Annotated[str | None, typer.Option("--role", help="Privilege level to ask for (read, write, ...).")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Gateway host (default: listen.postgres).")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Gateway port (default: listen.postgres).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Gateway host (default: listen.postgres/mysql).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Gateway port (default: listen.postgres/mysql).")] = None,
     token: Annotated[
         str | None,
         typer.Option("--token", envvar="SQLGATE_TOKEN", help="Token to use (default: your `sqlgate login`)."),
     ] = None,
 ) -> None:
-    """Start psql through the gateway with your token (from `sqlgate login`, --token or $SQLGATE_TOKEN)."""
+    """Start psql (mysql for a MySQL database) through the gateway with your token (`sqlgate login`, --token)."""
     settings = load_settings(config)
     if token is None:
         token = signed_in_token(settings)
@@ -47,6 +68,10 @@ def connect(  # noqa: PLR0913, PLR0917 - one Typer option per parameter
     user = role or str(claims.get("sub") or claims.get("preferred_username") or "")
     if not user:
         fail("the token names no subject; pass --role read (or another level) to choose the user")
+    configured = settings.databases.get(database)
+    if configured is not None and configured.engine == "mysql":
+        argv = [*_mysql_argv(settings, database, user, host, port), *(psql_args or [])]
+        os.execvpe(argv[0], argv, {**os.environ, "MYSQL_PWD": token})  # noqa: S606 - the terminal becomes mysql's
     env = {**os.environ, "PGPASSWORD": token}
     argv = [
         _psql(),
