@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 from starlette.requests import Request
 from tests.console.conftest import ALICE, DANA, HERE, OMAR, csrf_of, sign_in
+from tests.gateway import DEMO_POLICY, RunningGateway
 
+from sqlgate.audit.tables import audit_records
 from sqlgate.console.web import CSP, _secure_cookie
 
 PAGES = ["/ui", "/ui/requests", "/ui/requests/new?database=demo", "/ui/sessions", "/ui/audit", "/ui/policy"]
@@ -248,3 +252,31 @@ def test_approve_and_deny_by_an_approver(gateway, http):
     access = requester.get("/ui").text
     assert 'badge ok">allowed' in access  # the approved grant shows up in My access
     requester.close()
+
+
+def test_chain_badge_turns_broken_with_the_first_problem(pg_server, pg_database, tmp_path):
+    """An altered stored record: the audit page's badge says broken and names the record, as `audit verify` would."""
+    own = RunningGateway(pg_server, tmp_path, DEMO_POLICY, pg_database, secrets.token_hex(3))
+    try:
+        with httpx.Client(base_url=own.http_url) as auditor:
+            sign_in(auditor, DANA)
+            intact = auditor.get("/ui/audit/verify", headers={"HX-Request": "true"})
+            assert "Audit chain intact" in intact.text
+            assert "<html" not in intact.text  # htmx gets the badge alone
+            store = own.gateway.services.store
+
+            async def alter():
+                async with store.begin() as conn:
+                    row = (await conn.execute(select(audit_records.c.id).order_by(audit_records.c.id))).first()
+                    body = audit_records.c.body
+                    await conn.execute(
+                        update(audit_records).where(audit_records.c.id == row.id).values(body=body + " ")
+                    )
+
+            own.call(alter())
+            broken = auditor.get("/ui/audit/verify")
+            assert broken.status_code == 200
+            assert "Audit chain broken" in broken.text
+            assert re.search(r"First problem: altered at chain [\w-]+, record 1:", broken.text), broken.text
+    finally:
+        own.stop()

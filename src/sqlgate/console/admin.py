@@ -22,7 +22,6 @@ from ruamel.yaml import YAML
 
 from sqlgate.api.routes import sessions as api_sessions
 from sqlgate.audit.search import search
-from sqlgate.audit.stored import settings_trust, verify_stored
 from sqlgate.console.web import (
     PREFIX,
     ConsoleRoute,
@@ -156,12 +155,10 @@ async def audit_page(  # noqa: PLR0913, PLR0917 - one query parameter per filter
 async def audit_verify(request: Request) -> Response:
     """The chain badge: intact, or broken with the first problem (as `sqlgate audit verify` finds it)."""
     _auditor(request)
-    services = console_of(request).services
     template = "verify.html" if request.headers.get("hx-request") == "true" else "verify_page.html"
     fragment = template == "verify.html"
-    await services.audit.flush()
     try:
-        report = await verify_stored(services.store, settings_trust(services.settings).ring)
+        report = await console_of(request).verify_chain()
     except SqlgateError as exc:
         return render(
             request, template, fragment=fragment, title="Audit chain", status_text="unverifiable", problem=str(exc)

@@ -15,6 +15,8 @@ another origin, is refused with 403 before anything happens.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,8 @@ from fastapi.routing import APIRoute
 
 from sqlgate import __version__
 from sqlgate.api.state import ApiState
+from sqlgate.audit.stored import settings_trust, verify_stored
+from sqlgate.audit.verify import VerifyReport
 from sqlgate.config import is_loopback
 from sqlgate.console.sessions import COOKIE, ConsoleSession, ConsoleSessions
 from sqlgate.errors import SqlgateError
@@ -90,6 +94,17 @@ class Console:
         )
     )
     _http: httpx.AsyncClient | None = None
+    _verifying: asyncio.Task[VerifyReport] | None = None
+
+    async def verify_chain(self) -> VerifyReport:
+        """The audit log verified now; pages asking at the same time share one verification."""
+        if self._verifying is None or self._verifying.done():
+            self._verifying = asyncio.create_task(self._verify(), name="sqlgate-console-verify")
+        return await asyncio.shield(self._verifying)
+
+    async def _verify(self) -> VerifyReport:
+        await self.services.audit.flush()
+        return await verify_stored(self.services.store, settings_trust(self.services.settings).ring)
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -99,7 +114,11 @@ class Console:
         return self._http
 
     async def close(self) -> None:
-        """Close the HTTP client."""
+        """Stop a verification under way; close the HTTP client."""
+        if self._verifying is not None and not self._verifying.done():
+            self._verifying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._verifying
         if self._http is not None:
             await self._http.aclose()
 
