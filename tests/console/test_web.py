@@ -280,3 +280,18 @@ def test_chain_badge_turns_broken_with_the_first_problem(pg_server, pg_database,
             assert re.search(r"First problem: altered at chain [\w-]+, record 1:", broken.text), broken.text
     finally:
         own.stop()
+
+
+def test_an_unknown_console_path_is_a_page(http):
+    answer = http.get("/ui/nothing/here")
+    assert answer.status_code == 404
+    assert "There is no console page at /ui/nothing/here." in answer.text
+    assert answer.headers["content-security-policy"] == CSP
+
+
+def test_the_origin_may_differ_in_scheme_only(http):
+    """A proxy that ends TLS in front of the gateway: the browser's origin is https, the request http."""
+    token = sign_in(http, OMAR)
+    host = http.base_url.netloc.decode()
+    answer = http.post("/ui/logout", data={"csrf_token": token}, headers={"Origin": f"https://{host}"})
+    assert answer.status_code == 303

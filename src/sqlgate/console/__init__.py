@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Response
 
 from sqlgate.api.state import ApiState
 from sqlgate.console import access, admin, signin
-from sqlgate.console.web import PREFIX, Console, ConsoleRoute
+from sqlgate.console.web import PREFIX, Console, ConsoleRoute, Refused
 from sqlgate.identity.devissuer import DevIssuer
 from sqlgate.services import Services
 
@@ -36,6 +36,15 @@ async def static_file(name: str) -> Response:
     return Response(body, media_type=media, headers={"cache-control": "public, max-age=3600"})
 
 
+fallback_router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
+
+
+@fallback_router.api_route("/{rest:path}", methods=["GET", "POST"])
+async def not_found(rest: str) -> Response:
+    """Any other path under ``/ui``: a page saying so (registered last)."""
+    raise Refused(f"There is no console page at {PREFIX}/{rest}.", 404)
+
+
 def _load_assets() -> dict[str, tuple[bytes, str]]:
     return {path.name: (path.read_bytes(), _MEDIA[path.suffix]) for path in STATIC.iterdir() if path.suffix in _MEDIA}
 
@@ -49,7 +58,7 @@ def mount(app: FastAPI, services: Services, api: ApiState) -> Console:
     console = Console(services, api, dev_issuer=dev)
     app.state.console = console
     services.on_close.append(console.close)
-    for router in (static_router, signin.router, access.router, admin.router):
+    for router in (static_router, signin.router, access.router, admin.router, fallback_router):
         app.include_router(router)
     return console
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jinja2
@@ -177,13 +178,23 @@ def require(allowed: bool, what: str, groups: list[str]) -> None:
 async def checked_form(request: Request, session: ConsoleSession) -> dict[str, str]:
     """The posted form's fields, after its CSRF token and origin are checked (Refused, 403, otherwise)."""
     origin = request.headers.get("origin")
-    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+    if origin is not None and origin not in _own_origins(request):
         raise Refused("This form was sent from another site, so it was refused.")
     form = await request.form()
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
     if not session.csrf_ok(fields.get("csrf_token")):
         raise Refused("This form is missing its security token (or the page is stale): reload the page and retry.")
     return fields
+
+
+def _own_origins(request: Request) -> set[str]:
+    """Where our forms are posted from: this host over either scheme (a proxy may end TLS), and ``public_url``."""
+    origins = {f"{scheme}://{request.url.netloc}" for scheme in ("http", "https")}
+    public = console_of(request).services.settings.public_url
+    if public:
+        parts = urlsplit(public)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return origins
 
 
 def render(
