@@ -287,6 +287,7 @@ def test_an_unknown_console_path_is_a_page(http):
     assert answer.status_code == 404
     assert "There is no console page at /ui/nothing/here." in answer.text
     assert answer.headers["content-security-policy"] == CSP
+    assert http.get("/ui/").headers["location"] == "/ui"
 
 
 def test_the_origin_may_differ_in_scheme_only(http):

@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Response
 
 from sqlgate.api.state import ApiState
 from sqlgate.console import access, admin, signin
-from sqlgate.console.web import PREFIX, Console, ConsoleRoute, Refused
+from sqlgate.console.web import PREFIX, Console, ConsoleRoute, Refused, redirect
 from sqlgate.identity.devissuer import DevIssuer
 from sqlgate.services import Services
 
@@ -41,7 +41,9 @@ fallback_router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_
 
 @fallback_router.api_route("/{rest:path}", methods=["GET", "POST"])
 async def not_found(rest: str) -> Response:
-    """Any other path under ``/ui``: a page saying so (registered last)."""
+    """Any other path under ``/ui``: a page saying so (registered last); ``/ui/`` is ``/ui``."""
+    if not rest:
+        return redirect(PREFIX)
     raise Refused(f"There is no console page at {PREFIX}/{rest}.", 404)
 
 
