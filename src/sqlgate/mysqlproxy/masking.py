@@ -36,6 +36,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from sqlgate.access.masking import ColumnMask, MaskRules, Plan
+from sqlgate.mysqlproxy.statements import shape_key
 from sqlgate.mywire.constants import BINARY_CHARSET, TEXT_LIKE_TYPES
 from sqlgate.mywire.results import ColumnDefinition
 from sqlgate.policy.sql.lineage import UNKNOWN, Column, Lineage
@@ -72,13 +73,14 @@ class MysqlMasking:
         self._analyses: dict[str, Analysis] = {}
 
     def analyze(self, sql: str) -> Analysis:
-        """The analysis of ``sql`` (remembered for recent texts)."""
-        found = self._analyses.get(sql)
+        """The analysis of ``sql``, remembered by literal shape (:func:`.statements.shape_key`)."""
+        key = shape_key(sql)
+        found = self._analyses.get(key)
         if found is None:
             found = self._analyze(sql)
             if len(self._analyses) >= _CACHED:
                 self._analyses.clear()
-            self._analyses[sql] = found
+            self._analyses[key] = found
         return found
 
     def _analyze(self, sql: str) -> Analysis:

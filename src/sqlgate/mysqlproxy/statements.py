@@ -29,8 +29,10 @@ from sqlglot.errors import SqlglotError
 from sqlgate.access.statements import ALLOWED, Verdict, guardrail_verdict
 from sqlgate.policy.model import Guardrails
 from sqlgate.policy.sql import Classification, classify
+from sqlgate.policy.sql.shape import literal_shape
 
 _LOCAL_INFILE = "LOAD DATA LOCAL INFILE needs a grant that allows write and admin statements"
+_CACHED = 1024
 REFUSED_CODE = 1142
 REFUSED_SQLSTATE = "42000"
 _KILL = re.compile(
@@ -57,6 +59,20 @@ class Checked:
     kill: Kill | None = None
 
 
+def shape_key(sql: str) -> str:
+    """The text with its literals as markers where that is certain to keep its meaning (else the text itself).
+
+    :func:`sqlgate.policy.sql.shape.literal_shape` reads one DML statement without
+    comments, backslashes or ``$``; MySQL's ``#`` comments are refused here too, since a
+    quote inside one would be read as a literal and hide what follows. Verdicts and
+    masking analyses never depend on a literal's value, so texts of one shape share them.
+    """
+    if "#" in sql:
+        return sql
+    shape = literal_shape(sql)
+    return sql if shape is None else "\0" + shape
+
+
 class StatementPolicy:
     """One session's statement rules: its grant's guardrails, database and rule name."""
 
@@ -68,13 +84,14 @@ class StatementPolicy:
         self._cache: dict[str, Checked] = {}
 
     def check(self, sql: str) -> Checked:
-        """The verdict on a COM_QUERY or COM_STMT_PREPARE text (remembered per text)."""
-        found = self._cache.get(sql)
+        """The verdict on a COM_QUERY or COM_STMT_PREPARE text (remembered per text, or per literal shape)."""
+        key = shape_key(sql)
+        found = self._cache.get(key)
         if found is None:
             found = self._check(sql)
-            if len(self._cache) >= 512:
+            if len(self._cache) >= _CACHED:
                 self._cache.clear()
-            self._cache[sql] = found
+            self._cache[key] = found
         return found
 
     def _check(self, sql: str) -> Checked:
