@@ -185,12 +185,10 @@ async def requests_page(request: Request) -> Response:
     console = console_of(request)
     service = console.services.requests
     mine = await service.list(principal_key=principal.key, limit=100)
-    pending = await service.list(status="pending", limit=200)
-    inbox = []
-    for item in pending:
-        if item.principal_key == principal.key or not may_see(console.api, principal, item):
-            continue
-        inbox.append(InboxItem(item, await service.preview(item.id, principal)))
+    pending = await service.list(status="pending", limit=500)
+    deciding = [r for r in pending if r.principal_key != principal.key and may_see(console.api, principal, r)]
+    previews = await service.previews(deciding, principal)
+    inbox = [InboxItem(request, previews.get(request.id)) for request in deciding]
     return render(request, "requests.html", title="Requests", mine=mine, inbox=inbox, when=_when)
 
 
