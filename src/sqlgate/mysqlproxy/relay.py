@@ -124,6 +124,7 @@ class _Reply:
     phase: str = "first"
     columns: list[ColumnDefinition] = field(default_factory=list)
     expected: int = 0
+    seen: int = 0
     plan: Plan | None = None
     shapes: list[Shape] = field(default_factory=list)
     result: int = 0
@@ -359,8 +360,10 @@ class Relay:
                 if payload[:1] == bytes((ERR_HEADER,)) or is_terminator(payload):
                     self._done(reply, out)
                 return
-            reply.columns.append(ColumnDefinition.decode(payload))
-            if len(reply.columns) == reply.expected:
+            reply.seen += 1
+            if self.masking is not None:  # definitions are read only to plan masks
+                reply.columns.append(ColumnDefinition.decode(payload))
+            if reply.seen == reply.expected:
                 reply.phase = "rows" if self.deprecate_eof else "columns-eof"
                 self._plan(reply)
         elif phase == "columns-eof":
@@ -370,8 +373,7 @@ class Relay:
             self._row(reply, packet, out)
         elif phase in {"params", "prepare-columns"}:
             self._forward_packet(reply, packet, out)
-            if phase == "prepare-columns":
-                reply.columns.append(ColumnDefinition.decode(payload))
+
             reply.expected -= 1
             if reply.expected == 0:
                 if self.deprecate_eof:
@@ -416,6 +418,7 @@ class Relay:
             return
         reply.expected = column_count(payload)
         reply.columns = []
+        reply.seen = 0
         reply.phase = "columns"
         self._forward_packet(reply, packet, out)
 
