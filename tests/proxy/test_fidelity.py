@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 
@@ -12,8 +13,10 @@ from psycopg import pq
 
 from sqlgate.pgwire.auth import PasswordMessage
 from sqlgate.pgwire.framing import Framer
+from sqlgate.pgwire.frontend import Query
 from sqlgate.pgwire.notices import ErrorResponse
-from sqlgate.pgwire.startup import StartupMessage
+from sqlgate.pgwire.startup import SSLRequest, StartupMessage
+from sqlgate.proxy.connection import TLS_WRITE_SIZE
 from sqlgate.proxy.relay import Relay
 
 
@@ -139,3 +142,89 @@ def test_an_internal_failure_ends_the_session_with_an_error_never_a_hang(gateway
     assert any("failed on bytes" in record.getMessage() for record in logged)
     session = [s for s in gateway.gateway.services.sessions.list() if s.principal.name == "erin"]
     assert not session
+
+
+class _RecordingTlsClient:
+    """A TLS client on a raw socket that notes the length of every TLS record the gateway sends."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.sendall(SSLRequest().encode())
+        assert self.sock.recv(1) == b"S"
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing)
+        self.raw = bytearray()  # what arrived on the socket, still to be cut into records
+        self.record_sizes: list[int] = []
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._receive()
+        self._flush()
+
+    def _flush(self) -> None:
+        if pending := self.outgoing.read():
+            self.sock.sendall(pending)
+
+    def _receive(self) -> None:
+        data = self.sock.recv(65536)
+        assert data, "the gateway closed the connection"
+        self.raw += data
+        while len(self.raw) >= 5:
+            size = int.from_bytes(self.raw[3:5], "big")
+            if len(self.raw) < 5 + size:
+                break
+            if self.raw[0] == 23:  # application data
+                self.record_sizes.append(size)
+            del self.raw[: 5 + size]
+        self.incoming.write(data)
+
+    def send(self, data: bytes) -> None:
+        self.tls.write(data)
+        self._flush()
+
+    def messages_until_ready(self, framer: Framer):
+        """Every message up to and including the next ReadyForQuery (answering the password request)."""
+        while True:
+            try:
+                framer.feed(self.tls.read(65536))
+            except ssl.SSLWantReadError:
+                self._receive()
+                continue
+            while (frame := framer.next_frame()) is not None:
+                yield frame
+                if frame.type == ord("Z"):
+                    return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_tls_records_to_the_client_are_no_larger_than_postgresqls(gateway):
+    """Large results reach a TLS client in records of at most 8 KiB, as PostgreSQL sends them.
+
+    libpq 18.0 (psycopg 3.3.4's wheels) reads one TLS record into at least 8 KiB of free buffer; the
+    rest of a bigger record stays inside OpenSSL while the socket looks idle, so psycopg waited forever
+    for the end of a COPY through the gateway (psycopg's own test_copy_to_leaks, test_copy_table_across).
+    """
+    token = gateway.token("erin", ("engineers",))
+    client = _RecordingTlsClient(gateway.pg_port)
+    try:
+        client.send(StartupMessage({"user": "erin", "database": "demo"}).encode())
+        framer = Framer("backend")
+        for frame in client.messages_until_ready(framer):
+            if frame.type == ord("R") and frame.data[5:9] == b"\x00\x00\x00\x03":
+                client.send(PasswordMessage(token).encode())
+            assert frame.type != ord("E"), ErrorResponse.decode(frame.payload).message
+        client.record_sizes.clear()
+        client.send(Query("SELECT repeat('x', 300000), repeat('y', 70000)").encode())
+        frames = list(client.messages_until_ready(framer))
+    finally:
+        client.close()
+    assert [f.type for f in frames] == [ord(t) for t in "TDCZ"]
+    assert sum(client.record_sizes) > 370_000
+    assert max(client.record_sizes) <= TLS_WRITE_SIZE + 256, sorted(client.record_sizes)[-5:]

@@ -63,6 +63,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOGIN_TIMEOUT = 60.0
+TLS_WRITE_SIZE = 8192
+"""Bytes per write, so per TLS record, to a TLS client: what PostgreSQL sends (its 8 KiB output buffer).
+
+libpq 18.0 reads one TLS record into at least 8 KiB of free buffer space; the rest of a bigger record
+waits inside OpenSSL while the socket looks idle, and a client waiting on the socket (psycopg 3) never
+sees it. Records no larger than the server's keep every client working as it does against PostgreSQL.
+"""
 _FORWARDED_PARAMETERS = ("application_name", "client_encoding", "DateStyle", "TimeZone", "extra_float_digits")
 
 
@@ -85,6 +92,7 @@ class ClientConnection(asyncio.Protocol):
         self._timers: list[asyncio.TimerHandle] = []
         self._ending = False
         self._upstream_lost = False
+        self._tls = False  # the client's bytes travel in TLS: writes are cut to PostgreSQL's record size
 
     # -- asyncio callbacks ---------------------------------------------------
 
@@ -197,6 +205,7 @@ class ClientConnection(asyncio.Protocol):
             self._close()
             return
         self.transport = transport
+        self._tls = True
         self.handshake.tls_started()
 
     def _on_startup(self, startup: StartupMessage) -> list[Action]:
@@ -505,8 +514,13 @@ class ClientConnection(asyncio.Protocol):
     # -- helpers -----------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._tls and len(data) > TLS_WRITE_SIZE:
+            for start in range(0, len(data), TLS_WRITE_SIZE):
+                self.transport.write(data[start : start + TLS_WRITE_SIZE])
+            return
+        self.transport.write(data)
 
     def _close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
