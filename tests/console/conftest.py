@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.gateway import DEMO_POLICY, RunningGateway
 
 CHROMIUM = Path("/usr/bin/chromium")

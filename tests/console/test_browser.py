@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.console.conftest import ALICE, AXE, DANA, OMAR, SCREENSHOTS
 from typer.testing import CliRunner
 
 from sqlgate.cli import app
+from tests.console.conftest import ALICE, AXE, DANA, OMAR, SCREENSHOTS
 
 PSQL = Path("/usr/bin/psql")
 LAPTOP = {"width": 1280, "height": 800}

@@ -9,14 +9,14 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
-from tests.console.conftest import csrf_of
-from tests.gateway import DEMO_POLICY, RunningGateway
-from tests.identity.oidc_provider import Provider, _Forms
 
 from sqlgate.audit.search import search
 from sqlgate.config import IssuerConfig
 from sqlgate.console import oidc
 from sqlgate.errors import IdentityError
+from tests.console.conftest import csrf_of
+from tests.gateway import DEMO_POLICY, RunningGateway
+from tests.identity.oidc_provider import Provider, _Forms
 
 META = {"issuer": "https://idp.example.com", "authorization_endpoint": "https://idp.example.com/auth"}
 CONFIG = IssuerConfig(issuer="https://idp.example.com", client_id="console", audience="sqlgate")

@@ -10,11 +10,12 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 from starlette.requests import Request
-from tests.console.conftest import ALICE, DANA, HERE, OMAR, csrf_of, sign_in
-from tests.gateway import DEMO_POLICY, RunningGateway
 
+from sqlgate.audit.search import search
 from sqlgate.audit.tables import audit_records
 from sqlgate.console.web import CSP, _secure_cookie
+from tests.console.conftest import ALICE, DANA, HERE, OMAR, csrf_of, sign_in
+from tests.gateway import DEMO_POLICY, RunningGateway
 
 PAGES = ["/ui", "/ui/requests", "/ui/requests/new?database=demo", "/ui/sessions", "/ui/audit", "/ui/policy"]
 ADMIN_PAGES = ["/ui/sessions", "/ui/audit", "/ui/audit/verify", "/ui/audit/session/x", "/ui/policy"]
@@ -296,3 +297,15 @@ def test_the_origin_may_differ_in_scheme_only(http):
     host = http.base_url.netloc.decode()
     answer = http.post("/ui/logout", data={"csrf_token": token}, headers={"Origin": f"https://{host}"})
     assert answer.status_code == 303
+
+
+def test_a_console_sign_in_is_audited_like_any_token(gateway, http):
+    page = http.get("/ui/login")
+    http.post("/ui/login", data={"user": "sam", "groups": "analysts", "csrf_token": csrf_of(page.text)})
+    services = gateway.gateway.services
+    gateway.call(services.audit.flush())
+    found = gateway.call(search(services.store, type="auth.*", who="sam"))
+    assert [(r["type"], r["outcome"], r["data"]["protocol"]) for r in found.records] == [
+        ("auth.success", "success", "console")
+    ]
+    assert found.records[0]["principal"]["groups"] == ["analysts"]
