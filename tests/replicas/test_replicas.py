@@ -136,3 +136,19 @@ def _until_ended(conn: psycopg.Connection[tuple[object, ...]]) -> BaseException 
             return exc
         time.sleep(0.1)
     return None
+
+
+def test_a_replica_wrongly_marked_gone_comes_back_with_its_sessions(two: Cluster) -> None:
+    """Marked gone while alive (a long pause): its next heartbeat brings it and its sessions back."""
+    r1, r2 = two.replicas
+    with psycopg.connect(**r1.conninfo("dan", two.token("dan")), sslmode="disable") as conn:
+        conn.execute("SELECT 1")
+        _wait_for_session(r2.http_url, two, "dan")
+        # One transaction, as the sweep does it (a heartbeat in between would see r1 still up).
+        two.state(
+            "UPDATE replicas SET state = 'gone' WHERE name = 'r1'; DELETE FROM replica_sessions WHERE replica = 'r1'"
+        )
+        session = _wait_for_session(r2.http_url, two, "dan")
+        assert session["replica"] == "r1"
+        assert two.state("SELECT state FROM replicas WHERE name = 'r1' AND state <> 'gone'") == [("up",)]
+        assert "marked gone while alive" in r1.tail()

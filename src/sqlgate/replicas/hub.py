@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from sqlgate.errors import SqlgateError
@@ -84,6 +84,7 @@ class ReplicaHub:
         self._announced: str | None = None
         self._disagreement: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._state = "up"
 
     # -- life ----------------------------------------------------------------
 
@@ -97,7 +98,7 @@ class ReplicaHub:
                     name=self.name,
                     state="up",
                     started_at=now,
-                    heartbeat_at=now,
+                    heartbeat_at=func.now(),
                     audit_key=self.audit_key,
                 )
             )
@@ -106,6 +107,7 @@ class ReplicaHub:
 
     async def set_state(self, state: str) -> None:
         """Announce ``draining`` (or ``up``) to the other replicas."""
+        self._state = state
         async with self.store.begin() as conn:
             await conn.execute(update(replicas).where(replicas.c.instance == self.instance).values(state=state))
 
@@ -159,14 +161,19 @@ class ReplicaHub:
         if await self.sessions.end(session_id, reason):
             return self.name
         rows = await self._fetch(
-            select(replica_sessions.c.instance, replica_sessions.c.replica, replicas.c.state, replicas.c.heartbeat_at)
+            select(
+                replica_sessions.c.instance,
+                replica_sessions.c.replica,
+                replicas.c.state,
+                (replicas.c.heartbeat_at < func.now() - self.heartbeat_timeout).label("silent"),
+            )
             .join(replicas, replicas.c.instance == replica_sessions.c.instance)
             .where(replica_sessions.c.id == session_id)
         )
         if not rows:
             return None
         holder = rows[0]
-        if holder.state == "gone" or holder.heartbeat_at < _now() - self.heartbeat_timeout:
+        if holder.state == "gone" or holder.silent:
             await self._forget_sessions([session_id])
             return None
         async with self.store.begin() as conn:
@@ -189,12 +196,25 @@ class ReplicaHub:
     # -- the pass --------------------------------------------------------------
 
     async def _heartbeat(self) -> None:
+        """Beat (by the database's clock, so replicas' clocks need not agree); come back if marked gone."""
         async with self.store.begin() as conn:
-            await conn.execute(
+            beat = await conn.execute(
                 update(replicas)
                 .where(replicas.c.instance == self.instance, replicas.c.state != "gone")
-                .values(heartbeat_at=_now())
+                .values(heartbeat_at=func.now())
             )
+            if beat.rowcount:
+                return
+            await conn.execute(
+                update(replicas)
+                .where(replicas.c.instance == self.instance)
+                .values(state=self._state, heartbeat_at=func.now())
+            )
+        self._mirrored.clear()  # the sweep removed them: write them again
+        log.warning(
+            "replica %s was marked gone while alive (silent longer than server.heartbeat_timeout); it is back",
+            self.name,
+        )
 
     async def _serve_end_requests(self) -> None:
         async with self.store.begin() as conn:
@@ -267,7 +287,7 @@ class ReplicaHub:
             )
 
     async def _sweep_gone(self) -> None:
-        cutoff = _now() - self.heartbeat_timeout
+        cutoff = func.now() - self.heartbeat_timeout
         async with self.store.begin() as conn:
             gone = (
                 await conn.execute(
