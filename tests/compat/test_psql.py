@@ -1,4 +1,4 @@
-r"""psql through the gateway: ``\d+``, ``\copy`` both ways, and ``\password`` refused, from a script.
+r"""psql through the gateway: ``\d+``, ``\copy`` both ways, ``\password`` refused, ``\watch`` ended by Ctrl-C.
 
 psql runs as its users run it, ``psql -X -v ON_ERROR_STOP=0 -f script`` with the token in ``PGPASSWORD``,
 and the test reads what it printed. ``\password`` sends ``ALTER USER <name> PASSWORD '<scram verifier>'``:
@@ -8,7 +8,9 @@ the gateway refuses it (the login is the gateway's, issued per session) and psql
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,46 @@ def test_password_is_refused_clearly_and_the_session_goes_on(psql_run):
     assert "n3w-Passw0rd" not in psql_run.stdout + psql_run.stderr
     assert any(line.strip().startswith("still-connected=") for line in psql_run.stdout.splitlines())
     assert psql_run.returncode == 0, psql_run.stderr
+
+
+WATCH_SCRIPT = r"""
+CREATE TEMP SEQUENCE ticks;
+SELECT 'tick-' || nextval('ticks') AS tick, pg_sleep(CASE WHEN currval('ticks') > 2 THEN 60 ELSE 0 END) \watch 0.1
+SELECT 'after-watch';
+"""
+
+
+def test_watch_ended_by_ctrl_c_cancels_the_running_query(compat_gateway: RunningGateway, tmp_path: Path):
+    r"""``\watch`` repeats a query until Ctrl-C; Ctrl-C in the third run's 60 s sleep cancels it through the gateway.
+
+    psql answers SIGINT with a CancelRequest on a new connection, as it does against PostgreSQL, and the
+    server's "canceling statement due to user request" ends the watch long before the sleep would.
+    """
+    if not PSQL.is_file():
+        pytest.skip(f"psql is not installed at {PSQL}")
+    script = tmp_path / "watch.sql"
+    script.write_text(WATCH_SCRIPT)
+    env = {
+        **os.environ,
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(compat_gateway.pg_port),
+        "PGDATABASE": "demo",
+        "PGUSER": WRITER[0],
+        "PGPASSWORD": compat_gateway.token(*WRITER),
+        "PGSSLMODE": "disable",
+    }
+    with subprocess.Popen(
+        [str(PSQL), "-X", "-f", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as psql:
+        assert psql.stdout is not None
+        seen = ""
+        while "tick-2" not in seen:  # the third run, which sleeps, starts right after the second's output
+            line = psql.stdout.readline()
+            assert line, seen
+            seen += line
+        time.sleep(1)  # the third run is inside pg_sleep by now
+        psql.send_signal(signal.SIGINT)
+        rest, _ = psql.communicate(timeout=30)
+    output = seen + rest
+    assert "canceling statement due to user request" in output, output
+    assert "tick-3" not in output, output
