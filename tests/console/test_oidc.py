@@ -102,15 +102,19 @@ def test_sign_in_with_the_provider(oidc_gateway, provider):
         start = browser.get("/ui/login/issuer/0", follow_redirects=False)
         assert start.status_code == 303
         assert start.headers["location"].startswith(f"{provider.issuer}/auth?")
+        binding = browser.cookies["sqlgate_console_login"]
+        assert binding not in start.headers["location"]
         page = sign_in_at_the_provider(browser, start.headers["location"], "alice", oidc_gateway.http_url)
-        assert str(page.url) == f"{oidc_gateway.http_url}/ui", page.text[-1500:]
-        assert "<h1>My access</h1>" in page.text
-        assert "Signed in as <strong>Alice Analyst</strong> in analysts" in page.text
+        assert page.url.path == "/ui/login/callback", page.text[-1500:]
+        assert '<meta http-equiv="refresh" content="0; url=/ui">' in page.text
+        assert "sqlgate_console_login" not in browser.cookies  # used once, then dropped
         assert "eyJ" not in page.text  # the token is not in the page
-        callback = next(r for r in page.history if r.url.path == "/ui/login/callback")
-        replay = browser.get(str(callback.url))  # the same code and state a second time
+        replay = browser.get(str(page.url))  # the same code and state a second time
         assert replay.status_code == 400
         assert "not started here" in replay.text
+        page = browser.get("/ui")
+        assert "<h1>My access</h1>" in page.text  # the replay changed nothing
+        assert "Signed in as <strong>Alice Analyst</strong> in analysts" in page.text
         forged = browser.post("/ui/login", data={"user": "mallory", "csrf_token": csrf_of(page.text)})
         assert forged.status_code == 404  # the dev form is off
     services = oidc_gateway.gateway.services
@@ -124,3 +128,37 @@ def test_an_unknown_issuer_index_is_refused(oidc_gateway):
         answer = browser.get("/ui/login/issuer/5")
         assert answer.status_code == 401
         assert "no such issuer" in answer.text
+
+
+def test_sign_in_with_the_provider_in_chromium_from_another_site(oidc_gateway, provider, browser):
+    """Issuer (127.0.0.1) and console (localhost) on different sites: the sign-in holds without Strict cookies.
+
+    As in production, the SameSite=Strict session cookie does not ride the issuer's redirect back.
+    """
+    from playwright.sync_api import expect  # noqa: PLC0415 - Playwright is imported where Chromium exists
+
+    console_url = f"http://localhost:{oidc_gateway.gateway.http_port}"
+    context = browser.new_context(base_url=console_url)
+    try:
+        page = context.new_page()
+        page.goto("/ui/login")
+        page.get_by_role("link", name=f"Sign in with {urlsplit(provider.issuer).netloc}").click()
+        for _ in range(6):  # the provider's own pages: sign in, then consent
+            page.wait_for_load_state()
+            if page.url.startswith(console_url):
+                break
+            if page.locator("input[name=login]").count():
+                page.fill("input[name=login]", "bob")
+                page.fill("input[name=password]", "any")
+            page.locator("button[type=submit]").first.click()
+        expect(page.get_by_role("heading", name="My access")).to_be_visible()
+        expect(page.get_by_text("Signed in as Bob Builder in engineers, oncall")).to_be_visible()
+        assert page.url == f"{console_url}/ui"
+        cookies = {cookie["name"]: cookie for cookie in context.cookies()}
+        session = cookies["sqlgate_console"]
+        assert (session["httpOnly"], session["sameSite"], session["path"]) == (True, "Strict", "/ui")
+        assert "sqlgate_console_login" not in cookies
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_text("You have signed out.")).to_be_visible()
+    finally:
+        context.close()

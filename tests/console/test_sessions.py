@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlgate.console.sessions import ANONYMOUS_LIFETIME, SIGNED_IN_LIFETIME, ConsoleSessions
+from sqlgate.console.sessions import ANONYMOUS_LIFETIME, SIGNED_IN_LIFETIME, ConsoleSessions, PendingLogin
 from sqlgate.identity.principal import Principal
 
 NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
@@ -74,3 +74,24 @@ def test_visitors_never_push_out_a_signed_in_person():
         store.anonymous(NOW)
     assert store.get(signed.id, NOW) is signed
     assert len(store) == 3
+
+
+def pending(state="s1", binding="b1", expires_at=NOW + timedelta(minutes=10)):
+    return PendingLogin(
+        "https://idp.example.com", state, "n", "v", "http://127.0.0.1/ui/login/callback", binding, expires_at
+    )
+
+
+def test_a_pending_login_is_taken_once_by_the_browser_that_started_it():
+    store = ConsoleSessions()
+    store.start_login(pending())
+    assert store.take_login("s1", "other browser", NOW) is None
+    assert store.take_login("s1", "b1", NOW) is None  # a wrong binding used it up
+    store.start_login(pending())
+    assert store.take_login("s1", None, NOW) is None
+    store.start_login(pending())
+    assert store.take_login("s1", "b1", NOW) == pending()
+    assert store.take_login("s1", "b1", NOW) is None
+    store.start_login(pending())
+    assert store.take_login("s1", "b1", NOW + timedelta(minutes=10)) is None
+    assert store.take_login("unknown", "b1", NOW) is None

@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from sqlgate.audit.search import search
 from sqlgate.audit.tables import audit_records
-from sqlgate.console.web import CSP, _secure_cookie
+from sqlgate.console.web import CSP, secure_cookie
 from tests.console.conftest import ALICE, DANA, HERE, OMAR, csrf_of, sign_in
 from tests.gateway import DEMO_POLICY, RunningGateway
 
@@ -80,7 +80,7 @@ def _request(url: str) -> Request:
     ],
 )
 def test_cookie_is_secure_off_loopback(url, secure):
-    assert _secure_cookie(_request(url)) is secure
+    assert secure_cookie(_request(url)) is secure
 
 
 def test_sign_in_replaces_the_visitor_session_and_never_shows_a_token(http):

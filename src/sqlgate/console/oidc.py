@@ -11,13 +11,14 @@ The token is then dropped: the console keeps only the verified principal.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
 from sqlgate.config import IssuerConfig, Settings
-from sqlgate.console.sessions import PendingLogin
+from sqlgate.console.sessions import LOGIN_LIFETIME, PendingLogin
 from sqlgate.errors import IdentityError
 from sqlgate.identity.client import login_from_response, unverified_claims
 from sqlgate.identity.deployment import resolve
@@ -68,6 +69,8 @@ def authorization_url(meta: dict[str, Any], config: IssuerConfig, redirect_uri: 
         nonce=secrets.token_urlsafe(24),
         verifier=verifier,
         redirect_uri=redirect_uri,
+        binding=secrets.token_urlsafe(24),
+        expires_at=datetime.now(UTC) + LOGIN_LIFETIME,
     )
     query = {
         "response_type": "code",

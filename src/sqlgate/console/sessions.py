@@ -1,11 +1,17 @@
 """Console sign-in state, kept by the gateway: a random cookie value names it, nothing else leaves the server.
 
 A :class:`ConsoleSession` holds the verified :class:`~sqlgate.identity.principal.Principal`
-(never a token), the CSRF token its forms carry, a pending browser login (PKCE verifier,
-state, nonce) and one-shot messages for the next page. Visitors who are not signed in get a
-session too, so the sign-in form has a CSRF token; signing in replaces it with a new one
-(a fixed session id is never promoted). Sessions live in this replica's memory: behind a load
-balancer, route the console sticky by cookie, or sign in again on another replica.
+(never a token), the CSRF token its forms carry and one-shot messages for the next page.
+Visitors who are not signed in get a session too, so the sign-in form has a CSRF token;
+signing in replaces it with a new one (a fixed session id is never promoted).
+
+A browser login under way (:class:`PendingLogin`: PKCE verifier, state, nonce) is kept by its
+``state``, not in the session: the issuer sends the browser back from another site, and a
+SameSite=Strict cookie does not come along on that request. The callback is tied to the browser
+that started it by ``binding``, the value of a short-lived SameSite=Lax cookie set at the start.
+
+Sessions live in this replica's memory: behind a load balancer, route the console sticky by
+cookie, or sign in again on another replica.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from sqlgate.identity.principal import Principal
 
 COOKIE = "sqlgate_console"
+LOGIN_COOKIE = "sqlgate_console_login"
+LOGIN_LIFETIME = timedelta(minutes=10)  # from "Sign in with" to the issuer's redirect back
 SIGNED_IN_LIFETIME = timedelta(hours=8)  # the longest a console sign-in lasts (the token's expiry ends it sooner)
 ANONYMOUS_LIFETIME = timedelta(minutes=30)  # a sign-in page left open this long needs a reload
 MAX_SESSIONS = 10_000
@@ -33,6 +41,8 @@ class PendingLogin:
     nonce: str
     verifier: str
     redirect_uri: str
+    binding: str  # the login cookie's value: the callback must come from the browser that started
+    expires_at: datetime
 
 
 @dataclass(slots=True)
@@ -43,7 +53,6 @@ class ConsoleSession:
     csrf: str
     expires_at: datetime
     principal: Principal | None = None
-    pending: PendingLogin | None = None
     messages: list[tuple[str, str]] = field(default_factory=list)  # (kind: ok | error, text)
 
     def flash(self, kind: str, text: str) -> None:
@@ -71,7 +80,23 @@ class ConsoleSessions:
     def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
         self._visitors: OrderedDict[str, ConsoleSession] = OrderedDict()
         self._signed_in: OrderedDict[str, ConsoleSession] = OrderedDict()
+        self._logins: OrderedDict[str, PendingLogin] = OrderedDict()
         self._max = max_sessions
+
+    def start_login(self, pending: PendingLogin) -> None:
+        """Keep ``pending`` until its callback (or its expiry)."""
+        self._logins[pending.state] = pending
+        while len(self._logins) > self._max:
+            self._logins.popitem(last=False)
+
+    def take_login(self, state: str, binding: str | None, now: datetime | None = None) -> PendingLogin | None:
+        """The login ``state`` names, once, if unexpired and started by the browser holding ``binding``."""
+        pending = self._logins.pop(state, None)
+        if pending is None or pending.expires_at <= (now or datetime.now(UTC)):
+            return None
+        if binding is None or not hmac.compare_digest(binding.encode(), pending.binding.encode()):
+            return None
+        return pending
 
     def get(self, session_id: str | None, now: datetime | None = None) -> ConsoleSession | None:
         """The live session of this cookie value, or None."""

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from sqlgate.config import is_loopback
 from sqlgate.console import oidc
-from sqlgate.console.sessions import COOKIE
+from sqlgate.console.sessions import COOKIE, LOGIN_COOKIE, LOGIN_LIFETIME
 from sqlgate.console.web import (
     PREFIX,
     ConsoleRoute,
@@ -27,12 +27,14 @@ from sqlgate.console.web import (
     console_of,
     redirect,
     render,
+    secure_cookie,
     visitor,
 )
 from sqlgate.errors import IdentityError
 from sqlgate.identity.principal import Principal
 
 DEV_SIGN_IN_LIFETIME = timedelta(hours=8)
+CALLBACK = f"{PREFIX}/login/callback"
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
@@ -89,38 +91,50 @@ async def dev_sign_in(request: Request) -> Response:
 
 @router.get("/login/issuer/{index}")
 async def start_sign_in(request: Request, index: Annotated[int, Path(ge=0, le=99)]) -> Response:
-    """Send the browser to the issuer (authorization code with PKCE)."""
+    """Send the browser to the issuer (authorization code with PKCE), marking it with a short-lived login cookie."""
     console = console_of(request)
-    session = visitor(request)
     config = oidc.issuer_config(console.services.settings, index)
     meta = await oidc.discover(console.http, config.issuer)
-    redirect_uri = _callback_url(request)
-    url, pending = oidc.authorization_url(meta, config, redirect_uri)
-    session.pending = pending
-    return redirect(url)
+    url, pending = oidc.authorization_url(meta, config, _callback_url(request))
+    console.sessions.start_login(pending)
+    response = redirect(url)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        pending.binding,
+        max_age=int(LOGIN_LIFETIME.total_seconds()),
+        path=CALLBACK,
+        httponly=True,
+        samesite="lax",  # the issuer's redirect back is a navigation from another site
+        secure=secure_cookie(request),
+    )
+    return response
 
 
 @router.get("/login/callback")
 async def finish_sign_in(request: Request) -> Response:
     """The issuer sends the browser back here with a code; the token it buys is verified, then dropped."""
     console = console_of(request)
-    session = visitor(request)
-    pending, session.pending = session.pending, None
+    params = {key: value for key, value in request.query_params.items() if key in {"code", "state", "error"}}
+    pending = console.sessions.take_login(params.get("state", ""), request.cookies.get(LOGIN_COOKIE))
     if pending is None:
         return _login_page(request, status=400, error="That sign-in was not started here (or took too long): retry.")
     settings = console.services.settings
-    config = next((i for i in oidc.sign_in_issuers(settings) if i.issuer == pending.issuer), None)
-    if config is None:
+    names = [issuer.issuer for issuer in oidc.sign_in_issuers(settings)]
+    if pending.issuer not in names:
         return _login_page(request, status=400, error="That identity provider is no longer configured.")
-    config = oidc.issuer_config(settings, oidc.sign_in_issuers(settings).index(config))
-    params = {key: value for key, value in request.query_params.items() if key in {"code", "state", "error"}}
+    config = oidc.issuer_config(settings, names.index(pending.issuer))
     try:
         meta = await oidc.discover(console.http, config.issuer)
         token = await oidc.exchange(console.http, meta, config, pending, params)
         principal = await console.services.access.authenticate(token, client_address(request), protocol="console")
     except IdentityError as exc:
         return _login_page(request, status=401, error=f"Sign-in failed: {exc.message}")
-    return _signed_in(request, principal)
+    _sign_in(request, principal)
+    # A page, not a redirect: the browser came from the issuer's site, so it would not send the new
+    # SameSite=Strict cookie along a redirect; the page's own navigation to /ui is same-site.
+    response = render(request, "signed_in.html", title="Signed in")
+    response.delete_cookie(LOGIN_COOKIE, path=CALLBACK, httponly=True, samesite="lax", secure=secure_cookie(request))
+    return response
 
 
 @router.post("/logout")
@@ -137,15 +151,19 @@ async def sign_out(request: Request) -> Response:
 
 
 def _signed_in(request: Request, principal: Principal) -> Response:
+    _sign_in(request, principal)
+    return redirect(PREFIX)
+
+
+def _sign_in(request: Request, principal: Principal) -> None:
+    """A new signed-in session for ``principal`` (its cookie set on the response), replacing the visitor's."""
     console = console_of(request)
     old = console.sessions.get(request.cookies.get(COOKIE))
-    session = console.sessions.sign_in(old, principal)
-    request.state.console_cookie = session
-    return redirect(PREFIX)
+    request.state.console_cookie = console.sessions.sign_in(old, principal)
 
 
 def _callback_url(request: Request) -> str:
     """Where the issuer sends the browser back: ``public_url`` when set, else the address this request used."""
     public = console_of(request).services.settings.public_url
     base = public.rstrip("/") if public else f"{request.url.scheme}://{request.url.netloc}"
-    return f"{base}{PREFIX}/login/callback"
+    return f"{base}{CALLBACK}"

@@ -226,7 +226,7 @@ def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
-def _secure_cookie(request: Request) -> bool:
+def secure_cookie(request: Request) -> bool:
     """Secure unless this is plain HTTP on a loopback address (a browser would drop a Secure cookie there)."""
     host = request.url.hostname or ""
     return request.url.scheme == "https" or not is_loopback(host)
@@ -235,7 +235,7 @@ def _secure_cookie(request: Request) -> bool:
 def set_session_cookie(request: Request, response: Response, session: ConsoleSession | None) -> None:
     """Point the browser at ``session`` (None: forget the cookie)."""
     if session is None:
-        response.delete_cookie(COOKIE, path=PREFIX, secure=_secure_cookie(request), httponly=True, samesite="strict")
+        response.delete_cookie(COOKIE, path=PREFIX, secure=secure_cookie(request), httponly=True, samesite="strict")
         return
     response.set_cookie(
         COOKIE,
@@ -243,7 +243,7 @@ def set_session_cookie(request: Request, response: Response, session: ConsoleSes
         path=PREFIX,
         httponly=True,
         samesite="strict",
-        secure=_secure_cookie(request),
+        secure=secure_cookie(request),
     )
 
 

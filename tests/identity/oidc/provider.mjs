@@ -67,7 +67,7 @@ function configuration() {
         token_endpoint_auth_method: 'none',
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
-        redirect_uris: ['http://127.0.0.1/ui/login/callback'],
+        redirect_uris: ['http://127.0.0.1/ui/login/callback', 'http://localhost/ui/login/callback'],
       },
     ],
     jwks: { keys },
