@@ -185,6 +185,8 @@ def test_every_tour_command_works_as_typed(tmp_path):
     try:
         wait_for(lambda: "Ctrl-C stops everything" in log.read_text() or proc.poll() is not None)
         assert proc.poll() is None, log.read_text()[-3000:]
+        banner = log.read_text()
+        assert "sqlgate token --user alice --group analysts" in banner, banner  # found here without -c
         tour = Tour(folder, home, pg_port)
         for block in sh_blocks(tour_section()):
             for command in commands(block):

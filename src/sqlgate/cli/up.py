@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from sqlgate.cli.common import ConfigOption, console
-from sqlgate.config import Settings, load_settings
+from sqlgate.config import Settings, find_config, load_settings
 from sqlgate.logs import configure_logging
 
 InsecureDev = Annotated[
@@ -79,8 +79,10 @@ def up(
 
 
 def _banner(config: Path, gateway: Gateway) -> None:  # type: ignore[name-defined] # noqa: F821
-    cfg = shlex.quote(str(config))
-    token = f"sqlgate token -c {cfg} --user alice --group analysts"
+    found = find_config().path  # what commands typed in this folder will find by themselves
+    same = found is not None and found.resolve() == config.resolve()
+    option = "" if same else f"-c {shlex.quote(str(config))} "
+    token = f"sqlgate token {option}--user alice --group analysts"
     console.print(
         "\n[bold green]sqlgate is up[/bold green] (embedded PostgreSQL, dev issuer, gateway)\n\n"
         f"  a token for alice (group analysts):\n    {token}\n\n"
