@@ -96,6 +96,8 @@ RESULT_OUTCOMES: dict[str, Outcome] = {
     "refused": "denied",
     "skipped": "info",
     "suspended": "success",
+    "client_gone": "client_gone",
+    "interrupted": "error",
 }
 
 

@@ -36,7 +36,9 @@ EventType = Literal[
 SECURITY_PREFIXES = ("auth.", "lease.", "admin.", "request.", "config.")
 
 # `would_deny`: a guardrail in `mode: audit` would have refused the statement; it ran, and this records it.
-Outcome = Literal["success", "failure", "denied", "allowed", "error", "info", "would_deny"]
+# `client_gone`: the statement reached the server and its client left before the answer was complete;
+# the record holds what is known (rows so far, the server's CommandComplete or error if it came after).
+Outcome = Literal["success", "failure", "denied", "allowed", "error", "info", "would_deny", "client_gone"]
 
 
 _EVENT_PREFIX = secrets.token_hex(8)

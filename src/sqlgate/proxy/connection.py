@@ -29,6 +29,7 @@ from sqlgate.audit.events import EventType, Outcome
 from sqlgate.config import is_loopback
 from sqlgate.errors import (
     AccessDenied,
+    AuditError,
     AuditQueueFull,
     ConfigError,
     IdentityError,
@@ -53,7 +54,7 @@ from sqlgate.pgwire.actions import Action
 from sqlgate.pgwire.startup import PROTOCOL_3_0
 from sqlgate.policy.decide import Decision
 from sqlgate.proxy.relay import Relay, StatementRecord
-from sqlgate.proxy.upstream import Upstream, connect_upstream
+from sqlgate.proxy.upstream import Upstream, connect_upstream, send_cancel
 from sqlgate.sessions import LiveSession, new_session_id
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOGIN_TIMEOUT = 60.0
+_FLUSH = b"H\x00\x00\x00\x04"
 TLS_WRITE_SIZE = 8192
 """Bytes per write, so per TLS record, to a TLS client: what PostgreSQL sends (its 8 KiB output buffer).
 
@@ -93,6 +94,8 @@ class ClientConnection(asyncio.Protocol):
         self._ending = False
         self._upstream_lost = False
         self._tls = False  # the client's bytes travel in TLS: writes are cut to PostgreSQL's record size
+        self._lease_counted = False  # this connection counts as a session of its lease in the pool
+        self._drained: asyncio.Future[None] | None = None  # set once the server has answered after the client left
 
     # -- asyncio callbacks ---------------------------------------------------
 
@@ -105,7 +108,8 @@ class ClientConnection(asyncio.Protocol):
             tls_available=self.listener.tls_context is not None, require_tls=self.listener.require_tls
         )
         loop = asyncio.get_running_loop()
-        self._timers.append(loop.call_later(LOGIN_TIMEOUT, self._login_timeout))
+        login_timeout = self.services.settings.proxy.login_timeout.total_seconds()
+        self._timers.append(loop.call_later(login_timeout, self._login_timeout))
 
     def data_received(self, data: bytes) -> None:
         """Bytes from the client: to the login until it succeeds, then to the relay."""
@@ -129,14 +133,24 @@ class ClientConnection(asyncio.Protocol):
         try:
             assert self.relay is not None
             self.relay.server_data(data)
+            if self._drained is not None and not self.relay.owes_statements:
+                self._drain_done()
         except ProtocolError as exc:
             log.warning("session %s: the server sent bytes that break the protocol: %s", self._session_id, exc)
+            self._upstream_lost = True
             self._fatal("08P01", f"the database server broke the protocol: {exc}")
+            self._drain_done()
         except AuditQueueFull:
             self._fatal("57P01", "the audit log cannot keep up; the session is ended rather than run unaudited")
         except Exception:
             log.exception("session %s from %s failed on bytes from the server", self._session_id, self.source)
+            self._upstream_lost = True
             self._internal_failure()
+            self._drain_done()
+
+    def _drain_done(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
 
     def _internal_failure(self) -> None:
         """A bug in the gateway (logged by the caller with the session id): end the session with XX000, never hang."""
@@ -280,6 +294,8 @@ class ClientConnection(asyncio.Protocol):
         config = self.services.settings.databases[database]
         lease = await self.services.broker.lease(principal, database, decision.role, decision.ttl)
         self.lease = lease
+        self.listener.pool.session_started(lease.id)
+        self._lease_counted = True
         parameters = {k: v for k in _FORWARDED_PARAMETERS if (v := startup.parameters.get(k)) is not None}
         params_key = tuple(sorted(parameters.items()))
         upstream = self.listener.pool.take(lease.id, params_key)
@@ -288,7 +304,7 @@ class ClientConnection(asyncio.Protocol):
             if password is None:
                 raise AccessDenied(f"the lease for {database} has no credential in this gateway; reconnect")
             login = UpstreamLogin(lease.db_login, config.dbname, password, parameters)
-            upstream = await connect_upstream(config, login, lease.id, params_key)
+            upstream = await connect_upstream(config, login, lease.id, params_key, alias=database)
         self.upstream = upstream
         masking = None
         if decision.mask:
@@ -443,6 +459,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _on_upstream_lost(self) -> None:
         self._upstream_lost = True
+        self._drain_done()
         if not self._ending:
             self._fatal("57P01", "the database server closed the connection")
 
@@ -486,17 +503,58 @@ class ClientConnection(asyncio.Protocol):
         self._close()
         self.listener.unregister_cancel(self)
         upstream, self.upstream = self.upstream, None
+        relay = self.relay
+        if upstream is not None and relay is not None and relay.owes_statements:
+            if reusable and not self._upstream_lost:  # the client left mid-statement: read the answer to its end
+                relay.leave()
+                self._drained = asyncio.get_running_loop().create_future()
+                self.listener.pool.own(self._drain(upstream, relay, reason))
+                return
+            relay.abandon("interrupted")  # ended by the gateway or the server: record what is known
         if upstream is not None:
-            upstream.protocol.detach()
-            clean = reusable and not self._upstream_lost and self.relay is not None and self.relay.idle
-            if clean and self.lease is not None and self.lease.id and self._lease_live():
-                upstream.transaction_status = self.relay.transaction_status if self.relay else "I"
-                self.listener.pool.give_back_soon(upstream)
-            else:
-                upstream.protocol.close()
+            self._release(upstream, reusable=reusable)
+        self._record_end(reason)
+
+    async def _drain(self, upstream: Upstream, relay: Relay, reason: str) -> None:
+        """Read what the server still owes after the client left; every statement is recorded with its end."""
+        assert self._drained is not None
+        upstream.protocol.pause_reading(paused=False)
+        if relay.forwarded_since_sync:  # an extended batch without Sync: ask for its results, commit nothing
+            upstream.protocol.write(_FLUSH)
+        finished = False
+        try:
+            limit = self.services.settings.proxy.orphan_statement_timeout.total_seconds()
+            async with asyncio.timeout(limit):
+                await self._drained
+            finished = not self._upstream_lost
+        except TimeoutError:
+            log.info(
+                "session %s: a statement still ran %.0f s after its client left; cancelled", self._session_id, limit
+            )
+            await send_cancel(upstream)
+        finally:
+            relay.abandon("client_gone")
+            self._release(upstream, reusable=finished)
+            self._record_end(reason)
+
+    def _release(self, upstream: Upstream, *, reusable: bool) -> None:
+        """Give ``upstream`` back to the pool when it is clean and its lease live; else close it."""
+        upstream.protocol.detach()
+        relay = self.relay
+        clean = reusable and not self._upstream_lost and relay is not None and relay.idle
+        if clean and self.lease is not None and self.lease.id and self._lease_live():
+            upstream.transaction_status = relay.transaction_status if relay else "I"
+            self.listener.pool.give_back_soon(upstream)
+        else:
+            upstream.protocol.close()
+
+    def _record_end(self, reason: str) -> None:
+        if self.lease is not None and self._lease_counted:
+            self._lease_counted = False
+            self.listener.pool.session_ended(self.lease.id)
         if self.session is not None:
             self.services.sessions.remove(self.session.id)
-            with contextlib.suppress(AuditQueueFull):
+            with contextlib.suppress(AuditQueueFull, AuditError):
                 self.services.audit.enqueue(
                     self._event(
                         "session.end",
@@ -530,8 +588,6 @@ class ClientConnection(asyncio.Protocol):
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -143,6 +143,35 @@ class Relay:
         self.would_deny: dict[str, str] = {}  # statement -> what audit-mode guardrails would refuse
         self._plans: dict[tuple[int, bytes], tuple[Outputs, Plan]] = {}  # masking plans by (outputs, description)
         self._finished: list[StatementRecord] = []  # completed by this batch of server bytes, not yet recorded
+        self.rows_seen = 0  # DataRows since the server last completed something (the head statement's rows so far)
+        self.client_gone = False  # the client left: answers are read to the end, recorded, and not sent
+
+    @property
+    def owes_statements(self) -> bool:
+        """True while the server still owes the end of a statement or a ReadyForQuery."""
+        return any(entry.record is not None or entry.kind == "sync" for entry in self.pending)
+
+    def leave(self) -> None:
+        """The client left: read the server's answers to the end and record them as ``client_gone``."""
+        self.client_gone = True
+        self.send_client = _discard
+
+    def abandon(self, result: str) -> None:
+        """The session ends before the server answered: record every statement still owed with what is known.
+
+        ``result``: ``client_gone`` (the client left) or ``interrupted`` (the gateway or the server ended it).
+        """
+        self.client_gone = False
+        rows, self.rows_seen = self.rows_seen, 0
+        while self.pending:
+            entry = self.pending.popleft()
+            if entry.record is not None:
+                if entry.record.rows is None and rows:
+                    entry.record.rows, rows = rows, 0
+                self._finish(entry, result)
+        finished, self._finished = self._finished, []
+        for record in finished:
+            self.on_statement(record)
 
     @property
     def idle(self) -> bool:
@@ -331,9 +360,7 @@ class Relay:
         known = self._verdicts.get(key)
         if known is not None and known[0] is classification:
             return known[1]
-        verdict = guardrail_verdict(
-            self.guardrails, classification, prepared=self.prepared, defer_bound=defer_bound
-        )
+        verdict = guardrail_verdict(self.guardrails, classification, prepared=self.prepared, defer_bound=defer_bound)
         if not any(s.executes or s.prepares or s.deallocates for s in classification.statements):
             if len(self._verdicts) >= _VERDICTS_KEPT:
                 self._verdicts.clear()
@@ -380,9 +407,11 @@ class Relay:
         out: list[bytes] | None = None
         last = 0
         masking = self.masking
+        rows = 0
         for kind, begin, end in batch.index:
             replacement: bytes | None = None
             if kind == _SERVER_DATAROW:
+                rows += 1
                 if masking is None:
                     continue
                 plan = self._current_plan()
@@ -397,6 +426,7 @@ class Relay:
                 if before or after:
                     replacement = before + bytes(buf[begin:end]) + after
             elif kind in (_SERVER_COMPLETE, _SERVER_ERROR, _SERVER_EMPTY, _SERVER_SUSPENDED):
+                rows = self.rows_seen = 0
                 if kind == _SERVER_ERROR and masking is not None:
                     replacement = _scrubbed(ErrorResponse, memoryview(buf)[begin + 5 : end])
                     self._answer(kind, memoryview(replacement)[5:])
@@ -413,6 +443,7 @@ class Relay:
                 out = [] if out is None else out
                 out += [buf[last:begin], replacement]
                 last = end
+        self.rows_seen += rows
         if out is None:
             self.send_client(buf)
         else:
@@ -539,7 +570,14 @@ class Relay:
     def _finish(self, entry: _Entry, outcome: str | None = None) -> None:
         assert entry.record is not None
         self.statement_count += 1
+        if self.client_gone and entry.record.outcome != "refused":
+            outcome = "client_gone"  # what the server said stays in sqlstate, error and tags
         self._finished.append(entry.record.finish(outcome))
+
+
+def _discard(data: bytes) -> None:
+    """Where the server's answers go once the client has left."""
+    del data
 
 
 def _refusal_bytes(verdict: Verdict) -> bytes | None:

@@ -14,9 +14,9 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from sqlgate.config import DatabaseConfig
 from sqlgate.errors import ProtocolError, SqlgateError, UpstreamError
@@ -24,13 +24,13 @@ from sqlgate.pgwire import BackendKeyData, UpstreamHandshake, UpstreamLogin
 from sqlgate.pgwire.framing import Framer
 from sqlgate.pgwire.frontend import Query
 from sqlgate.pgwire.startup import CancelRequest
-from sqlgate.pgwire.upstream_handshake import SSL_REQUEST, server_accepts_tls
+from sqlgate.pgwire.upstream_handshake import SSL_REQUEST, UpstreamRefused, server_accepts_tls
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 RESET_TIMEOUT = 5.0
-POOL_IDLE_SECONDS = 300.0
+POOL_IDLE_SECONDS = 60.0
 POOL_MAX_IDLE_PER_LEASE = 8
 _RESET = Query("DISCARD ALL").encode()
 
@@ -157,16 +157,26 @@ class Upstream:
         return not self.protocol.closed and self.transaction_status == "I"
 
 
+class UpstreamFull(UpstreamError):
+    """The server refused a login for too many connections (its SQLSTATE 53300), with the setting to raise."""
+
+    sqlstate = "53300"
+    http_status = 503
+
+
 async def connect_upstream(
     config: DatabaseConfig,
     login: UpstreamLogin,
     lease_id: str,
     params_key: tuple[tuple[str, str], ...],
+    *,
+    alias: str = "<alias>",
 ) -> Upstream:
     """Open a connection to ``config``'s server and log in as ``login``.
 
     A connection that does not finish logging in is closed, whatever stopped it: an
     error, the timeout, or the caller being cancelled (the client left, the gateway stops).
+    ``alias`` names the database in the settings (for the setting a 53300 refusal names).
     """
     loop = asyncio.get_running_loop()
     protocol: UpstreamProtocol | None = None
@@ -184,7 +194,7 @@ async def connect_upstream(
     except BaseException as exc:
         if protocol is not None:
             protocol.close()
-        error = _connect_error(exc, config)
+        error = _connect_error(exc, config, alias)
         if error is None:
             raise
         raise error from exc
@@ -211,9 +221,11 @@ def _with_certificate(login: UpstreamLogin, certificate: bytes | None) -> Upstre
     )
 
 
-def _connect_error(exc: BaseException, config: DatabaseConfig) -> UpstreamError | None:
+def _connect_error(exc: BaseException, config: DatabaseConfig, alias: str) -> UpstreamError | None:
     """What a failed connection attempt tells the user; None: raise ``exc`` itself (ours, or cancellation)."""
     where = f"{config.host}:{config.port}"
+    if isinstance(exc, UpstreamRefused) and exc.server_sqlstate == "53300":
+        return _too_many(exc.error.message, config, alias)
     if isinstance(exc, TimeoutError):
         return UpstreamError(f"timed out connecting to the database at {where}")
     if isinstance(exc, ssl.SSLError):  # before OSError, which it is a kind of
@@ -221,6 +233,22 @@ def _connect_error(exc: BaseException, config: DatabaseConfig) -> UpstreamError 
     if isinstance(exc, OSError):
         return UpstreamError(f"cannot reach the database at {where}: {exc.strerror or exc}")
     return None
+
+
+def _too_many(message: str, config: DatabaseConfig, alias: str) -> UpstreamFull:
+    """53300 with the setting to raise: the login's CONNECTION LIMIT, or the server's max_connections."""
+    if "for role" in message:  # "too many connections for role ...": the minted login's own limit
+        return UpstreamFull(
+            f"the database refused another connection for your login: {message}",
+            hint=f"raise databases.{alias}.connection_limit (now {config.connection_limit}) in the gateway's "
+            "settings, or close some of your sessions (idle server connections close after "
+            "proxy.upstream_idle_timeout)",
+        )
+    return UpstreamFull(
+        f"the database at {config.host}:{config.port} has no connection slot left: {message}",
+        hint="raise max_connections on the PostgreSQL server, or lower proxy.upstream_max_idle or "
+        f"databases.{alias}.connection_limit (`sqlgate doctor` checks them together)",
+    )
 
 
 async def _negotiate_tls(
@@ -272,13 +300,19 @@ async def send_cancel(upstream: Upstream) -> None:
 
 
 class UpstreamPool:
-    """Idle, reset connections per (lease, startup parameters).
+    """Idle, reset connections per (lease, startup parameters), with hard bounds.
 
     The pool owns a connection from the moment it is handed back: while it is being
     reset (:meth:`give_back`, or in the background with :meth:`give_back_soon`) and
     while it is idle. Closing a lease or the pool closes both kinds, so a connection
     reset at that moment is never kept for a lease that has ended, and nothing is
     left running when the gateway stops (:meth:`aclose`).
+
+    Bounds: a connection handed back takes its place under ``max_idle`` at once (being
+    reset counts as idle), so sessions ending together never overfill a lease's share;
+    an idle connection is closed ``idle_seconds`` after it was handed back; and when a
+    lease's last session ends (:meth:`session_ended`) and none starts within
+    ``idle_seconds``, every idle connection of that lease is closed.
     """
 
     def __init__(self, *, max_idle: int = POOL_MAX_IDLE_PER_LEASE, idle_seconds: float = POOL_IDLE_SECONDS) -> None:
@@ -286,7 +320,9 @@ class UpstreamPool:
         self.idle_seconds = idle_seconds
         self._idle: dict[tuple[str, tuple[tuple[str, str], ...]], list[Upstream]] = {}
         self._resetting: set[Upstream] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._sessions: dict[str, int] = {}  # lease -> sessions open
+        self._lease_timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
 
     def take(self, lease_id: str, params_key: tuple[tuple[str, str], ...]) -> Upstream | None:
@@ -299,16 +335,49 @@ class UpstreamPool:
             upstream.protocol.close()
         return None
 
-    def give_back_soon(self, upstream: Upstream) -> None:
-        """:meth:`give_back` in the background, in a task the pool owns (and :meth:`aclose` ends)."""
-        task = asyncio.ensure_future(self.give_back(upstream))
+    def session_started(self, lease_id: str) -> None:
+        """A session of ``lease_id`` began: its idle connections are kept."""
+        self._sessions[lease_id] = self._sessions.get(lease_id, 0) + 1
+        timer = self._lease_timers.pop(lease_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def session_ended(self, lease_id: str) -> None:
+        """A session of ``lease_id`` ended; after its last, the lease's idle connections close in ``idle_seconds``."""
+        left = self._sessions.get(lease_id, 0) - 1
+        if left > 0:
+            self._sessions[lease_id] = left
+            return
+        self._sessions.pop(lease_id, None)
+        if lease_id not in self._lease_timers and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._lease_timers[lease_id] = loop.call_later(self.idle_seconds, self._lease_unused, lease_id)
+
+    def _lease_unused(self, lease_id: str) -> None:
+        self._lease_timers.pop(lease_id, None)
+        if lease_id not in self._sessions:
+            self.close_lease(lease_id)
+
+    def own(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in a task the pool owns: :meth:`aclose` cancels it (a connection's last reads)."""
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def give_back_soon(self, upstream: Upstream) -> None:
+        """:meth:`give_back` in the background, in a task the pool owns (and :meth:`aclose` ends)."""
+        key = (upstream.lease_id, upstream.params_key)
+        if self._closed or not upstream.healthy or self._full(key):  # decided now, at hand-back
+            upstream.protocol.close()
+            return
+        self._resetting.add(upstream)  # its place is reserved from this moment
+        self.own(self.give_back(upstream))
 
     async def give_back(self, upstream: Upstream) -> None:
         """Reset ``upstream`` with DISCARD ALL and keep it; close it if that fails, the pool is full or closing."""
         key = (upstream.lease_id, upstream.params_key)
-        if self._closed or not upstream.healthy or self._full(key):
+        reserved = upstream in self._resetting
+        if not reserved and (self._closed or not upstream.healthy or self._full(key)):
             upstream.protocol.close()
             return
         self._resetting.add(upstream)
@@ -322,7 +391,7 @@ class UpstreamPool:
             self._resetting.discard(upstream)
             if not kept:
                 upstream.protocol.close()
-        if kept and self._full(key):  # others were reset meanwhile and filled the lease's share
+        if kept and len(self._idle.get(key, ())) >= self.max_idle:  # a guard; the reservation prevents this
             upstream.protocol.close()
         elif kept:
             upstream.idle_since = time.monotonic()
@@ -330,7 +399,9 @@ class UpstreamPool:
             asyncio.get_running_loop().call_later(self.idle_seconds, self._expire, key, upstream)
 
     def _full(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> bool:
-        return len(self._idle.get(key, ())) >= self.max_idle
+        """True when the idle connections of ``key``, with those being reset, fill its share."""
+        resetting = sum(1 for u in self._resetting if (u.lease_id, u.params_key) == key)
+        return len(self._idle.get(key, ())) + resetting >= self.max_idle
 
     def _expire(self, key: tuple[str, tuple[tuple[str, str], ...]], upstream: Upstream) -> None:
         """Close ``upstream`` if it is still idle after ``idle_seconds`` (idle logins do not pile up)."""
@@ -354,6 +425,9 @@ class UpstreamPool:
     def close_all(self) -> None:
         """Close every connection the pool holds and keep none handed back from now on."""
         self._closed = True
+        for timer in self._lease_timers.values():
+            timer.cancel()
+        self._lease_timers.clear()
         for idle in self._idle.values():
             for upstream in idle:
                 upstream.protocol.close()
