@@ -49,9 +49,9 @@ rules:
 BIG_ROWS = 100_000
 
 
-def root_sql(*statements: str, database: str | None = None) -> list[tuple[Any, ...]]:
-    """Run statements as MariaDB's root; the last one's rows."""
-    conn = pymysql.connect(**MARIADB, database=database, autocommit=True, connect_timeout=3)
+def root_sql(*statements: str, database: str | None = None, port: int = 3306) -> list[tuple[Any, ...]]:
+    """Run statements as MariaDB's root (the machine's server, or another on ``port``); the last one's rows."""
+    conn = pymysql.connect(**{**MARIADB, "port": port}, database=database, autocommit=True, connect_timeout=3)
     try:
         rows: list[tuple[Any, ...]] = []
         with conn.cursor() as cur:
@@ -74,8 +74,10 @@ def mariadb_or_skip() -> None:
 class MysqlGateway(RunningGateway):
     """A gateway whose one database, ``shop``, is a MariaDB database with customers, orders and a big table."""
 
-    def __init__(self, workdir: Path, policy: str = POLICY) -> None:
+    def __init__(self, workdir: Path, policy: str = POLICY, *, port: int = 3306, tls: str = "disable") -> None:
         self.workdir = workdir
+        self.server_port = port
+        self.tls = tls
         self.tag = secrets.token_hex(3)
         self.database = f"t_{self.tag}"
         self.admin = f"adm_{self.tag}"
@@ -108,6 +110,7 @@ class MysqlGateway(RunningGateway):
             f"GRANT ALL PRIVILEGES ON *.* TO '{admin}'@'%' WITH GRANT OPTION",
             f"GRANT {read} TO '{admin}'@'%' WITH ADMIN OPTION",
             f"GRANT {write} TO '{admin}'@'%' WITH ADMIN OPTION",
+            port=self.server_port,
         )
         secret = self.workdir / "admin.secret"
         secret.write_text(password + "\n")
@@ -119,9 +122,9 @@ class MysqlGateway(RunningGateway):
             "identity: {dev_issuer: true}\n"
             "api: {admin_groups: [sqlgate-admins], auditor_groups: [auditors]}\n"
             "databases:\n  shop:\n"
-            f"    engine: mysql\n    host: 127.0.0.1\n    port: 3306\n    dbname: {db}\n"
+            f"    engine: mysql\n    host: 127.0.0.1\n    port: {self.server_port}\n    dbname: {db}\n"
             f"    admin_user: {admin}\n    admin_password_file: {secret}\n"
-            f"    login_prefix: {self.login_prefix}\n    tls: disable\n"
+            f"    login_prefix: {self.login_prefix}\n    tls: {self.tls}\n"
             f"    roles: {{read: {read}, write: {write}}}\n"
             f"policy_file: {self.workdir / 'policy.yaml'}\n"
         )
@@ -148,14 +151,16 @@ class MysqlGateway(RunningGateway):
             self._thread.join(10)
             _close_loop(self.loop)
             logging.getLogger("sqlgate").removeHandler(self._logged)
-        users = root_sql(f"SELECT User FROM mysql.user WHERE User LIKE '{self.login_prefix}\\_%'")
+        port = self.server_port
+        users = root_sql(f"SELECT User FROM mysql.user WHERE User LIKE '{self.login_prefix}\\_%'", port=port)
         for (user,) in users:
-            root_sql(f"DROP USER IF EXISTS '{user}'@'%'")
+            root_sql(f"DROP USER IF EXISTS '{user}'@'%'", port=port)
         root_sql(
             f"DROP USER IF EXISTS '{self.admin}'@'%'",
             f"DROP ROLE IF EXISTS {self.roles['read']}",
             f"DROP ROLE IF EXISTS {self.roles['write']}",
             f"DROP DATABASE IF EXISTS {self.database}",
+            port=port,
         )
         self.assert_no_loop_errors()
 
