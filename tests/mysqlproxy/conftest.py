@@ -74,8 +74,11 @@ def mariadb_or_skip() -> None:
 class MysqlGateway(RunningGateway):
     """A gateway whose one database, ``shop``, is a MariaDB database with customers, orders and a big table."""
 
-    def __init__(self, workdir: Path, policy: str = POLICY, *, port: int = 3306, tls: str = "disable") -> None:
+    def __init__(
+        self, workdir: Path, policy: str = POLICY, *, port: int = 3306, tls: str = "disable", listen: str = "127.0.0.1"
+    ) -> None:
         self.workdir = workdir
+        self.listen = listen
         self.server_port = port
         self.tls = tls
         self.tag = secrets.token_hex(3)
@@ -118,7 +121,7 @@ class MysqlGateway(RunningGateway):
         (self.workdir / "policy.yaml").write_text(policy)
         (self.workdir / "sqlgate.yaml").write_text(
             f"data_dir: {self.workdir / 'data'}\n"
-            "listen: {postgres: '127.0.0.1:0', http: '127.0.0.1:0', mysql: '127.0.0.1:0'}\n"
+            f"listen: {{postgres: '127.0.0.1:0', http: '127.0.0.1:0', mysql: '{self.listen}:0'}}\n"
             "identity: {dev_issuer: true}\n"
             "api: {admin_groups: [sqlgate-admins], auditor_groups: [auditors]}\n"
             "databases:\n  shop:\n"

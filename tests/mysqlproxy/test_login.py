@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pymysql
 import pytest
+
+from tests.mysqlproxy.conftest import MysqlGateway
+from tests.tlskit import own_address
 
 
 def test_a_token_logs_in_and_the_server_sees_the_minted_login(mysql_gateway):
@@ -48,3 +53,35 @@ def test_an_unknown_database_is_refused_with_1049(mysql_gateway):
         )
     assert caught.value.args[0] == 1049
     assert "shop" in caught.value.args[1]
+
+
+OWN_ADDRESS = own_address()
+
+
+@pytest.mark.skipif(
+    OWN_ADDRESS is None, reason="needs a non-loopback IPv4 address on this machine (hostname -I lists none)"
+)
+def test_tls_is_required_off_loopback(tmp_path):
+    """On 0.0.0.0 a client without TLS is refused before it sends its token; with TLS it logs in."""
+    gateway = MysqlGateway(tmp_path, listen="0.0.0.0")  # noqa: S104 - the test needs a non-loopback client
+    try:
+        token = gateway.token("alice", ("engineers",))
+        for host in (OWN_ADDRESS, "127.0.0.1"):
+            with pytest.raises(pymysql.err.OperationalError) as caught:
+                pymysql.connect(
+                    host=host, port=gateway.mysql_port, user="alice", password=token, database="shop", ssl_disabled=True
+                )
+            assert caught.value.args[0] == 1045
+            assert "only over TLS" in caught.value.args[1]
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn = pymysql.connect(
+            host=OWN_ADDRESS, port=gateway.mysql_port, user="alice", password=token, database="shop", ssl=context
+        )
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+        conn.close()
+    finally:
+        gateway.stop()

@@ -321,3 +321,21 @@ def test_execute_parameters_decode_to_text_with_types_remembered():
     assert execute_params(long_data, 2, long_data=frozenset({0})).values == ("<long data>", "1")
     with pytest.raises(ProtocolError, match="no parameter types"):
         execute_params(b"\x00\x00", 1)
+
+
+def test_rsa_encrypted_password_decrypts_to_the_password_xor_scramble():
+    """caching_sha2_password without TLS: the server's key decrypts password + NUL XOR the scramble."""
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: PLC0415
+
+    from sqlgate.mywire.auth import rsa_encrypted_password  # noqa: PLC0415
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    scramble = bytes(range(1, 21))
+    sealed = rsa_encrypted_password("secret", scramble, pem)
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)  # noqa: S303
+    plain = key.decrypt(sealed, oaep)
+    assert bytes(b ^ scramble[i % 20] for i, b in enumerate(plain)) == b"secret\x00"
+    with pytest.raises(UpstreamError, match="does not load"):
+        rsa_encrypted_password("secret", scramble, b"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")

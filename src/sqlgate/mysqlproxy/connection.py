@@ -203,10 +203,9 @@ class MysqlClientConnection(asyncio.Protocol):
                 "42000",
                 f"database '{database}' is a {config.engine} database; connect to the PostgreSQL listener",
             )
-        if not self.login.tls_active and not is_loopback(self.source or ""):
-            return self.login.fail(
-                1045, "28000", "sqlgate takes tokens only over TLS from non-local clients; connect with --ssl"
-            )
+        if not self.login.tls_active and (self.listener.require_tls or not is_loopback(self.source or "")):
+            where = "on this listener" if self.listener.require_tls else "from non-local clients"
+            return self.login.fail(1045, "28000", f"sqlgate takes tokens only over TLS {where}; connect with --ssl")
         self.database = database
         return self.login.request_password()
 
