@@ -6,7 +6,7 @@ import pytest
 
 from sqlgate.errors import ProtocolError
 from sqlgate.pgwire.backend import CommandComplete, DataRow, ReadyForQuery, RowDescription, decode_backend
-from sqlgate.pgwire.framing import Frame, Framer
+from sqlgate.pgwire.framing import Frame, Framer, MessageTooLarge
 from sqlgate.pgwire.frontend import Query, Sync
 from sqlgate.pgwire.startup import SSLRequest, StartupMessage
 
@@ -137,3 +137,40 @@ def test_take_buffered_hands_over_the_rest():
     framer.feed(b"Q\x00\x00")
     assert framer.take_buffered() == b"Q\x00\x00"
     assert framer.buffered == 0
+
+
+def test_a_message_over_the_limit_is_refused_from_its_header_with_54000():
+    """Only the header has arrived: the framer refuses at once, with SQLSTATE 54000, buffering nothing."""
+    framer = Framer("frontend", max_size=1 << 20)
+    with pytest.raises(MessageTooLarge) as caught:
+        framer.split(b"Q" + (1 << 30).to_bytes(4, "big"))
+    assert caught.value.sqlstate == "54000"
+
+
+def test_long_copy_data_streams_in_pieces_whatever_the_limit():
+    """CopyData over the limit passes in pieces as it arrives; the message after it is framed as usual."""
+    framer = Framer("frontend", max_size=1 << 16, stream_types=b"d", stream_over=1024)
+    body = bytes(range(256)) * 1000
+    message = b"d" + (4 + len(body)).to_bytes(4, "big") + body
+    sync = Sync().encode()
+    stream = message + sync
+    pieces, kinds = [], []
+    for start in range(0, len(stream), 7000):
+        batch = framer.split(stream[start : start + 7000])
+        pieces.append(batch.data)
+        kinds += [kind for kind, _, _ in batch.index]
+        assert framer.buffered <= len(stream)
+    assert b"".join(pieces) == stream
+    assert set(kinds) == {ord("d"), ord("S")}
+    assert kinds[-1] == ord("S")
+    assert framer.buffered == 0
+
+
+def test_the_buffer_is_given_back_after_a_large_message():
+    """A large message arrives in chunks; once it is returned, the framer holds no buffer at its peak size."""
+    framer = Framer("frontend")
+    message = Query("select '" + "x" * (8 << 20) + "'").encode()
+    for start in range(0, len(message), 65536):
+        framer.split(message[start : start + 65536])
+    assert framer.buffered == 0
+    assert framer._buf.__alloc__() < 1 << 20  # the memory itself is what is tested

@@ -9,6 +9,7 @@ import struct
 import psycopg
 import pytest
 
+from sqlgate.pgwire.framing import Framer
 from sqlgate.pgwire.frontend import Query
 from tests.gateway import DEMO_POLICY
 from tests.proxy.tuned import TunedGateway, error_of, logged_in, records, wait_for
@@ -90,8 +91,6 @@ def tuned(pg_server, pg_database, tmp_path):
 
 def test_the_login_timeout_is_a_setting(tuned):
     """A client that never finishes its login is dropped after proxy.login_timeout, with 08P01."""
-    from sqlgate.pgwire.framing import Framer
-
     with socket.create_connection(("127.0.0.1", tuned.pg_port), timeout=20) as sock:
         error = error_of(sock, Framer("backend"))
     assert error is not None

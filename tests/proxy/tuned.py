@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from sqlgate.audit.search import search
-from sqlgate.pgwire.framing import Framer
 from sqlgate.pgwire.auth import PasswordMessage
+from sqlgate.pgwire.framing import Framer
 from sqlgate.pgwire.notices import ErrorResponse
 from sqlgate.pgwire.startup import StartupMessage
 from tests.gateway import RunningGateway

@@ -51,6 +51,7 @@ from sqlgate.pgwire import (
     error_response,
 )
 from sqlgate.pgwire.actions import Action
+from sqlgate.pgwire.framing import MessageTooLarge
 from sqlgate.pgwire.startup import PROTOCOL_3_0
 from sqlgate.policy.decide import Decision
 from sqlgate.proxy.relay import Relay, StatementRecord
@@ -105,7 +106,9 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.source = str(peer[0]) if peer else None
         self.handshake = ClientHandshake(
-            tls_available=self.listener.tls_context is not None, require_tls=self.listener.require_tls
+            tls_available=self.listener.tls_context is not None,
+            require_tls=self.listener.require_tls,
+            max_message_size=self.services.settings.proxy.max_message_bytes,
         )
         loop = asyncio.get_running_loop()
         login_timeout = self.services.settings.proxy.login_timeout.total_seconds()
@@ -120,6 +123,9 @@ class ClientConnection(asyncio.Protocol):
                     self._end("the client ended the session")
             elif self.handshake is not None:
                 self._run(self.handshake.receive(data))
+        except MessageTooLarge as exc:
+            limit = self.services.settings.proxy.max_message_bytes
+            self._fatal("54000", str(exc), hint=f"the gateway's proxy.max_message_bytes is {limit}")
         except ProtocolError as exc:
             self._fatal("08P01", str(exc))
         except AuditQueueFull:
@@ -331,6 +337,9 @@ class ClientConnection(asyncio.Protocol):
             masking=masking,
         )
         self.relay.transaction_status = upstream.transaction_status
+        self.relay.client_framer.max_size = self.services.settings.proxy.max_message_bytes
+        self.relay.client_framer.stream_types = b"d"  # COPY data streams through, whatever its size
+        self.relay.server_framer.stream_types = b"d" if masking is not None else b"dD"  # masking reads whole rows
         upstream.protocol.attach(self._server_data, self._on_upstream_lost, self._pause_client)
         self.session = LiveSession(
             id=new_session_id(),
