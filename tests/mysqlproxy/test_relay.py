@@ -10,7 +10,17 @@ from sqlgate.errors import ProtocolError
 from sqlgate.mysqlproxy.masking import MysqlMasking
 from sqlgate.mysqlproxy.relay import Relay, StatementRecord
 from sqlgate.mysqlproxy.statements import Kill, StatementPolicy
-from sqlgate.mywire.commands import OtherCommand, Query, Simple, StmtExecute, StmtPrepare, encode_execute_params
+from sqlgate.mywire.commands import (
+    FieldList,
+    OtherCommand,
+    Query,
+    Simple,
+    StmtClose,
+    StmtExecute,
+    StmtPrepare,
+    StmtSendLongData,
+    encode_execute_params,
+)
 from sqlgate.mywire.constants import Capability, ColumnType, Command, Status
 from sqlgate.mywire.packets import PacketReader, encode
 from sqlgate.mywire.results import (
@@ -212,3 +222,57 @@ def test_kill_dataclass_is_what_the_listener_gets():
     wire.client(Query("KILL QUERY 7").encode())
     wire.client(Query("KILL 8").encode())
     assert seen == [Kill(7, query_only=True), Kill(8, query_only=False)]
+
+
+def prepared(wire: Wire, statement_id: int = 5, params: int = 1) -> None:
+    wire.client(StmtPrepare("SELECT id FROM customers WHERE id = ?").encode())
+    param = ColumnDefinition("", "", "", "?", "", 63, 0, ColumnType.LONGLONG)
+    wire.server(PrepareOk(statement_id, 1, params).encode(), *[param.encode()] * params, ID.encode())
+    wire.replies()
+
+
+def test_long_data_close_and_reset_connection():
+    """SEND_LONG_DATA and CLOSE get no reply; long data shows in the record; RESET_CONNECTION forgets statements."""
+    wire = Wire(deprecate_eof=True)
+    prepared(wire)
+    wire.client(StmtSendLongData(5, 0, b"chunk").encode())
+    assert wire.replies() == []
+    block = b"\x00\x01" + struct.pack("<H", ColumnType.BLOB)  # not NULL, types bound, the value came as long data
+    wire.client(StmtExecute(5, 0, 1, block).encode())
+    wire.server(Ok().encode())
+    assert wire.records[-1].params == ("<long data>",)
+    wire.client(StmtClose(5).encode())
+    assert wire.relay.idle
+    prepared(wire, statement_id=6)
+    wire.client(Simple(Command.RESET_CONNECTION).encode())
+    wire.server(Ok().encode())
+    wire.replies()
+    wire.client(StmtExecute(6, 0, 1, b"\x00\x00").encode())
+    assert "not prepared" in Err.decode(wire.replies()[-1].payload).message
+
+
+def test_field_list_statistics_and_cursors():
+    """COM_FIELD_LIST ends at its EOF; COM_STATISTICS' bare string is one reply; cursors are refused."""
+    wire = Wire(deprecate_eof=True)
+    wire.client(FieldList("customers").encode())
+    with_default = ColumnDefinition("shop", "customers", "customers", "id", "id", 63, 11, ColumnType.LONG, default=b"")
+    wire.server(with_default.encode(), Eof().encode())
+    assert wire.relay.idle
+    wire.client(Simple(Command.STATISTICS).encode())
+    wire.server(b"Uptime: 5  Threads: 1")
+    assert wire.relay.idle
+    prepared(wire, statement_id=7)
+    wire.client(StmtExecute(7, 1, 1, b"\x00\x00").encode())  # CURSOR_TYPE_READ_ONLY
+    assert "cursors" in Err.decode(wire.replies()[-1].payload).message
+
+
+def test_errors_are_scrubbed_under_a_masking_grant():
+    """A server error quoting a value keeps its code and SQLSTATE, not its text, when the grant masks."""
+    wire = Wire(mask=True)
+    wire.client(Query("SELECT id FROM customers").encode())
+    wire.server(Err(1062, "23000", "Duplicate entry 'alice@example.com' for key 'email'").encode())
+    (reply,) = wire.replies()
+    error = Err.decode(reply.payload)
+    assert (error.code, error.sqlstate) == (1062, "23000")
+    assert "alice" not in error.message
+    assert "alice" not in (wire.records[-1].error or "")
