@@ -320,3 +320,20 @@ def test_visitors_and_non_admins_are_refused_and_sign_out_works(gateway, people)
     alice.check("signed-out")
     alice.page.goto("/ui")
     assert alice.page.url == f"{gateway.http_url}/ui/login"
+
+
+def test_a_link_from_another_site_keeps_the_sign_in(gateway, people):
+    """A link in chat or a webhook's message: the Strict cookie stays behind on that first request."""
+    from playwright.sync_api import expect  # noqa: PLC0415
+
+    dana = people(DANA)
+    dana.sign_in()
+    before = {c["name"]: c["value"] for c in dana.context.cookies()}["sqlgate_console"]
+    elsewhere = f'<!doctype html><a href="{gateway.http_url}/ui/audit?type=auth.success">a link elsewhere</a>'
+    dana.page.route("http://chat.example.test/**", lambda route: route.fulfill(body=elsewhere, content_type="text/html"))
+    dana.page.goto("http://chat.example.test/")
+    dana.page.get_by_role("link", name="a link elsewhere").click()
+    expect(dana.page.get_by_role("heading", name="Audit log")).to_be_visible()
+    expect(dana.page.get_by_label("Type")).to_have_value("auth.success")
+    after = {c["name"]: c["value"] for c in dana.context.cookies()}["sqlgate_console"]
+    assert after == before

@@ -309,3 +309,12 @@ def test_a_console_sign_in_is_audited_like_any_token(gateway, http):
         ("auth.success", "success", "console")
     ]
     assert found.records[0]["principal"]["groups"] == ["analysts"]
+
+
+def test_a_cross_site_arrival_without_the_cookie_opens_the_page_again_from_here(http):
+    answer = http.get("/ui/requests?x=1&y=2", headers={"Sec-Fetch-Site": "cross-site"})
+    assert answer.status_code == 200
+    assert '<meta http-equiv="refresh" content="0; url=/ui/requests?x=1&amp;y=2">' in answer.text
+    assert "set-cookie" not in answer.headers  # the browser's sign-in cookie is left alone
+    same_site = http.get("/ui/requests", headers={"Sec-Fetch-Site": "same-origin"})
+    assert same_site.status_code == 303  # and from this site, a visitor without a cookie goes to sign in

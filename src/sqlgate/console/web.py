@@ -258,8 +258,12 @@ class ConsoleRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def console_handler(request: Request) -> Response:
+            response: Response
             try:
-                response = await handler(request)
+                if _arrived_from_another_site(request):
+                    response = _continue_here(request)
+                else:
+                    response = await handler(request)
             except SignInNeeded:
                 response = _to_sign_in(request)
             except Refused as exc:
@@ -276,6 +280,44 @@ class ConsoleRoute(APIRoute):
             return response
 
         return console_handler
+
+
+def _arrived_from_another_site(request: Request) -> bool:
+    """A page opened from a link on another site: the browser kept the SameSite=Strict cookie back.
+
+    Answering as to a signed-out visitor would replace the sign-in cookie, so such a request gets a
+    page that opens the same address again, from this site, cookie included. The issuer's redirect
+    back to the sign-in callback is exempt: it needs no session.
+    """
+    return (
+        request.method == "GET"
+        and request.headers.get("sec-fetch-site") == "cross-site"
+        and COOKIE not in request.cookies
+        and request.url.path != f"{PREFIX}/login/callback"
+        and not request.url.path.startswith(f"{PREFIX}/static/")
+    )
+
+
+def _continue_here(request: Request) -> Response:
+    """A page that opens this request's address again from this site (it sets no cookie, shows no one)."""
+    query = request.url.query
+    target = request.url.path + (f"?{query}" if query else "")  # a path, never another host
+    page = (
+        console_of(request)
+        .templates.get_template("continue.html")
+        .render(
+            user=None,
+            csrf_token="",
+            messages=[],
+            is_admin=False,
+            is_auditor=False,
+            path=request.url.path,
+            version=__version__,
+            title="sqlgate",
+            target=target,
+        )
+    )
+    return HTMLResponse(page)
 
 
 def _refusal(request: Request, status: int, title: str, message: str) -> Response:
