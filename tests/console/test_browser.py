@@ -330,8 +330,9 @@ def test_a_link_from_another_site_keeps_the_sign_in(gateway, people):
     dana.sign_in()
     before = {c["name"]: c["value"] for c in dana.context.cookies()}["sqlgate_console"]
     elsewhere = f'<!doctype html><a href="{gateway.http_url}/ui/audit?type=auth.success">a link elsewhere</a>'
-    dana.page.route("http://chat.example.test/**", lambda route: route.fulfill(body=elsewhere, content_type="text/html"))
-    dana.page.goto("http://chat.example.test/")
+    chat = "http://chat.example.test/"
+    dana.page.route(f"{chat}**", lambda route: route.fulfill(body=elsewhere, content_type="text/html"))
+    dana.page.goto(chat)
     dana.page.get_by_role("link", name="a link elsewhere").click()
     expect(dana.page.get_by_role("heading", name="Audit log")).to_be_visible()
     expect(dana.page.get_by_label("Type")).to_have_value("auth.success")
