@@ -8,7 +8,7 @@ import time
 import pymysql
 import pytest
 
-from tests.mysqlproxy.conftest import records, root_sql
+from tests.mysqlproxy.conftest import POLICY, MysqlGateway, records, root_sql
 
 
 def _wait_for(condition, timeout: float = 30.0):
@@ -103,3 +103,37 @@ def test_an_administrator_ends_a_session(mysql_gateway):
     with pytest.raises(pymysql.err.MySQLError), conn.cursor() as cur:
         cur.execute("SELECT 1")
     conn.close()
+
+
+BRIEF_POLICY = (
+    POLICY + "  - name: brief\n    who: {groups: [brief]}\n    databases: [shop]\n    role: read\n    max_ttl: 2s\n"
+)
+
+
+def test_the_session_ends_when_the_grant_does(tmp_path):
+    """A grant of two seconds: the session works, then ends with the reason recorded; login and start are audited."""
+    gateway = MysqlGateway(tmp_path, BRIEF_POLICY)
+    try:
+        conn = gateway.connect(gateway.token("bea", ("brief",)), user="bea")
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+
+        def ended() -> bool:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+            except pymysql.err.MySQLError:
+                return True
+            time.sleep(0.2)
+            return False
+
+        _wait_for(ended)
+        conn.close()
+        reasons = _wait_for(lambda: [r["reason"] for r in records(gateway, "session.end")])
+        assert any("time limit" in (reason or "") for reason in reasons)
+        (started,) = records(gateway, "session.start")
+        assert started["data"]["protocol"] == "mysql"
+        logins = [r for r in records(gateway, "auth.success") if r["data"]["protocol"] == "mysql"]
+        assert len(logins) == 1
+    finally:
+        gateway.stop()
