@@ -49,6 +49,15 @@ VERIFY_SECONDS = Histogram(
     ["result"],
     buckets=LATENCY_BUCKETS,
 )
+LOGINS_THROTTLED = Counter(
+    "sqlgate_logins_throttled_total",
+    "Logins refused without verifying the token, their source or subject backing off after failures, by scope.",
+    ["scope"],
+)
+LOGIN_FAILURES_SUMMARISED = Counter(
+    "sqlgate_login_failures_summarised_total",
+    "Failed or throttled logins counted into a per-source summary record instead of an audit record each.",
+)
 
 
 class SessionCollector(Collector):

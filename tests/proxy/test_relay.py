@@ -95,9 +95,7 @@ def test_a_malformed_answer_still_records_the_statements_it_completed():
 def test_a_refused_parse_is_answered_at_once_when_nothing_is_owed():
     """Asyncpg sends Parse, Describe, Flush and waits: the refusal must not wait for a Sync."""
     wire = Wire(Guardrails(deny=["write"]))
-    wire.relay.client_data(
-        Parse("", "DELETE FROM t").encode() + Describe("S", "").encode() + Flush().encode()
-    )
+    wire.relay.client_data(Parse("", "DELETE FROM t").encode() + Describe("S", "").encode() + Flush().encode())
     assert wire.to_server == []
     assert len(wire.to_client) == 1
     assert b"42501" in wire.to_client[0]
@@ -111,8 +109,11 @@ def test_a_refused_parse_after_forwarded_work_waits_for_the_servers_answers():
     """Later in a pipeline the error keeps its place: before the ReadyForQuery that ends the batch."""
     wire = Wire(Guardrails(deny=["write"]))
     wire.relay.client_data(
-        Parse("", "SELECT 1").encode() + Bind("", "").encode() + Execute("").encode()
-        + Parse("", "DELETE FROM t").encode() + Sync().encode()
+        Parse("", "SELECT 1").encode()
+        + Bind("", "").encode()
+        + Execute("").encode()
+        + Parse("", "DELETE FROM t").encode()
+        + Sync().encode()
     )
     assert wire.to_client == []
     wire.relay.server_data(CommandComplete("SELECT 1").encode() + ReadyForQuery("I").encode())
@@ -135,8 +136,12 @@ def _answer_with_rows(wire: Wire, *, describe: bool) -> None:
     rows = DataRow((b"7", b"zed@example.com")).encode()
     described = RowDescription(fields).encode() if describe else b""
     wire.relay.server_data(
-        ParseComplete().encode() + BindComplete().encode() + described + rows
-        + CommandComplete("SELECT 1").encode() + ReadyForQuery("I").encode()
+        ParseComplete().encode()
+        + BindComplete().encode()
+        + described
+        + rows
+        + CommandComplete("SELECT 1").encode()
+        + ReadyForQuery("I").encode()
     )
 
 
@@ -144,7 +149,9 @@ def test_an_execute_without_describe_gets_the_gateways_own_describe_and_masked_r
     """Parse/Bind/Execute/Sync with no Describe (pgjdbc's way for a known statement): rows are still masked."""
     wire = _masking_wire()
     wire.relay.client_data(
-        Parse("", "SELECT id, email FROM customers").encode() + Bind("", "").encode() + Execute("").encode()
+        Parse("", "SELECT id, email FROM customers").encode()
+        + Bind("", "").encode()
+        + Execute("").encode()
         + Sync().encode()
     )
     sent = b"".join(wire.to_server)

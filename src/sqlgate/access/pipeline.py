@@ -21,7 +21,8 @@ class AccessPipeline:
     """
 
     def __init__(self, services: Services) -> None:
-        self.authentication = Authentication(services.authenticator, services.audit)
+        self.authentication = Authentication(services.authenticator, services.audit, services.settings.auth.failures)
+        services.on_close.append(self.authentication.aclose)  # open failed-login summaries are recorded
         self.decisions = Decisions(services.decide_with_grants, services.audit)
         self.masking = MaskingService(services.deployment_id.encode())
 
