@@ -71,3 +71,14 @@ def test_an_unmasked_grant_sees_the_values(mysql_gateway):
         assert rows(conn, "SELECT email, ssn FROM customers WHERE id = 1") == [("alice@example.com", "123-45-6789")]
     finally:
         conn.close()
+
+
+def test_a_derived_table_or_cte_posing_as_a_base_table_is_masked_whole(analyst):
+    """A derived table or CTE named customers hides REVERSE(email) as customers.email: masked whole.
+
+    MariaDB reports the alias as org_table; trusting it, the email mask would show the reversed local part.
+    """
+    derived = "SELECT email FROM (SELECT REVERSE(email) AS email FROM customers) AS customers ORDER BY 1"
+    assert rows(analyst, derived) == [("****",), ("****",)]
+    cte = "WITH customers AS (SELECT REVERSE(email) AS email FROM customers) SELECT email FROM customers"
+    assert {value for (value,) in rows(analyst, cte)} == {"****"}

@@ -51,6 +51,7 @@ class Shape:
 
     items: tuple[tuple[str | None, Lineage], ...] | None  # (output name if known, lineage); None: cannot tell
     has_star: bool = False
+    shadowed: frozenset[str] = frozenset()  # names of derived tables and CTEs: they may pose as a base table
 
 
 @dataclass
@@ -138,7 +139,7 @@ class MysqlMasking:
                 items.append((None, UNKNOWN))
                 continue
             items.append((item.alias_or_name or None, _lineage(item, tables)))
-        return Shape(tuple(items), star)
+        return Shape(tuple(items), star, _shadowing_names(select))
 
     # -- plans ------------------------------------------------------------------
 
@@ -157,18 +158,26 @@ class MysqlMasking:
         if self.catalog_changed:
             return UNKNOWN
         if column.org_table and column.org_name:
-            schema = (column.schema or self.database).lower()
-            relation = f"{schema}.{column.org_table.lower()}"
-            if schema in SYSTEM_SCHEMAS or relation in self.base_tables:
-                source = Column(relation, column.org_name.lower())
-                return Lineage(frozenset({source}), source)
-            return UNKNOWN
+            return self._base_column(shape, column)
         if column.org_table or shape is None or shape.items is None:
             return UNKNOWN
         if not shape.has_star and len(shape.items) == count:  # one result column per select item, in order
             return shape.items[index][1]
         named = [lineage for name, lineage in shape.items if name == column.name]
         return named[0] if len(named) == 1 else UNKNOWN
+
+    def _base_column(self, shape: Shape | None, column: ColumnDefinition) -> Lineage:
+        """A column whose definition names its table: that column, when the table is a base table for certain."""
+        schema = (column.schema or self.database).lower()
+        table = column.org_table.lower()
+        relation = f"{schema}.{table}"
+        source = Column(relation, column.org_name.lower())
+        if schema in SYSTEM_SCHEMAS:
+            return Lineage(frozenset({source}), source)
+        # a derived table or CTE named like a base table reports that name: only a parse without one proves it
+        if shape is None or shape.items is None or table in shape.shadowed or relation not in self.base_tables:
+            return UNKNOWN
+        return Lineage(frozenset({source}), source)
 
 
 def _sources(node: exp.Expression) -> list[tuple[str, exp.Expression]]:
@@ -187,6 +196,13 @@ def _sources(node: exp.Expression) -> list[tuple[str, exp.Expression]]:
     for call in node.find_all(exp.Anonymous):
         sources += [(f"function {call.name}()", arg) for arg in call.expressions]
     return sources
+
+
+def _shadowing_names(node: exp.Expression) -> frozenset[str]:
+    """Names of every derived table and CTE in ``node`` (lower-case)."""
+    names = {sub.alias.lower() for sub in node.find_all(exp.Subquery) if sub.alias}
+    names |= {cte.alias.lower() for cte in node.find_all(exp.CTE) if cte.alias}
+    return frozenset(names)
 
 
 def _assigned(item: exp.Expression) -> exp.Expression:
