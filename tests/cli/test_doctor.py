@@ -125,3 +125,15 @@ def write_certificate(cert_path, key_path, *, not_after):
     key_path.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
+
+
+def test_the_connection_budget_is_checked_against_the_servers_max_connections(site, pg_server):
+    """connection_limit above the server's max_connections: a warning naming both, with what to change."""
+    pg_server.psql(f"GRANT {site['write']} TO {site['admin']} WITH ADMIN OPTION")
+    with (site["path"] / "sqlgate.yaml").open("a") as settings:
+        settings.write("    connection_limit: 100000\n")
+    _code, _report, checks = doctor_json()
+    budget = checks["connections demo"]
+    assert budget["status"] == "warn"
+    assert "databases.demo.connection_limit (100000)" in budget["message"]
+    assert "max_connections" in budget["message"]

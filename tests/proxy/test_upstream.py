@@ -9,7 +9,7 @@ import pytest
 
 from sqlgate.config import DatabaseConfig
 from sqlgate.pgwire.upstream_handshake import UpstreamLogin
-from sqlgate.proxy.upstream import Upstream, UpstreamPool, connect_upstream
+from sqlgate.proxy.upstream import Upstream, UpstreamFull, UpstreamPool, connect_upstream
 
 
 @pytest.fixture
@@ -128,3 +128,43 @@ async def test_idle_connections_are_closed_when_they_have_been_idle_too_long(log
     assert len(pool) == 0
     assert await closed(upstream)
     await pool.aclose()
+
+
+async def test_a_connection_handed_back_takes_its_place_at_once(login_role):
+    """The cap counts connections being reset: past it, a connection handed back is closed then, not after a reset."""
+    pool = UpstreamPool(max_idle=2)
+    upstreams = [await connect(login_role) for _ in range(5)]
+    for upstream in upstreams:
+        pool.give_back_soon(upstream)
+    assert sum(upstream.protocol.transport.is_closing() for upstream in upstreams) == 3  # before any reset ran
+    await asyncio.sleep(0.5)
+    assert len(pool) == 2
+    await pool.aclose()
+
+
+async def test_a_leases_idle_connections_close_after_its_last_session_ends(login_role):
+    """No session of the lease for idle_seconds after its last one ended: nothing of the lease stays open."""
+    pool = UpstreamPool(idle_seconds=0.3)
+    upstreams = [await connect(login_role) for _ in range(2)]
+    pool.session_started("lease-1")
+    pool.session_started("lease-1")
+    for upstream in upstreams:
+        await pool.give_back(upstream)
+        pool.session_ended("lease-1")
+    assert len(pool) == 2
+    await asyncio.sleep(0.6)
+    assert len(pool) == 0
+    assert all([await closed(upstream) for upstream in upstreams])
+    await pool.aclose()
+
+
+async def test_too_many_connections_for_a_login_names_the_setting_to_raise(login_role, pg_server):
+    """The login's CONNECTION LIMIT refuses a connection: 53300, and the hint names connection_limit."""
+    config, login = login_role
+    pg_server.psql(f"ALTER ROLE {login.user} CONNECTION LIMIT 1")
+    first = await connect(login_role)
+    with pytest.raises(UpstreamFull) as caught:
+        await connect_upstream(config, login, "lease-1", (), alias="demo")
+    assert caught.value.sqlstate == "53300"
+    assert "databases.demo.connection_limit" in (caught.value.hint or "")
+    first.protocol.close()

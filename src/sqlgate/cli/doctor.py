@@ -20,8 +20,9 @@ import typer
 from rich.markup import escape
 
 from sqlgate.cli.common import ConfigOption, JsonOption, console, print_json
-from sqlgate.config import DatabaseConfig, IssuerConfig, Settings, find_config, load_settings
+from sqlgate.config import DatabaseConfig, IssuerConfig, ProxyConfig, Settings, find_config, load_settings
 from sqlgate.errors import ConfigError, SqlgateError
+from sqlgate.proxy.budget import SERVER_LIMITS_SQL, ServerLimits, budget_problems, budget_summary
 
 Status = Literal["ok", "warn", "fail"]
 CERT_WARN_DAYS = 14
@@ -87,7 +88,33 @@ def run_checks(config: Path | None) -> list[Check]:
 
 
 async def _database_checks(settings: Settings) -> list[Check]:
-    return [await check_database(alias, db) for alias, db in settings.databases.items()]
+    checks = []
+    for alias, db in settings.databases.items():
+        checks.append(await check_database(alias, db))
+        if db.engine == "postgres" and checks[-1].status != "fail":
+            checks.append(await check_connection_budget(alias, db, settings.proxy))
+    return checks
+
+
+async def check_connection_budget(alias: str, db: DatabaseConfig, proxy: ProxyConfig) -> Check:
+    """The pool's idle cap, the logins' connection_limit and the server's max_connections, together."""
+    from sqlgate.broker.backends.postgres import PostgresBackend  # noqa: PLC0415 - asyncpg only when needed
+
+    name = f"connections {alias}"
+    try:
+        async with asyncio.timeout(DB_TIMEOUT):
+            conn = await PostgresBackend(db)._connect(db.dbname)  # noqa: SLF001 - the broker's own TLS and login
+            try:
+                row = await conn.fetchrow(SERVER_LIMITS_SQL)
+            finally:
+                await conn.close()
+    except (SqlgateError, OSError, TimeoutError, Exception) as exc:
+        return Check(name, "warn", f"cannot read max_connections: {_first_line(exc)}", "check the admin login")
+    server = ServerLimits(int(row[0]), int(row[1]))
+    problems = budget_problems(alias, db, proxy, server)
+    if problems:
+        return Check(name, "warn", "; ".join(problems), "change the settings named above")
+    return Check(name, "ok", budget_summary(alias, db, proxy, server))
 
 
 async def check_database(alias: str, db: DatabaseConfig) -> Check:

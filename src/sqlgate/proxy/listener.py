@@ -8,7 +8,8 @@ import logging
 import ssl
 from typing import Any
 
-from sqlgate.config import is_loopback, split_host_port
+from sqlgate.config import DatabaseConfig, is_loopback, split_host_port
+from sqlgate.proxy.budget import SERVER_LIMITS_SQL, ServerLimits, budget_problems
 from sqlgate.proxy.connection import ClientConnection, new_backend_key
 from sqlgate.proxy.tls import server_context
 from sqlgate.proxy.upstream import UpstreamPool, send_cancel
@@ -46,6 +47,21 @@ class PgListener:
         log.info(
             "PostgreSQL listener on %s:%s (TLS %s)", self.host, self.port, "required" if self.require_tls else "offered"
         )
+        self.pool.own(self._check_budgets())  # the pool ends it with the gateway
+
+    async def _check_budgets(self) -> None:
+        """Warn at start when the idle cap, connection_limit and max_connections work against each other."""
+        settings = self.services.settings
+        for alias, db in settings.databases.items():
+            if db.engine != "postgres":
+                continue
+            try:
+                server = await _server_limits(db)
+            except Exception as exc:  # only a warning is at stake; the database may be down
+                log.info("could not read max_connections of %s: %s", alias, exc)
+                server = None
+            for problem in budget_problems(alias, db, settings.proxy, server):
+                log.warning("connection budget: %s (`sqlgate doctor` checks it)", problem)
 
     def stop_accepting(self) -> None:
         """Close the listening socket; connections already accepted go on (the drain on SIGTERM)."""
@@ -115,3 +131,16 @@ class PgListener:
         upstream = found[0].upstream
         if upstream is not None:
             await send_cancel(upstream)
+
+
+async def _server_limits(db: DatabaseConfig) -> ServerLimits:
+    """The server's max_connections and reserved slots, read with the broker's admin login."""
+    from sqlgate.broker.backends.postgres import PostgresBackend  # noqa: PLC0415 - asyncpg only when needed
+
+    async with asyncio.timeout(10):
+        conn = await PostgresBackend(db)._connect(db.dbname)  # noqa: SLF001 - the broker's own TLS and login
+        try:
+            row = await conn.fetchrow(SERVER_LIMITS_SQL)
+        finally:
+            await conn.close()
+    return ServerLimits(int(row[0]), int(row[1]))
