@@ -144,8 +144,9 @@ def test_sign_out_forgets_the_session_on_the_server(http):
     old = http.cookies["sqlgate_console"]
     answer = http.post("/ui/logout", data={"csrf_token": token})
     assert answer.status_code == 303
-    assert answer.headers["location"] == "/ui/login"
-    assert "You have signed out." in http.get("/ui/login").text
+    assert answer.headers["location"] == "/ui/login?signed_out"
+    assert "You have signed out." in http.get(answer.headers["location"]).text
+    assert http.cookies["sqlgate_console"] != old
     with httpx.Client(base_url=str(http.base_url), cookies={"sqlgate_console": old}) as replay:
         assert replay.get("/ui").status_code == 303  # the old cookie value no longer signs anyone in
 

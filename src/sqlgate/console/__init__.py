@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Response
 
 from sqlgate.api.state import ApiState
 from sqlgate.console import access, admin, signin
+from sqlgate.console.sessions import ConsoleSessions
 from sqlgate.console.web import PREFIX, Console, ConsoleRoute, Refused, redirect
 from sqlgate.identity.devissuer import DevIssuer
 from sqlgate.services import Services
@@ -57,7 +58,7 @@ _ASSETS = _load_assets()
 def mount(app: FastAPI, services: Services, api: ApiState) -> Console:
     """Serve the console on ``app`` under ``/ui``, over ``services`` and the API's state."""
     dev = DevIssuer.from_settings(services.settings) if services.settings.identity.dev_issuer else None
-    console = Console(services, api, dev_issuer=dev)
+    console = Console(services, api, ConsoleSessions(services.store), dev_issuer=dev)
     app.state.console = console
     services.on_close.append(console.close)
     for router in (static_router, signin.router, access.router, admin.router, fallback_router):

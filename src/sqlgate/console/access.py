@@ -20,7 +20,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlgate.api.routes.access import reachable_databases
 from sqlgate.api.routes.requests import _may_see as may_see  # the API's own visibility rule
 from sqlgate.config import format_duration, parse_duration
-from sqlgate.console.web import PREFIX, ConsoleRoute, checked_form, console_of, redirect, render, signed_in
+from sqlgate.console.web import PREFIX, ConsoleRoute, checked_form, console_of, flash, redirect, render, signed_in
 from sqlgate.errors import SqlgateError
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.approvals import RequestPreview
@@ -88,9 +88,9 @@ async def my_databases(request: Request, principal: Principal) -> list[DatabaseC
 @router.get("")
 async def my_access(request: Request) -> Response:
     """Each database I may use, the role, the time limit and why, with connection lines and Request access."""
-    _session, principal = signed_in(request)
+    _session, principal = await signed_in(request)
     cards = await my_databases(request, principal)
-    return render(request, "access.html", title="My access", cards=cards, request_link=request_link)
+    return await render(request, "access.html", title="My access", cards=cards, request_link=request_link)
 
 
 @router.get("/requests/new")
@@ -100,7 +100,7 @@ async def request_form(
     role: Annotated[str | None, Query(max_length=63)] = None,
 ) -> Response:
     """The Request access form: Role, Duration, Reason."""
-    _session, principal = signed_in(request)
+    _session, principal = await signed_in(request)
     return await _request_form(request, principal, database, role)
 
 
@@ -122,7 +122,7 @@ async def _request_form(  # noqa: PLR0913 - the form's fields, echoed back after
         decision = await console.api.engine.decide(principal, database, name)
         if decision.outcome == "needs_approval":
             roles.append((name, format_duration(decision.ttl) if decision.ttl is not None else None))
-    return render(
+    return await render(
         request,
         "request_form.html",
         status=status,
@@ -139,7 +139,7 @@ async def _request_form(  # noqa: PLR0913 - the form's fields, echoed back after
 @router.post("/requests")
 async def file_request(request: Request) -> Response:
     """File an access request (the service decides whether it may be filed, and caps it)."""
-    session, principal = signed_in(request)
+    session, principal = await signed_in(request)
     form = await checked_form(request, session)
     console = console_of(request)
     database, role = form.get("database", ""), form.get("role", "")
@@ -166,7 +166,12 @@ async def file_request(request: Request) -> Response:
             reason=reason,
         )  # fmt: skip
     await console.services.audit.flush()  # the step's audit record is durable before we answer
-    session.flash("ok", f"Request filed: {filed.role} on {filed.database} for {format_duration(filed.duration)}.")
+    await flash(
+        request,
+        session,
+        "ok",
+        f"Request filed: {filed.role} on {filed.database} for {format_duration(filed.duration)}.",
+    )
     return redirect(f"{PREFIX}/requests")
 
 
@@ -181,7 +186,7 @@ class InboxItem:
 @router.get("/requests")
 async def requests_page(request: Request) -> Response:
     """My requests with their state; for approvers, the inbox with Approve and Deny."""
-    _session, principal = signed_in(request)
+    _session, principal = await signed_in(request)
     console = console_of(request)
     service = console.services.requests
     mine = await service.list(principal_key=principal.key, limit=100)
@@ -189,43 +194,48 @@ async def requests_page(request: Request) -> Response:
     deciding = [r for r in pending if r.principal_key != principal.key and may_see(console.api, principal, r)]
     previews = await service.previews(deciding, principal)
     inbox = [InboxItem(request, previews.get(request.id)) for request in deciding]
-    return render(request, "requests.html", title="Requests", mine=mine, inbox=inbox, when=_when)
+    return await render(request, "requests.html", title="Requests", mine=mine, inbox=inbox, when=_when)
 
 
 @router.post("/requests/{request_id}/approve")
 async def approve(request: Request, request_id: RequestId) -> Response:
     """Approve a pending request (the service checks the approver, never the requester)."""
-    session, principal = signed_in(request)
+    session, principal = await signed_in(request)
     await checked_form(request, session)
     services = console_of(request).services
     try:
         approved = await services.requests.approve(request_id, principal)
     except SqlgateError as exc:
-        session.flash("error", f"Not approved: {exc}")
+        await flash(request, session, "error", f"Not approved: {exc}")
         return redirect(f"{PREFIX}/requests")
     await services.audit.flush()  # the step's audit record is durable before we answer
     services.grants.forget()
     who = f"{approved.requester_name}: {approved.role} on {approved.database}"
     if approved.status == "approved" and approved.expires_at is not None:
-        session.flash("ok", f"Approved {who}, until {_when(approved.expires_at)}.")
+        await flash(request, session, "ok", f"Approved {who}, until {_when(approved.expires_at)}.")
     else:
-        session.flash("ok", f"Your approval of {who} is recorded ({approved.approvals} of {approved.min_approvals}).")
+        await flash(
+            request,
+            session,
+            "ok",
+            f"Your approval of {who} is recorded ({approved.approvals} of {approved.min_approvals}).",
+        )
     return redirect(f"{PREFIX}/requests")
 
 
 @router.post("/requests/{request_id}/deny")
 async def deny(request: Request, request_id: RequestId) -> Response:
     """Deny a pending request, with a comment (kept as the reason in the audit log)."""
-    session, principal = signed_in(request)
+    session, principal = await signed_in(request)
     form = await checked_form(request, session)
     services = console_of(request).services
     try:
         denied = await services.requests.deny(request_id, principal, form.get("comment", ""))
     except SqlgateError as exc:
-        session.flash("error", f"Not denied: {exc}")
+        await flash(request, session, "error", f"Not denied: {exc}")
         return redirect(f"{PREFIX}/requests")
     await services.audit.flush()  # the step's audit record is durable before we answer
-    session.flash("ok", f"Denied {denied.requester_name}: {denied.role} on {denied.database}.")
+    await flash(request, session, "ok", f"Denied {denied.requester_name}: {denied.role} on {denied.database}.")
     return redirect(f"{PREFIX}/requests")
 
 

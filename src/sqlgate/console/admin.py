@@ -22,11 +22,13 @@ from ruamel.yaml import YAML
 
 from sqlgate.api.routes import sessions as api_sessions
 from sqlgate.audit.search import search
+from sqlgate.console.sessions import ConsoleSession
 from sqlgate.console.web import (
     PREFIX,
     ConsoleRoute,
     checked_form,
     console_of,
+    flash,
     is_admin,
     is_auditor,
     redirect,
@@ -45,15 +47,15 @@ OUTCOMES = ("success", "failure", "denied", "allowed", "error", "info", "would_d
 PAGE = 50
 
 
-def _admin(request: Request) -> tuple[Any, Principal]:
-    session, principal = signed_in(request)
+async def _admin(request: Request) -> tuple[ConsoleSession, Principal]:
+    session, principal = await signed_in(request)
     services = console_of(request).services
     require(is_admin(services, principal), "Live sessions", services.settings.api.admin_groups)
     return session, principal
 
 
-def _auditor(request: Request) -> Principal:
-    _session, principal = signed_in(request)
+async def _auditor(request: Request) -> Principal:
+    _session, principal = await signed_in(request)
     services = console_of(request).services
     require(is_auditor(services, principal), "The audit log", services.settings.api.auditor_groups)
     return principal
@@ -65,25 +67,25 @@ def _auditor(request: Request) -> Principal:
 @router.get("/sessions")
 async def sessions_page(request: Request) -> Response:
     """Live sessions: who, database, role, source, since, statements so far, and End session."""
-    _session, admin = _admin(request)
+    _session, admin = await _admin(request)
     services = console_of(request).services
     found = await api_sessions.list_sessions(admin, services)
-    return render(request, "sessions.html", title="Live sessions", sessions=found.sessions, when=_iso_when)
+    return await render(request, "sessions.html", title="Live sessions", sessions=found.sessions, when=_iso_when)
 
 
 @router.post("/sessions/{session_id}/end")
 async def end_session(request: Request, session_id: Annotated[str, Path(min_length=1, max_length=64)]) -> Response:
     """End a session as ``DELETE /v1/sessions/{id}`` does: the client gets 57P01 with the reason."""
-    session, admin = _admin(request)
+    session, admin = await _admin(request)
     form = await checked_form(request, session)
     services = console_of(request).services
     reason = form.get("reason", "").strip()[:500] or None
     try:
         await api_sessions.end_session(session_id, admin, services, reason)
     except SqlgateError as exc:
-        session.flash("error", f"Not ended: {exc}")
+        await flash(request, session, "error", f"Not ended: {exc}")
     else:
-        session.flash("ok", f"Session {session_id} ended.")
+        await flash(request, session, "ok", f"Session {session_id} ended.")
     return redirect(f"{PREFIX}/sessions")
 
 
@@ -105,7 +107,7 @@ async def audit_page(  # noqa: PLR0913, PLR0917 - one query parameter per filter
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """Search the audit log by who, database, type, outcome and time; each record with its details."""
-    _auditor(request)
+    await _auditor(request)
     services = console_of(request).services
     filters = {
         "who": who or "",
@@ -138,7 +140,7 @@ async def audit_page(  # noqa: PLR0913, PLR0917 - one query parameter per filter
     older = None
     if next_cursor:
         older = "?" + "&".join(f"{k}={_q(v)}" for k, v in {**filters, "cursor": next_cursor}.items() if v)
-    return render(
+    return await render(
         request,
         "audit.html",
         status=400 if error else 200,
@@ -154,13 +156,13 @@ async def audit_page(  # noqa: PLR0913, PLR0917 - one query parameter per filter
 @router.get("/audit/verify")
 async def audit_verify(request: Request) -> Response:
     """The chain badge: intact, or broken with the first problem (as `sqlgate audit verify` finds it)."""
-    _auditor(request)
+    await _auditor(request)
     template = "verify.html" if request.headers.get("hx-request") == "true" else "verify_page.html"
     fragment = template == "verify.html"
     try:
         report = await console_of(request).verify_chain()
     except SqlgateError as exc:
-        return render(
+        return await render(
             request, template, fragment=fragment, title="Audit chain", status_text="unverifiable", problem=str(exc)
         )
     first = report.findings[0] if report.findings else None
@@ -168,7 +170,7 @@ async def audit_verify(request: Request) -> Response:
     if first is not None:
         where = f"chain {first.chain}" + (f", record {first.seq}" if first.seq is not None else "")
         problem = f"{first.kind} at {where}: {first.message}"
-    return render(
+    return await render(
         request,
         template,
         fragment=fragment,
@@ -185,11 +187,11 @@ async def session_timeline(
     request: Request, session_id: Annotated[str, Path(min_length=1, max_length=128)]
 ) -> Response:
     """One session's records, oldest first: its start, every statement, its end."""
-    _auditor(request)
+    await _auditor(request)
     services = console_of(request).services
     page = await search(services.store, session=session_id, limit=1000)
     records = [_shown(record) for record in reversed(page.records)]
-    return render(
+    return await render(
         request, "timeline.html", title=f"Session {session_id}", session_id=session_id, records=records,
         truncated=page.next_cursor is not None,
     )  # fmt: skip
@@ -232,7 +234,7 @@ async def policy_page(  # noqa: PLR0913, PLR0917 - the explain form's fields
     source: Annotated[str | None, Query(alias="from", max_length=64)] = None,
 ) -> Response:
     """The rules as loaded, and "can alice in analysts use write on demo now, from 10.1.2.3?"."""
-    _session, principal = signed_in(request)
+    _session, principal = await signed_in(request)
     services = console_of(request).services
     settings = services.settings
     require(
@@ -261,7 +263,7 @@ async def policy_page(  # noqa: PLR0913, PLR0917 - the explain form's fields
             names = tuple(g.strip() for g in (groups or "").split(",") if g.strip())
             asked = Principal(user, DEFAULT_ISSUER, user, groups=names)
             result = explain(policy, asked, database, role or None, when, source or None, token_expires_at=None)
-    return render(
+    return await render(
         request,
         "policy.html",
         status=400 if error else 200,

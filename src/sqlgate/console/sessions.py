@@ -1,35 +1,42 @@
-"""Console sign-in state, kept by the gateway: a random cookie value names it, nothing else leaves the server.
+"""Console sign-in state, kept by the gateway in its state database: a random cookie value names it.
 
-A :class:`ConsoleSession` holds the verified :class:`~sqlgate.identity.principal.Principal`
-(never a token), the CSRF token its forms carry and one-shot messages for the next page.
-Visitors who are not signed in get a session too, so the sign-in form has a CSRF token;
-signing in replaces it with a new one (a fixed session id is never promoted).
+A signed-in :class:`ConsoleSession` holds the verified :class:`~sqlgate.identity.principal.Principal`
+(never a token), the CSRF token its forms carry and one-shot messages for the next page. It is a
+row of ``console_sessions`` found by the SHA-256 of the cookie value, so every replica sharing the
+state database knows it (no sticky routing), and the database alone gives no usable cookie.
+Signing in always makes a new cookie value (a value known before sign-in is never promoted).
 
-A browser login under way (:class:`PendingLogin`: PKCE verifier, state, nonce) is kept by its
-``state``, not in the session: the issuer sends the browser back from another site, and a
-SameSite=Strict cookie does not come along on that request. The callback is tied to the browser
-that started it by ``binding``, the value of a short-lived SameSite=Lax cookie set at the start.
+A visitor who has not signed in gets a cookie too, stored nowhere: the sign-in form's CSRF token
+is derived from it (a double-submit token), so loading the sign-in page writes nothing.
 
-Sessions live in this replica's memory: behind a load balancer, route the console sticky by
-cookie, or sign in again on another replica.
+A browser login under way (:class:`PendingLogin`: PKCE verifier, state, nonce) is a row of
+``console_logins`` found by its ``state``, not part of the session: the issuer sends the browser
+back from another site, and a SameSite=Strict cookie does not come along on that request. The
+callback is tied to the browser that started it by ``binding``, the value of a short-lived
+SameSite=Lax cookie set at the start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 import secrets
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from sqlalchemy import delete, insert, select, update
+
+from sqlgate.console.tables import console_logins, console_sessions
 from sqlgate.identity.principal import Principal
+from sqlgate.store import StateStore
 
 COOKIE = "sqlgate_console"
 LOGIN_COOKIE = "sqlgate_console_login"
 LOGIN_LIFETIME = timedelta(minutes=10)  # from "Sign in with" to the issuer's redirect back
 SIGNED_IN_LIFETIME = timedelta(hours=8)  # the longest a console sign-in lasts (the token's expiry ends it sooner)
-ANONYMOUS_LIFETIME = timedelta(minutes=30)  # a sign-in page left open this long needs a reload
-MAX_SESSIONS = 10_000
+VISITOR = "v."  # visitors' cookie values start with this; signed-in ones never do
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,100 +54,165 @@ class PendingLogin:
 
 @dataclass(slots=True)
 class ConsoleSession:
-    """One browser's state: who signed in (if anyone), its CSRF token, a pending login and messages."""
+    """One browser's state: its cookie value, who signed in (None for a visitor), CSRF token, messages."""
 
-    id: str
+    cookie: str
     csrf: str
-    expires_at: datetime
     principal: Principal | None = None
     messages: list[tuple[str, str]] = field(default_factory=list)  # (kind: ok | error, text)
-
-    def flash(self, kind: str, text: str) -> None:
-        """Show ``text`` once on the next page."""
-        self.messages.append((kind, text))
-
-    def take_messages(self) -> list[tuple[str, str]]:
-        """The messages waiting for this page (they are shown once)."""
-        messages, self.messages = self.messages, []
-        return messages
 
     def csrf_ok(self, presented: str | None) -> bool:
         """True when ``presented`` is this session's CSRF token (compared in constant time)."""
         return presented is not None and hmac.compare_digest(presented.encode(), self.csrf.encode())
 
 
+def session_key(cookie: str) -> str:
+    """What the database knows a session by: the SHA-256 of its cookie value."""
+    return hashlib.sha256(cookie.encode()).hexdigest()
+
+
+def _visitor_csrf(cookie: str) -> str:
+    return hashlib.sha256(b"sqlgate console csrf\0" + cookie.encode()).hexdigest()
+
+
+def principal_json(principal: Principal) -> str:
+    """The principal as stored (its claims included, for policy; no token is ever part of it)."""
+    return json.dumps(
+        {
+            "subject": principal.subject,
+            "issuer": principal.issuer,
+            "name": principal.name,
+            "email": principal.email,
+            "groups": list(principal.groups),
+            "claims": dict(principal.claims),
+            "expires_at": principal.expires_at.isoformat() if principal.expires_at else None,
+            "method": principal.method,
+        },
+        default=str,
+    )
+
+
+def principal_of(text: str) -> Principal:
+    """The principal stored by :func:`principal_json`."""
+    value: dict[str, Any] = json.loads(text)
+    expires = value.get("expires_at")
+    return Principal(
+        value["subject"],
+        value["issuer"],
+        value["name"],
+        value.get("email"),
+        tuple(value.get("groups") or ()),
+        value.get("claims") or {},
+        None,
+        datetime.fromisoformat(expires) if expires else None,
+        value.get("method", "oidc"),
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 class ConsoleSessions:
-    """The console sessions of this replica, by cookie value; expired ones are dropped when met.
+    """Console sessions and pending browser logins in the state database."""
 
-    Visitors' sessions and signed-in ones are kept apart, each bounded (oldest dropped first):
-    anyone can make visitor sessions by loading the sign-in page, and that must never push a
-    signed-in person out.
-    """
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
 
-    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
-        self._visitors: OrderedDict[str, ConsoleSession] = OrderedDict()
-        self._signed_in: OrderedDict[str, ConsoleSession] = OrderedDict()
-        self._logins: OrderedDict[str, PendingLogin] = OrderedDict()
-        self._max = max_sessions
+    @staticmethod
+    def visitor() -> ConsoleSession:
+        """A new visitor (not signed in): a fresh cookie value, stored nowhere."""
+        cookie = VISITOR + secrets.token_urlsafe(32)
+        return ConsoleSession(cookie, _visitor_csrf(cookie))
 
-    def start_login(self, pending: PendingLogin) -> None:
+    async def get(self, cookie: str | None, now: datetime | None = None) -> ConsoleSession | None:
+        """The session of this cookie value: a visitor's, a live signed-in one, or None."""
+        if not cookie or len(cookie) > 128:
+            return None
+        if cookie.startswith(VISITOR):
+            return ConsoleSession(cookie, _visitor_csrf(cookie))
+        query = select(console_sessions).where(console_sessions.c.key == session_key(cookie))
+        async with self._store.begin() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None or _aware(row["expires_at"]) <= (now or datetime.now(UTC)):
+            return None
+        messages = [(str(kind), str(text)) for kind, text in json.loads(row["messages"])]
+        return ConsoleSession(cookie, row["csrf"], principal_of(row["principal"]), messages)
+
+    async def sign_in(
+        self, old: ConsoleSession | None, principal: Principal, now: datetime | None = None
+    ) -> ConsoleSession:
+        """A new session for ``principal`` replacing ``old``; it ends with the token or after a working day."""
+        now = now or datetime.now(UTC)
+        ends = now + SIGNED_IN_LIFETIME
+        if principal.expires_at is not None:
+            ends = min(ends, principal.expires_at)
+        session = ConsoleSession(secrets.token_urlsafe(32), secrets.token_urlsafe(32), principal)
+        async with self._store.begin() as conn:
+            await conn.execute(delete(console_sessions).where(console_sessions.c.expires_at <= now))
+            await conn.execute(delete(console_logins).where(console_logins.c.expires_at <= now))
+            if old is not None:
+                await conn.execute(delete(console_sessions).where(console_sessions.c.key == session_key(old.cookie)))
+            await conn.execute(
+                insert(console_sessions).values(
+                    key=session_key(session.cookie),
+                    csrf=session.csrf,
+                    principal=principal_json(principal),
+                    messages="[]",
+                    created_at=now,
+                    expires_at=ends,
+                )
+            )
+        return session
+
+    async def end(self, session: ConsoleSession) -> None:
+        """Forget a session (sign-out); idempotent."""
+        async with self._store.begin() as conn:
+            await conn.execute(delete(console_sessions).where(console_sessions.c.key == session_key(session.cookie)))
+
+    async def flash(self, session: ConsoleSession, kind: str, text: str) -> None:
+        """Show ``text`` once on the next page of a signed-in session."""
+        session.messages.append((kind, text))
+        await self._save_messages(session)
+
+    async def take_messages(self, session: ConsoleSession) -> list[tuple[str, str]]:
+        """The messages waiting for this page (shown once)."""
+        messages, session.messages = session.messages, []
+        if messages:
+            await self._save_messages(session)
+        return messages
+
+    async def _save_messages(self, session: ConsoleSession) -> None:
+        if session.principal is None:
+            return
+        where = console_sessions.c.key == session_key(session.cookie)
+        async with self._store.begin() as conn:
+            await conn.execute(update(console_sessions).where(where).values(messages=json.dumps(session.messages)))
+
+    async def start_login(self, pending: PendingLogin) -> None:
         """Keep ``pending`` until its callback (or its expiry)."""
-        self._logins[pending.state] = pending
-        while len(self._logins) > self._max:
-            self._logins.popitem(last=False)
+        body = {**asdict(pending), "expires_at": pending.expires_at.isoformat()}
+        async with self._store.begin() as conn:
+            await conn.execute(
+                insert(console_logins).values(state=pending.state, body=json.dumps(body), expires_at=pending.expires_at)
+            )
 
-    def take_login(self, state: str, binding: str | None, now: datetime | None = None) -> PendingLogin | None:
+    async def take_login(self, state: str, binding: str | None, now: datetime | None = None) -> PendingLogin | None:
         """The login ``state`` names, once, if unexpired and started by the browser holding ``binding``."""
-        pending = self._logins.pop(state, None)
-        if pending is None or pending.expires_at <= (now or datetime.now(UTC)):
+        if not state or len(state) > 64:
+            return None
+        async with self._store.begin() as conn:
+            row = (await conn.execute(select(console_logins).where(console_logins.c.state == state))).first()
+            if row is None:
+                return None
+            taken = await conn.execute(delete(console_logins).where(console_logins.c.state == state))
+        if taken.rowcount != 1:  # another request took it first
+            return None
+        value = json.loads(row.body)
+        pending = PendingLogin(**{**value, "expires_at": datetime.fromisoformat(value["expires_at"])})
+        if pending.expires_at <= (now or datetime.now(UTC)):
             return None
         if binding is None or not hmac.compare_digest(binding.encode(), pending.binding.encode()):
             return None
         return pending
-
-    def get(self, session_id: str | None, now: datetime | None = None) -> ConsoleSession | None:
-        """The live session of this cookie value, or None."""
-        if not session_id:
-            return None
-        for kept in (self._signed_in, self._visitors):
-            session = kept.get(session_id)
-            if session is None:
-                continue
-            if session.expires_at <= (now or datetime.now(UTC)):
-                kept.pop(session_id, None)
-                return None
-            return session
-        return None
-
-    def anonymous(self, now: datetime | None = None) -> ConsoleSession:
-        """A new session for a visitor who has not signed in (it carries the sign-in form's CSRF token)."""
-        return self._add(self._visitors, None, (now or datetime.now(UTC)) + ANONYMOUS_LIFETIME)
-
-    def sign_in(self, old: ConsoleSession | None, principal: Principal, now: datetime | None = None) -> ConsoleSession:
-        """A new session for ``principal`` replacing ``old``; it ends with the token or after a working day."""
-        now = now or datetime.now(UTC)
-        if old is not None:
-            self.end(old.id)
-        ends = now + SIGNED_IN_LIFETIME
-        if principal.expires_at is not None:
-            ends = min(ends, principal.expires_at)
-        return self._add(self._signed_in, principal, ends)
-
-    def end(self, session_id: str) -> None:
-        """Forget a session (sign-out); idempotent."""
-        self._signed_in.pop(session_id, None)
-        self._visitors.pop(session_id, None)
-
-    def _add(
-        self, kept: OrderedDict[str, ConsoleSession], principal: Principal | None, expires_at: datetime
-    ) -> ConsoleSession:
-        session = ConsoleSession(
-            id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32), expires_at=expires_at, principal=principal
-        )
-        kept[session.id] = session
-        while len(kept) > self._max:
-            kept.popitem(last=False)
-        return session
-
-    def __len__(self) -> int:
-        return len(self._signed_in) + len(self._visitors)

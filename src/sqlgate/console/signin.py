@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from sqlgate.config import is_loopback
 from sqlgate.console import oidc
-from sqlgate.console.sessions import COOKIE, LOGIN_COOKIE, LOGIN_LIFETIME
+from sqlgate.console.sessions import LOGIN_COOKIE, LOGIN_LIFETIME
 from sqlgate.console.web import (
     PREFIX,
     ConsoleRoute,
@@ -25,6 +25,7 @@ from sqlgate.console.web import (
     checked_form,
     client_address,
     console_of,
+    current,
     redirect,
     render,
     secure_cookie,
@@ -45,9 +46,11 @@ def _issuer_choices(request: Request) -> list[tuple[int, str]]:
     return [(index, urlsplit(issuer.issuer).netloc or issuer.issuer) for index, issuer in enumerate(issuers)]
 
 
-def _login_page(request: Request, *, status: int = 200, error: str | None = None, user: str = "") -> Response:
+async def _login_page(
+    request: Request, *, status: int = 200, error: str | None = None, user: str = "", signed_out: bool = False
+) -> Response:
     console = console_of(request)
-    return render(
+    return await render(
         request,
         "login.html",
         status=status,
@@ -56,23 +59,24 @@ def _login_page(request: Request, *, status: int = 200, error: str | None = None
         dev_issuer=console.dev_issuer is not None,
         error=error,
         form_user=user,
+        signed_out=signed_out,
     )
 
 
 @router.get("/login")
 async def login_page(request: Request) -> Response:
     """The sign-in page (signed-in visitors go to their access)."""
-    session = visitor(request)
+    session = await visitor(request)
     if session.principal is not None:
         return redirect(PREFIX)
-    return _login_page(request)
+    return await _login_page(request, signed_out="signed_out" in request.query_params)
 
 
 @router.post("/login")
 async def dev_sign_in(request: Request) -> Response:
     """Sign in through the dev issuer's form: User and Groups (comma-separated)."""
     console = console_of(request)
-    session = visitor(request)
+    session = await visitor(request)
     form = await checked_form(request, session)
     if console.dev_issuer is None:
         raise Refused("The built-in dev issuer is off on this gateway: sign in with your identity provider.", 404)
@@ -84,9 +88,9 @@ async def dev_sign_in(request: Request) -> Response:
     try:
         token = console.dev_issuer.mint(user, groups, DEV_SIGN_IN_LIFETIME)
     except ValueError as exc:
-        return _login_page(request, status=400, error=f"Cannot sign in: {exc}.", user=user)
+        return await _login_page(request, status=400, error=f"Cannot sign in: {exc}.", user=user)
     principal = await console.services.access.authenticate(token, source, protocol="console")
-    return _signed_in(request, principal)
+    return await _signed_in(request, principal)
 
 
 @router.get("/login/issuer/{index}")
@@ -96,7 +100,7 @@ async def start_sign_in(request: Request, index: Annotated[int, Path(ge=0, le=99
     config = oidc.issuer_config(console.services.settings, index)
     meta = await oidc.discover(console.http, config.issuer)
     url, pending = oidc.authorization_url(meta, config, _callback_url(request))
-    console.sessions.start_login(pending)
+    await console.sessions.start_login(pending)
     response = redirect(url)
     response.set_cookie(
         LOGIN_COOKIE,
@@ -115,24 +119,26 @@ async def finish_sign_in(request: Request) -> Response:
     """The issuer sends the browser back here with a code; the token it buys is verified, then dropped."""
     console = console_of(request)
     params = {key: value for key, value in request.query_params.items() if key in {"code", "state", "error"}}
-    pending = console.sessions.take_login(params.get("state", ""), request.cookies.get(LOGIN_COOKIE))
+    pending = await console.sessions.take_login(params.get("state", ""), request.cookies.get(LOGIN_COOKIE))
     if pending is None:
-        return _login_page(request, status=400, error="That sign-in was not started here (or took too long): retry.")
+        return await _login_page(
+            request, status=400, error="That sign-in was not started here (or took too long): retry."
+        )
     settings = console.services.settings
     names = [issuer.issuer for issuer in oidc.sign_in_issuers(settings)]
     if pending.issuer not in names:
-        return _login_page(request, status=400, error="That identity provider is no longer configured.")
+        return await _login_page(request, status=400, error="That identity provider is no longer configured.")
     config = oidc.issuer_config(settings, names.index(pending.issuer))
     try:
         meta = await oidc.discover(console.http, config.issuer)
         token = await oidc.exchange(console.http, meta, config, pending, params)
         principal = await console.services.access.authenticate(token, client_address(request), protocol="console")
     except IdentityError as exc:
-        return _login_page(request, status=401, error=f"Sign-in failed: {exc.message}")
-    _sign_in(request, principal)
+        return await _login_page(request, status=401, error=f"Sign-in failed: {exc.message}")
+    await _sign_in(request, principal)
     # A page, not a redirect: the browser came from the issuer's site, so it would not send the new
     # SameSite=Strict cookie along a redirect; the page's own navigation to /ui is same-site.
-    response = render(request, "signed_in.html", title="Signed in")
+    response = await render(request, "signed_in.html", title="Signed in")
     response.delete_cookie(LOGIN_COOKIE, path=CALLBACK, httponly=True, samesite="lax", secure=secure_cookie(request))
     return response
 
@@ -141,25 +147,23 @@ async def finish_sign_in(request: Request) -> Response:
 async def sign_out(request: Request) -> Response:
     """End the console session (the cookie is cleared, the server forgets the principal)."""
     console = console_of(request)
-    session = visitor(request)
+    session = await visitor(request)
     await checked_form(request, session)
-    console.sessions.end(session.id)
-    fresh = console.sessions.anonymous()
-    fresh.flash("ok", "You have signed out.")
-    request.state.console_cookie = fresh
-    return redirect(f"{PREFIX}/login")
+    await console.sessions.end(session)
+    request.state.console_cookie = console.sessions.visitor()  # the old cookie value is forgotten
+    return redirect(f"{PREFIX}/login?signed_out")
 
 
-def _signed_in(request: Request, principal: Principal) -> Response:
-    _sign_in(request, principal)
+async def _signed_in(request: Request, principal: Principal) -> Response:
+    await _sign_in(request, principal)
     return redirect(PREFIX)
 
 
-def _sign_in(request: Request, principal: Principal) -> None:
-    """A new signed-in session for ``principal`` (its cookie set on the response), replacing the visitor's."""
+async def _sign_in(request: Request, principal: Principal) -> None:
+    """A new signed-in session for ``principal`` (its cookie set on the response), replacing the old one."""
     console = console_of(request)
-    old = console.sessions.get(request.cookies.get(COOKIE))
-    request.state.console_cookie = console.sessions.sign_in(old, principal)
+    old = await current(request)
+    request.state.console_cookie = await console.sessions.sign_in(old, principal)
 
 
 def _callback_url(request: Request) -> str:

@@ -83,7 +83,7 @@ class Console:
 
     services: Services
     api: ApiState
-    sessions: ConsoleSessions = field(default_factory=ConsoleSessions)
+    sessions: ConsoleSessions
     dev_issuer: DevIssuer | None = None
     templates: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(
@@ -130,22 +130,37 @@ def console_of(request: Request) -> Console:
     return console
 
 
-def visitor(request: Request) -> ConsoleSession:
-    """The browser's session; a new anonymous one (its cookie set on the response) when it has none."""
-    console = console_of(request)
-    session = console.sessions.get(request.cookies.get(COOKIE))
+async def current(request: Request) -> ConsoleSession | None:
+    """The session this request's cookie names (read once per request), or None."""
+    if not hasattr(request.state, "console_session"):
+        request.state.console_session = await console_of(request).sessions.get(request.cookies.get(COOKIE))
+    session: ConsoleSession | None = request.state.console_session
+    return session
+
+
+async def visitor(request: Request) -> ConsoleSession:
+    """The browser's session; a new visitor's (its cookie set on the response) when it has none."""
+    new: ConsoleSession | None = getattr(request.state, "console_cookie", None)
+    if new is not None:
+        return new
+    session = await current(request)
     if session is None:
-        session = console.sessions.anonymous()
+        session = console_of(request).sessions.visitor()
         request.state.console_cookie = session
     return session
 
 
-def signed_in(request: Request) -> tuple[ConsoleSession, Principal]:
+async def signed_in(request: Request) -> tuple[ConsoleSession, Principal]:
     """The session and principal of a signed-in visitor, seen from this request's address; SignInNeeded otherwise."""
-    session = console_of(request).sessions.get(request.cookies.get(COOKIE))
+    session = await current(request)
     if session is None or session.principal is None:
         raise SignInNeeded
     return session, session.principal.with_source(client_address(request))
+
+
+async def flash(request: Request, session: ConsoleSession, kind: str, text: str) -> None:
+    """Show ``text`` once on the next page of ``session``."""
+    await console_of(request).sessions.flash(session, kind, text)
 
 
 def client_address(request: Request) -> str | None:
@@ -197,7 +212,7 @@ def _own_origins(request: Request) -> set[str]:
     return origins
 
 
-def render(
+async def render(
     request: Request, template: str, *, status: int = 200, fragment: bool = False, **context: Any
 ) -> HTMLResponse:
     """The page ``template`` with the navigation, the signed-in user, CSRF token and waiting messages.
@@ -205,13 +220,13 @@ def render(
     A ``fragment`` (a part of a page htmx loads) leaves the waiting messages for the next page.
     """
     console = console_of(request)
-    session = getattr(request.state, "console_cookie", None) or visitor(request)
+    session = await visitor(request)
     principal = session.principal
     services = console.services
     page = console.templates.get_template(template).render(
         user=principal,
         csrf_token=session.csrf,
-        messages=[] if fragment else session.take_messages(),
+        messages=[] if fragment else await console.sessions.take_messages(session),
         is_admin=principal is not None and is_admin(services, principal),
         is_auditor=principal is not None and is_auditor(services, principal),
         path=request.url.path,
@@ -239,7 +254,7 @@ def set_session_cookie(request: Request, response: Response, session: ConsoleSes
         return
     response.set_cookie(
         COOKIE,
-        session.id,
+        session.cookie,
         path=PREFIX,
         httponly=True,
         samesite="strict",
@@ -267,9 +282,9 @@ class ConsoleRoute(APIRoute):
             except SignInNeeded:
                 response = _to_sign_in(request)
             except Refused as exc:
-                response = _refusal(request, exc.status, "Not allowed", exc.message)
+                response = await _refusal(request, exc.status, "Not allowed", exc.message)
             except SqlgateError as exc:
-                response = _refusal(request, exc.http_status, "Refused", str(exc))
+                response = await _refusal(request, exc.http_status, "Refused", str(exc))
             new_session = getattr(request.state, "console_cookie", None)
             if new_session is not None:
                 set_session_cookie(request, response, new_session)
@@ -320,9 +335,9 @@ def _continue_here(request: Request) -> Response:
     return HTMLResponse(page)
 
 
-def _refusal(request: Request, status: int, title: str, message: str) -> Response:
+async def _refusal(request: Request, status: int, title: str, message: str) -> Response:
     """The error page; for htmx, in place of the page's main part (whatever part the request meant to swap)."""
-    response = render(request, "error.html", status=status, title=title, message=message)
+    response = await render(request, "error.html", status=status, title=title, message=message)
     if request.headers.get("hx-request") == "true":
         response.headers.update({"hx-retarget": "#main", "hx-reselect": "#main", "hx-reswap": "outerHTML"})
     return response
