@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from sqlgate.console.sessions import SIGNED_IN_LIFETIME, ConsoleSessions, PendingLogin, session_key
 from sqlgate.console.tables import console_sessions
+from sqlgate.errors import IdentityError
 from sqlgate.identity.principal import Principal
 from sqlgate.store import StateStore
 
@@ -130,3 +131,13 @@ async def test_a_pending_login_is_taken_once_by_the_browser_that_started_it(stor
     assert await there.take_login("s1", "b1", NOW + timedelta(minutes=10)) is None
     assert await there.take_login("unknown", "b1", NOW) is None
     assert await there.take_login("", "b1", NOW) is None
+
+
+async def test_sign_ins_under_way_are_bounded(store, monkeypatch):
+    monkeypatch.setattr("sqlgate.console.sessions.MAX_LOGINS", 2)
+    sessions = ConsoleSessions(store)
+    await sessions.start_login(pending("a"), NOW)
+    await sessions.start_login(pending("b"), NOW)
+    with pytest.raises(IdentityError, match="too many sign-ins"):
+        await sessions.start_login(pending("c"), NOW)
+    await sessions.start_login(pending("c"), NOW + timedelta(minutes=10))  # the expired ones made room

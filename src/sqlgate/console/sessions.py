@@ -26,9 +26,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from sqlgate.console.tables import console_logins, console_sessions
+from sqlgate.errors import IdentityError
 from sqlgate.identity.principal import Principal
 from sqlgate.store import StateStore
 
@@ -36,6 +37,7 @@ COOKIE = "sqlgate_console"
 LOGIN_COOKIE = "sqlgate_console_login"
 LOGIN_LIFETIME = timedelta(minutes=10)  # from "Sign in with" to the issuer's redirect back
 SIGNED_IN_LIFETIME = timedelta(hours=8)  # the longest a console sign-in lasts (the token's expiry ends it sooner)
+MAX_LOGINS = 10_000  # browser logins under way at once, across replicas
 VISITOR = "v."  # visitors' cookie values start with this; signed-in ones never do
 
 
@@ -190,10 +192,14 @@ class ConsoleSessions:
         async with self._store.begin() as conn:
             await conn.execute(update(console_sessions).where(where).values(messages=json.dumps(session.messages)))
 
-    async def start_login(self, pending: PendingLogin) -> None:
-        """Keep ``pending`` until its callback (or its expiry)."""
+    async def start_login(self, pending: PendingLogin, now: datetime | None = None) -> None:
+        """Keep ``pending`` until its callback (or its expiry); IdentityError while too many are under way."""
         body = {**asdict(pending), "expires_at": pending.expires_at.isoformat()}
         async with self._store.begin() as conn:
+            await conn.execute(delete(console_logins).where(console_logins.c.expires_at <= (now or datetime.now(UTC))))
+            under_way = (await conn.execute(select(func.count()).select_from(console_logins))).scalar_one()
+            if under_way >= MAX_LOGINS:  # anyone may start a sign-in: never let that fill the state database
+                raise IdentityError("too many sign-ins are under way; retry in a few minutes")
             await conn.execute(
                 insert(console_logins).values(state=pending.state, body=json.dumps(body), expires_at=pending.expires_at)
             )
