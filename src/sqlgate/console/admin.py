@@ -245,7 +245,12 @@ async def policy_page(  # noqa: PLR0913, PLR0917 - the explain form's fields
     holder = services.policy
     policy = holder.policy
     rules = [
-        (rule.name, dump_yaml(rule.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)))
+        (
+            rule.name,
+            dump_yaml(
+                rule.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True, exclude={"name"})
+            ),
+        )
         for rule in policy.source.rules
     ]
     form = {
@@ -281,7 +286,7 @@ async def policy_page(  # noqa: PLR0913, PLR0917 - the explain form's fields
 
 def dump_yaml(value: Any) -> str:
     """``value`` as block YAML, the way a policy file spells it."""
-    yaml = YAML(typ="safe", pure=True)
+    yaml = YAML()  # round-trip: keys stay in the policy model's order
     yaml.default_flow_style = False
     out = io.StringIO()
     yaml.dump(value, out)
