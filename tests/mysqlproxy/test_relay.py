@@ -276,3 +276,14 @@ def test_errors_are_scrubbed_under_a_masking_grant():
     assert (error.code, error.sqlstate) == (1062, "23000")
     assert "alice" not in error.message
     assert "alice" not in (wire.records[-1].error or "")
+
+
+def test_statements_still_running_when_the_session_ends_are_recorded():
+    """A reply still owed when the session ends leaves an error record, not a gap in the audit log."""
+    wire = Wire()
+    wire.client(Query("SELECT SLEEP(10)").encode())
+    wire.relay.abandon("the client disconnected")
+    (record,) = wire.records
+    assert (record.outcome, record.sql) == ("error", "SELECT SLEEP(10)")
+    assert "disconnected" in (record.error or "")
+    assert wire.relay.idle

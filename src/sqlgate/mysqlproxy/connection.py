@@ -470,6 +470,9 @@ class MysqlClientConnection(asyncio.Protocol):
         for task in list(self._tasks):
             task.cancel()
         self._close()
+        if self.relay is not None:
+            with contextlib.suppress(AuditQueueFull):
+                self.relay.abandon(f"the session ended before the statement finished: {reason}")
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.protocol.detach()

@@ -331,6 +331,14 @@ class Relay:
         self.statement_count += 1
         self.on_statement(record)
 
+    def abandon(self, reason: str) -> None:
+        """The session ended with replies still owed: each statement still running is recorded as an error."""
+        pending, self.pending = self.pending, deque()
+        for reply in pending:
+            if reply.record is not None:
+                reply.record.error = reason
+                self._record(reply.record.finish("error"))
+
     # -- server to client -----------------------------------------------------------
 
     def server_data(self, data: bytes) -> None:
