@@ -4,8 +4,10 @@ Every page and form goes through :class:`ConsoleRoute`, which
 
 - renders a refusal as a page (the sign-in page for visitors, a 403 page for a missing group,
   the error's own status for a :class:`~sqlgate.errors.SqlgateError`), never as JSON;
-- sets the cookie of the visitor's server-side session (HttpOnly, SameSite=Strict, Secure unless
-  the console is reached on a loopback address over plain HTTP, Path=/ui);
+- sets the cookie naming the browser's session (HttpOnly, SameSite=Strict, Secure unless the
+  console is reached on a loopback address over plain HTTP, Path=/ui);
+- answers a page opened from a link on another site, which arrives without that Strict cookie,
+  with a page that opens the same address again from here (so the sign-in is neither lost nor replaced);
 - adds a strict Content-Security-Policy (scripts, styles and fetches from the gateway only, no
   inline script or style, no framing) and the usual hardening headers, and ``no-store``.
 
@@ -247,11 +249,8 @@ def secure_cookie(request: Request) -> bool:
     return request.url.scheme == "https" or not is_loopback(host)
 
 
-def set_session_cookie(request: Request, response: Response, session: ConsoleSession | None) -> None:
-    """Point the browser at ``session`` (None: forget the cookie)."""
-    if session is None:
-        response.delete_cookie(COOKIE, path=PREFIX, secure=secure_cookie(request), httponly=True, samesite="strict")
-        return
+def set_session_cookie(request: Request, response: Response, session: ConsoleSession) -> None:
+    """Point the browser at ``session``."""
     response.set_cookie(
         COOKIE,
         session.cookie,
@@ -288,8 +287,6 @@ class ConsoleRoute(APIRoute):
             new_session = getattr(request.state, "console_cookie", None)
             if new_session is not None:
                 set_session_cookie(request, response, new_session)
-            if getattr(request.state, "console_signed_out", False):
-                set_session_cookie(request, response, None)
             response.headers.update(SECURITY_HEADERS)
             response.headers.setdefault("cache-control", "no-store")
             return response
