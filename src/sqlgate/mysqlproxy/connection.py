@@ -33,7 +33,7 @@ from sqlgate.mysqlproxy.statements import Kill, StatementPolicy
 from sqlgate.mysqlproxy.tls import TlsLayer
 from sqlgate.mysqlproxy.upstream import Upstream, base_tables, connect_upstream
 from sqlgate.mywire.actions import Action, Disconnect, LoginReceived, PasswordReceived, Send, StartTls
-from sqlgate.mywire.constants import Capability
+from sqlgate.mywire.constants import CLEAR_PASSWORD, Capability
 from sqlgate.mywire.handshake import HandshakeResponse
 from sqlgate.mywire.packets import encode
 from sqlgate.mywire.results import Err
@@ -206,6 +206,10 @@ class MysqlClientConnection(asyncio.Protocol):
         if not self.login.tls_active and (self.listener.require_tls or not is_loopback(self.source or "")):
             where = "on this listener" if self.listener.require_tls else "from non-local clients"
             return self.login.fail(1045, "28000", f"sqlgate takes tokens only over TLS {where}; connect with --ssl")
+        if not response.capabilities & Capability.PLUGIN_AUTH and response.auth_plugin != CLEAR_PASSWORD:
+            return self.login.fail(
+                1251, "08004", "the client cannot switch to mysql_clear_password (no CLIENT_PLUGIN_AUTH); upgrade it"
+            )
         self.database = database
         return self.login.request_password()
 
