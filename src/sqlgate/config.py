@@ -478,9 +478,11 @@ class AuditConfig(_Section):
     )
     batch_size: int = Field(1000, ge=1, description="Most records written in one transaction (group commit).")
     writer: Literal["inline", "process"] = Field(
-        "inline",
-        description="Where `sqlgate serve` redacts, chains and stores records: `inline`, in the gateway's "
-        "process, or `process`, a writer process of its own (less work on the gateway's event loop).",
+        "process",
+        description="Where `sqlgate serve` redacts, chains and stores records: `process`, a writer process of "
+        "its own, which every statement record reaches before the client sees the statement's answer (a killed "
+        "gateway loses none), or `inline`, in the gateway's process (the last ~50 ms of records can be lost if "
+        "it is killed).",
     )
     commit_delay_ms: int = Field(
         20,

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import marshal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Literal, Self
 
 from sqlgate.audit.events import AuditEvent
@@ -51,6 +53,7 @@ _START_TIMEOUT = 60.0  # the child imports sqlgate and resumes the chain from th
 _EXIT_TIMEOUT = 60.0  # the child writes what is queued and a final checkpoint before it exits
 _RESTART_MAX = 5.0
 _BARRIER = None  # an outbox entry without a record: a flush
+_PIPE_SIZE = 1 << 20
 
 
 def frame(message: Any) -> bytes:
@@ -68,6 +71,24 @@ async def read_frame(reader: asyncio.StreamReader) -> Any:
         return None
 
 
+class _PipeWriter(asyncio.Protocol):
+    """The child's stdin as the loop writes it: ``drained`` runs whenever nothing waits in the gateway's buffer."""
+
+    def __init__(self) -> None:
+        self.drained: Callable[[], None] | None = None
+
+    def resume_writing(self) -> None:
+        """The transport's buffer is empty again (the write limits are 0): every byte is in the pipe."""
+        if self.drained is not None:
+            self.drained()
+
+
+def _widen(pipe: Any) -> None:
+    """Make the pipe hold 1 MiB (Linux), so the gateway's own buffer is rarely used."""
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+
+
 class _Child:
     """One writer process, started with ``python -m sqlgate.audit.process_main``.
 
@@ -82,9 +103,11 @@ class _Child:
         writer: asyncio.WriteTransport,
         reader: asyncio.ReadTransport,
         answers: asyncio.StreamReader,
+        pipe: _PipeWriter,
     ) -> None:
         self.popen = popen
         self.writer = writer
+        self.pipe = pipe
         self.reader = reader  # stays open after end of input (the stream protocol keeps it): stop() closes it
         self.answers = answers
 
@@ -98,14 +121,21 @@ class _Child:
         assert popen.stdout is not None
         loop = asyncio.get_running_loop()
         answers = asyncio.StreamReader(limit=2**31)
+        _widen(popen.stdin)
         try:
-            writer, _ = await loop.connect_write_pipe(asyncio.Protocol, popen.stdin)
+            writer, pipe = await loop.connect_write_pipe(_PipeWriter, popen.stdin)
+            writer.set_write_buffer_limits(high=0)  # pause_writing on any leftover, resume_writing once it is out
             reader, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(answers), popen.stdout)
         except BaseException:
             popen.kill()
             popen.wait()
             raise
-        return cls(popen, writer, reader, answers)
+        return cls(popen, writer, reader, answers, pipe)
+
+    @property
+    def in_pipe(self) -> bool:
+        """True when every byte written so far has left the gateway (the kernel's pipe holds it for the child)."""
+        return self.writer.get_write_buffer_size() == 0
 
     @property
     def pid(self) -> int:
@@ -175,6 +205,9 @@ class AuditProcess(BoundedHandOver):
         self._restarter: asyncio.Task[None] | None = None
         self._closing = False
         self._started = False
+        self._after_handover: list[Callable[[], None]] = []  # run once what is handed over is in the pipe
+        self.durable_handover = True
+        """Records handed over reach the child's pipe before :meth:`after_handover` callbacks run."""
 
     # -- lifecycle -------------------------------------------------------
 
@@ -210,6 +243,9 @@ class AuditProcess(BoundedHandOver):
             with contextlib.suppress(Exception):
                 await self._reader
         self._fail_waiters(AuditError("the audit log closed before this record was committed"))
+        waiting, self._after_handover = self._after_handover, []
+        for then in waiting:
+            then()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -245,6 +281,36 @@ class AuditProcess(BoundedHandOver):
         self._outbox.append((self._wait_id(done), _BARRIER))
         self._ship_soon()
         await asyncio.shield(done)
+
+    def after_handover(self, then: Callable[[], None]) -> None:
+        """Run ``then`` once every record handed over so far has left the gateway for the writer process.
+
+        The proxy sends a statement's answer to its client this way: the record is in
+        the pipe (which outlives the gateway: the child reads it to the end and writes
+        it) before the client can see the statement acknowledged. Records of one loop
+        turn go in one write (group commit); ``then`` runs in the same turn when the
+        pipe takes them.
+        """
+        if self._closing or (not self._outbox and not self._shipping and self._in_pipe()):
+            then()
+            return
+        self._after_handover.append(then)
+        self._ship_soon()
+
+    def _in_pipe(self) -> bool:
+        child = self._child
+        return child is not None and child.in_pipe
+
+    def _handed_over(self) -> None:
+        """Everything shipped is in the pipe: release what waited for it."""
+        if self._outbox or self._shipping:
+            return
+        waiting, self._after_handover = self._after_handover, []
+        for then in waiting:
+            try:
+                then()
+            except Exception:
+                log.exception("a callback after an audit hand-over failed")
 
     def _hand_over(self, event: AuditEvent | Record, *, counted: bool) -> None:
         if counted:
@@ -298,6 +364,8 @@ class AuditProcess(BoundedHandOver):
             messages.append(self._events_frame(outbox))
         if messages:
             child.write(b"".join(messages))
+        if self._after_handover and child.in_pipe:
+            self._handed_over()  # else the pipe's resume_writing does, once the rest is out
 
     def _events_frame(self, outbox: list[tuple[int, Record | None]]) -> bytes:
         try:
@@ -409,5 +477,6 @@ class AuditProcess(BoundedHandOver):
             message, hint = (reply[1], reply[2]) if reply else ("the audit writer process exited at start", None)
             raise AuditError(message, hint=hint or "see the messages above")
         self.chain_id = reply[1]
+        child.pipe.drained = self._handed_over
         self._child = child
         self._reader = asyncio.ensure_future(self._read(child))

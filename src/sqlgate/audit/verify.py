@@ -123,6 +123,8 @@ class VerifyReport:
     chains: dict[str, ChainReport]
     findings: list[Finding]
     strict: bool = False
+    unended: list[str] = field(default_factory=list)
+    """Sessions with a ``session.start`` and no ``session.end``: still open, or their gateway was killed."""
 
     @property
     def status(self) -> str:
@@ -166,6 +168,7 @@ class VerifyReport:
                 {"kind": f.kind, "chain": f.chain, "seq": f.seq, "position": f.position, "message": f.message}
                 for f in self.findings
             ],
+            "unended_sessions": self.unended,
         }
 
 
@@ -220,6 +223,7 @@ class Verifier:
         self.findings: list[Finding] = []
         self.named: dict[str, str] = {}  # chain id -> the first verified signature that names it
         self.anchors: dict[str, Head] = {}
+        self.open_sessions: dict[str, None] = {}  # session ids started and not (yet) ended, in order
         for anchor in anchors:
             self._add_anchor(anchor)
 
@@ -287,8 +291,22 @@ class Verifier:
             return
         if record_type == CHECKPOINT and not self._checkpoint(state, entry, seq, prev_hash):
             return
+        if record_type in _SESSION_TYPES:
+            self._session(record_type, entry.body)
         state.last_seq, state.last_hash = seq, digest
         self._at_anchor(state, seq, digest, entry)
+
+    def _session(self, record_type: str, body: str) -> None:
+        """Track session.start and session.end by the record's own session_id (the last one in its sorted keys)."""
+        at = body.rfind(_SESSION_ID)
+        if at < 0:
+            return
+        start = at + len(_SESSION_ID)
+        session_id = body[start : body.find('"', start)]
+        if record_type == "session.start":
+            self.open_sessions[session_id] = None
+        else:
+            self.open_sessions.pop(session_id, None)
 
     def _at_anchor(self, state: ChainReport, seq: int, digest: str, entry: Entry) -> bool:
         """At the exported head's seq: the record must be the one it signed."""
@@ -400,7 +418,7 @@ class Verifier:
         if self.strict:
             for state in self.chains.values():
                 self._strict(state)
-        return VerifyReport(self.chains, self.findings, strict=self.strict)
+        return VerifyReport(self.chains, self.findings, strict=self.strict, unended=list(self.open_sessions))
 
     def _against_heads(self, heads: Mapping[str, Head]) -> None:
         for chain in sorted(set(heads) - set(self.chains)):
@@ -483,6 +501,10 @@ def verify_lines(
 
 
 _Fields = tuple[str, int, str, str]
+
+
+_SESSION_TYPES = frozenset({"session.start", "session.end"})
+_SESSION_ID = '"session_id":"'
 
 
 def _fields(body: str) -> _Fields | None:

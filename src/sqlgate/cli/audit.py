@@ -222,6 +222,13 @@ def _print_report(report: VerifyReport, trust: Trust, *, as_json: bool, offline:
         console.print(f"[green]intact:[/green] {total} records in {len(report.chains)} chain(s)", highlight=False)
         keys = ", ".join(f"{k.key_id} ({k.source})" for k in trust.ring.keys)
         console.print(f"signed by: {escape(keys)}{'' if trust.ring.pinned else ' - NOT pinned'}", highlight=False)
+    if report.unended:
+        shown = ", ".join(report.unended[:10]) + (" ..." if len(report.unended) > 10 else "")
+        console.print(
+            f"note: {len(report.unended)} session(s) started and have no session.end: still open, or their "
+            f"gateway stopped without ending them (killed): {escape(shown)}",
+            highlight=False,
+        )
     for chain in report.chains.values():
         if chain.dropped and (chain.finding is None or chain.finding.kind != "dropped"):
             console.print(

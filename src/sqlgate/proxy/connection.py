@@ -96,6 +96,9 @@ class ClientConnection(asyncio.Protocol):
         self._upstream_lost = False
         self._tls = False  # the client's bytes travel in TLS: writes are cut to PostgreSQL's record size
         self._lease_counted = False  # this connection counts as a session of its lease in the pool
+        self._durable = getattr(self.services.audit, "durable_handover", False)  # answers wait for the hand-over
+        self._held: list[bytes] | None = None  # bytes for the client held until statement records are handed over
+        self._release_pending = False
         self._drained: asyncio.Future[None] | None = None  # set once the server has answered after the client left
 
     # -- asyncio callbacks ---------------------------------------------------
@@ -138,7 +141,10 @@ class ClientConnection(asyncio.Protocol):
         """Bytes from the server, to the relay; a failure ends the session with an error the client sees."""
         try:
             assert self.relay is not None
-            self.relay.server_data(data)
+            if not self._durable:
+                self.relay.server_data(data)
+            else:
+                self._server_data_durably(self.relay, data)
             if self._drained is not None and not self.relay.owes_statements:
                 self._drain_done()
         except ProtocolError as exc:
@@ -153,6 +159,36 @@ class ClientConnection(asyncio.Protocol):
             self._upstream_lost = True
             self._internal_failure()
             self._drain_done()
+
+    def _server_data_durably(self, relay: Relay, data: bytes) -> None:
+        """Relay ``data``; an answer that completes a statement reaches the client after its record left the gateway.
+
+        What the relay sends the client is held while a hand-over is pending, so the
+        order of the bytes is kept; the audit log releases it once the records are in
+        the writer process's pipe (one write per loop turn for every session).
+        """
+        if self._held is None:
+            self._held = []
+        before = relay.statement_count
+        relay.server_data(data)
+        if relay.statement_count != before and not self._release_pending:
+            self._release_pending = True
+            self.services.audit.after_handover(self._release_held)  # type: ignore[union-attr]
+        elif not self._release_pending:
+            self._release_held()
+
+    def _release_held(self) -> None:
+        self._release_pending = False
+        held, self._held = self._held, None
+        if held:
+            self._write(held[0] if len(held) == 1 else b"".join(held))
+
+    def _to_client(self, data: bytes) -> None:
+        """The relay's way to the client: straight, or held until a statement's record is handed over."""
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self._write(data)
 
     def _drain_done(self) -> None:
         if self._drained is not None and not self._drained.done():
@@ -332,7 +368,7 @@ class ClientConnection(asyncio.Protocol):
         self.relay = Relay(
             guardrails=decision.guardrails,
             send_server=upstream.protocol.write,
-            send_client=self._write,
+            send_client=self._to_client,
             on_statement=self._audit_statement,
             masking=masking,
         )
