@@ -177,9 +177,7 @@ def test_strict_fails_on_a_tail_no_signed_head_covers(config, tmp_path):
 
 
 def test_strict_fails_on_dropped_records(tmp_path, state_url):
-    config = write_config(
-        tmp_path / "sqlgate.yaml", tmp_path, state_url, extra="  on_full: drop\n  queue_size: 1\n"
-    )
+    config = write_config(tmp_path / "sqlgate.yaml", tmp_path, state_url, extra="  on_full: drop\n  queue_size: 1\n")
     populate(config, count=20)
     code, report = verify(config)
     assert code == 0, report

@@ -456,9 +456,7 @@ class Verifier:
             message = f"{state.dropped} record(s) were dropped before they were written (its checkpoints say so)"
             self._fail(state, "dropped", None, None, message)
         elif state.unproven:
-            message = (
-                f"the last {state.unproven} record(s) follow the last checkpoint and no signed head covers them"
-            )
+            message = f"the last {state.unproven} record(s) follow the last checkpoint and no signed head covers them"
             self._fail(state, "unproven", state.proven_seq + 1, None, message)
 
     def _against_head(self, state: ChainReport, head: Head | None) -> None:
