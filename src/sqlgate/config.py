@@ -693,6 +693,14 @@ class ServerConfig(_Section):
         "another minted. Without it (or lease_key_env) each replica mints its own logins.",
     )
     lease_key_env: str | None = Field(None, description="Environment variable holding the lease key instead.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Gateway processes `sqlgate serve` runs on the same ports (SO_REUSEPORT: the kernel spreads "
+        "new connections over them), sharing the state database; each has its own audit chain. Use up to one "
+        "per CPU.",
+    )
     heartbeat_timeout: Duration = Field(
         timedelta(seconds=10),
         description="A replica whose heartbeat in the state database is older than this is gone: its "
