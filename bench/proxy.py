@@ -5,8 +5,9 @@
 Starts an embedded PostgreSQL, pgbouncer (Debian package `pgbouncer`, session mode;
 skipped with a note when missing), a bare Python byte relay (bench/bare_relay.py: the
 ceiling for any Python proxy) and two sqlgate gateways (`sqlgate serve`) in front of
-it: one with the default `audit.writer: inline`, one ("sqlgate+writer") with
-`audit.writer: process`. Then it runs `pgbench -S` against each, interleaved round by
+it: one with `audit.writer: inline`, one ("sqlgate+writer") with
+`audit.writer: process`, the default (each statement's record reaches the writer
+process before its answer reaches the client). Then it runs `pgbench -S` against each, interleaved round by
 round so machine noise hits all alike: 1 and 8 clients, simple and prepared protocol, and `-C` (a new
 connection per transaction). Prints TPS, average latency and the ratios the targets
 are stated in (sqlgate / pgbouncer, sqlgate / direct), the machine's CPU time per
@@ -169,6 +170,53 @@ def pgbouncer(server: EmbeddedPostgres, workdir: Path) -> Iterator[Target | None
     finally:
         subprocess.run(["pkill", "-f", str(workdir / "pgbouncer.ini")], check=False)
         proc.wait(timeout=10)
+
+
+PGPOOL = "/usr/sbin/pgpool"
+
+
+@contextlib.contextmanager
+def pgpool(server: EmbeddedPostgres, workdir: Path) -> Iterator[Target | None]:
+    """pgpool-II (Debian `pgpool2`) in front of the same server: the fair peer, a C proxy that parses every statement.
+
+    Streaming-replication mode with the server as its one primary and load balancing on, so each
+    statement is parsed to decide where it may go; connection cache on (pgpool's session pooling).
+    """
+    exe = shutil.which("pgpool") or PGPOOL
+    if not Path(exe).exists():
+        print("pgpool-II not found (apt-get install pgpool2): its column is skipped")
+        yield None
+        return
+    port, pcp_port = free_port(), free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "pool_passwd").write_text(f"postgres:TEXT{server.password}\n")
+    (workdir / "pool_hba.conf").write_text("host all all 127.0.0.1/32 scram-sha-256\n")
+    (workdir / "pcp.conf").write_text("")
+    (workdir / "pgpool.conf").write_text(
+        "backend_clustering_mode = 'streaming_replication'\n"
+        f"listen_addresses = '127.0.0.1'\nport = {port}\nsocket_dir = '{workdir}'\n"
+        f"pcp_listen_addresses = ''\npcp_port = {pcp_port}\npcp_socket_dir = '{workdir}'\n"
+        f"backend_hostname0 = '127.0.0.1'\nbackend_port0 = {server.port}\nbackend_weight0 = 1\n"
+        "backend_flag0 = 'ALWAYS_PRIMARY|DISALLOW_TO_FAILOVER'\n"
+        f"enable_pool_hba = on\npool_passwd = '{workdir / 'pool_passwd'}'\n"
+        "num_init_children = 64\nmax_pool = 2\nconnection_cache = on\nload_balance_mode = on\n"
+        "sr_check_period = 0\nhealth_check_period = 0\nuse_watchdog = off\nfailover_on_backend_error = off\n"
+        f"wd_ipc_socket_dir = '{workdir}'\npid_file_name = '{workdir / 'pgpool.pid'}'\nlogdir = '{workdir}'\n"
+        "log_min_messages = warning\n"
+    )
+    argv = [exe, "-n", "-f", str(workdir / "pgpool.conf"), "-F", str(workdir / "pcp.conf")]
+    argv += ["-a", str(workdir / "pool_hba.conf")]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=(workdir / "pgpool.log").open("w"))
+    try:
+        wait_port(port)
+        yield Target("pgpool", "127.0.0.1", port, "postgres", server.password, "bench", proc.pid)
+    finally:
+        proc.send_signal(signal.SIGINT)  # fast shutdown of pgpool and its children
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 @contextlib.contextmanager
