@@ -162,3 +162,20 @@ async def test_revocation_by_another_replica_reaches_this_one(broker, pg_target,
     assert ended.is_set()
     assert (await broker.lease(principal(), ALIAS, "read", TTL)).id != lease.id
     assert await broker.sync() == []
+
+
+async def test_only_one_process_reaps_with_a_sqlite_state_store(pg_target, tmp_path):
+    """Worker processes share a SQLite state (server.workers): a file lock in data_dir lets one reap at a time."""
+    settings = settings_for(pg_target, tmp_path)
+    stores = [await StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") for _ in range(2)]
+    brokers = [Broker(settings, s, MemoryAuditor()) for s in stores]
+    try:
+        first, second = Reaper(brokers[0]), Reaper(brokers[1])
+        async with first._lock() as held:
+            assert held
+            assert (await second.run_once()).skipped
+        assert not (await second.run_once()).skipped
+    finally:
+        for broker, store in zip(brokers, stores, strict=True):
+            await broker.close()
+            await store.close()

@@ -1,8 +1,9 @@
 """The reaper: ends expired leases, finishes interrupted ones, drops orphaned logins.
 
 Each pass, under a lock so only one replica reaps at a time (a PostgreSQL
-advisory lock on the state database; nothing to lock with SQLite, which serves
-one replica): leases past their expiry, leases left ``revoking`` and leases left
+advisory lock on the state database; with SQLite, which one machine's processes
+share (``server.workers``), an exclusive file lock in ``data_dir``): leases past
+their expiry, leases left ``revoking`` and leases left
 ``minting`` longer than ``mint_grace`` (a crash between recording and creating
 the login) are revoked; then every login on each server that carries our prefix
 (and, on PostgreSQL, our marker comment) but has no live or in-flight lease is
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -173,10 +176,11 @@ class Reaper:
 
     @contextlib.asynccontextmanager
     async def _lock(self) -> AsyncIterator[bool]:
-        """True while this replica may reap: an advisory lock on PostgreSQL, always with SQLite."""
+        """True while this replica may reap: an advisory lock on PostgreSQL, a file lock with SQLite."""
         store = self.broker.store
         if store.is_sqlite:
-            yield True
+            with _file_lock(self.broker.settings.data_dir / "reaper.lock") as held:
+                yield held
             return
         async with store.engine.connect() as conn:
             held = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": REAPER_LOCK_KEY})).scalar())
@@ -187,3 +191,19 @@ class Reaper:
                 if held:
                     await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": REAPER_LOCK_KEY})
                     await conn.commit()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[bool]:
+    """True while this process holds an exclusive lock on ``path`` (False at once when another does)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -40,7 +40,14 @@ class PgListener:
     async def start(self) -> None:
         """Bind and start accepting clients."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._accept, self.host, self.port, reuse_address=True, backlog=1024)
+        self._server = await loop.create_server(
+            self._accept,
+            self.host,
+            self.port,
+            reuse_address=True,
+            reuse_port=self.services.settings.server.workers > 1 or None,  # several processes, one port
+            backlog=1024,
+        )
         sockets = list(self._server.sockets or [])
         if sockets and self.port == 0:
             self.port = int(sockets[0].getsockname()[1])

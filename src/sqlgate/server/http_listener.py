@@ -27,8 +27,11 @@ ACCEPT_RETRY_DELAY = 0.1  # after an accept error such as EMFILE, before accepti
 ProtocolFactory = Callable[[], asyncio.Protocol]
 
 
-def bind_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
-    """Listening sockets for ``host:port``, one per address it resolves to (as ``loop.create_server`` does)."""
+def bind_sockets(host: str, port: int, backlog: int, *, reuse_port: bool = False) -> list[socket.socket]:
+    """Listening sockets for ``host:port``, one per address it resolves to (as ``loop.create_server`` does).
+
+    ``reuse_port``: SO_REUSEPORT, so the gateway's worker processes (``server.workers``) share the port.
+    """
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     try:
@@ -36,6 +39,8 @@ def bind_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)

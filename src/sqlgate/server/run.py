@@ -40,9 +40,10 @@ GC_THRESHOLD = 20_000  # allocations between first-generation collections (Pytho
 class _Server(uvicorn.Server):
     """uvicorn on the gateway's own listener (HTTPS and plain HTTP on one port), without its signal handling."""
 
-    def __init__(self, config: uvicorn.Config, tls_context: ssl.SSLContext) -> None:
+    def __init__(self, config: uvicorn.Config, tls_context: ssl.SSLContext, *, reuse_port: bool = False) -> None:
         super().__init__(config)
         self.tls_context = tls_context
+        self.reuse_port = reuse_port  # server.workers > 1: the worker processes share the port
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -62,7 +63,7 @@ class _Server(uvicorn.Server):
 
         listeners = [
             DualListener(sock, create_protocol, self.tls_context)
-            for sock in bind_sockets(config.host, config.port, config.backlog)
+            for sock in bind_sockets(config.host, config.port, config.backlog, reuse_port=self.reuse_port)
         ]
         for listener in listeners:
             listener.start()
@@ -157,7 +158,7 @@ async def start_gateway(settings: Settings, *, insecure_dev: bool = False) -> Ga
             server_header=False,
             loop="none",
         )
-        http = _Server(config, http_server_context(settings))
+        http = _Server(config, http_server_context(settings), reuse_port=settings.server.workers > 1)
         http_task = asyncio.create_task(http.serve(), name="sqlgate-http")
         await _until_started(http, http_task, settings.listen.http)
         log.info("HTTP listener on %s (HTTPS; plain HTTP %s)", settings.listen.http, _plaintext_rule(settings))
