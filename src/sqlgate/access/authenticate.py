@@ -86,7 +86,7 @@ class Authentication:
             await self._failure(source, exc.message, protocol)
             raise
         self.throttle.succeeded(subject)
-        if protocol == "pgwire" or self._first_use(token, protocol):
+        if protocol in WIRE_PROTOCOLS or self._first_use(token, protocol):
             event = AuditEvent(
                 type="auth.success",
                 principal=PrincipalRef.of(principal),
@@ -94,7 +94,7 @@ class Authentication:
                 outcome="success",
                 data={"protocol": protocol, "method": principal.method},
             )
-            if protocol == "pgwire":
+            if protocol in WIRE_PROTOCOLS:
                 await self.audit.record(event)
             else:
                 await self.audit.submit(event)
