@@ -74,6 +74,7 @@ def test_kill_9_of_one_replica_under_load(three: Cluster) -> None:
     run_clients(clients)
     try:
         _wait(lambda: all(c.seen.successes for c in clients), "every client ran a query")
+        time.sleep(2)  # under load for a while
         victim = three.replicas[1]
         victim_sessions = [s for s in _sessions(three) if s["replica"] == victim.name]
         assert victim.process is not None
@@ -107,10 +108,16 @@ def test_kill_9_of_one_replica_under_load(three: Cluster) -> None:
 
     for replica in (three.replicas[0], three.replicas[2]):
         verified = three.audit_verify(replica)
-        report = json.loads(verified.stdout or "{}")
-        chains = report.get("chains", report)
-        print(f"audit verify from {replica.name}: exit {verified.returncode}, {json.dumps(chains)[:400]}")
         assert verified.returncode == 0, verified.stdout + verified.stderr
+        report = json.loads(verified.stdout)
+        records = [chain["records"] for chain in report["chains"]]
+        keys = report["trust"]["keys"]
+        print(
+            f"audit verify from {replica.name}: exit 0, {len(records)} chains of {records} records, "
+            f"{len(keys)} keys trusted ({sorted(k['source'] for k in keys)})"
+        )
+        assert len(records) == 3  # every replica's chain, the dead one's too
+        assert len(keys) == 3  # this replica's key and the two the others registered
 
 
 def test_sigterm_during_load_drains_then_57p01_and_exit_0(pg_server: PgServer, tmp_path: Path) -> None:
