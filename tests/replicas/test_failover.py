@@ -75,6 +75,7 @@ def test_kill_9_of_one_replica_under_load(three: Cluster) -> None:
     try:
         _wait(lambda: all(c.seen.successes for c in clients), "every client ran a query")
         time.sleep(2)  # under load for a while
+        _wait(lambda: len(_sessions(three)) == len(clients), "every session is listed")
         victim = three.replicas[1]
         victim_sessions = [s for s in _sessions(three) if s["replica"] == victim.name]
         assert victim.process is not None
@@ -129,6 +130,7 @@ def test_sigterm_during_load_drains_then_57p01_and_exit_0(pg_server: PgServer, t
     try:
         run_clients(clients)
         _wait(lambda: all(c.seen.successes for c in clients), "every client ran a query")
+        _wait(lambda: len(_sessions(cluster)) == len(clients), "every session is listed")
         victim = cluster.replicas[0]
         on_victim = [s for s in _sessions(cluster) if s["replica"] == victim.name]
         victim.signal(signal.SIGTERM)
