@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +47,20 @@ def serve(config: ConfigOption = None, insecure_dev: InsecureDev = False) -> Non
             highlight=False,
         )
 
+    if settings.server.workers > 1:
+        from sqlgate.server.workers import serve_workers  # noqa: PLC0415
+
+        def run_one(own: Settings, worker_ready: Callable[[Gateway], None]) -> None:
+            _run(serve_until_stopped(own, insecure_dev=insecure_dev, ready=worker_ready))
+
+        def all_ready() -> None:
+            console.print(
+                f"sqlgate serving: postgres {settings.listen.postgres}, http {settings.listen.http}, "
+                f"{settings.server.workers} workers (Ctrl-C stops)",
+                highlight=False,
+            )
+
+        raise typer.Exit(serve_workers(settings, run_one, ready=all_ready))
     _run(serve_until_stopped(settings, insecure_dev=insecure_dev, ready=ready))
 
 
