@@ -154,13 +154,13 @@ async def audit_page(  # noqa: PLR0913, PLR0917 - one query parameter per filter
 
 
 @router.get("/audit/verify")
-async def audit_verify(request: Request) -> Response:
+async def audit_verify(request: Request, fresh: bool = False) -> Response:
     """The chain badge: intact, or broken with the first problem (as `sqlgate audit verify` finds it)."""
     await _auditor(request)
     template = "verify.html" if request.headers.get("hx-request") == "true" else "verify_page.html"
     fragment = template == "verify.html"
     try:
-        report = await console_of(request).verify_chain()
+        checked, report = await console_of(request).verify_chain(fresh=fresh)
     except SqlgateError as exc:
         return await render(
             request, template, fragment=fragment, title="Audit chain", status_text="unverifiable", problem=str(exc)
@@ -179,6 +179,7 @@ async def audit_verify(request: Request) -> Response:
         problem=problem,
         records=sum(chain.records for chain in report.chains.values()),
         chains=len(report.chains),
+        checked=checked.strftime("%H:%M:%S UTC"),
     )
 
 

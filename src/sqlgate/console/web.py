@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,6 +44,7 @@ from sqlgate.identity.principal import Principal
 from sqlgate.services import Services
 
 PREFIX = "/ui"
+VERIFIED_FOR = timedelta(minutes=1)  # the chain badge reuses a verification this recent
 TEMPLATES = Path(__file__).parent / "templates"
 
 CSP = (
@@ -97,17 +99,27 @@ class Console:
         )
     )
     _http: httpx.AsyncClient | None = None
-    _verifying: asyncio.Task[VerifyReport] | None = None
+    _verifying: asyncio.Task[tuple[datetime, VerifyReport]] | None = None
 
-    async def verify_chain(self) -> VerifyReport:
-        """The audit log verified now; pages asking at the same time share one verification."""
-        if self._verifying is None or self._verifying.done():
-            self._verifying = asyncio.create_task(self._verify(), name="sqlgate-console-verify")
-        return await asyncio.shield(self._verifying)
+    async def verify_chain(self, *, fresh: bool = False) -> tuple[datetime, VerifyReport]:
+        """When the audit log was last verified, and the report: reused for a minute unless ``fresh``.
 
-    async def _verify(self) -> VerifyReport:
+        The whole log is read, so pages asking at the same time share one verification, and a
+        page load does not start another while a recent report exists.
+        """
+        task = self._verifying
+        stale = task is None or (
+            task.done()
+            and (fresh or task.exception() is not None or datetime.now(UTC) - task.result()[0] > VERIFIED_FOR)
+        )
+        if task is None or stale:
+            task = self._verifying = asyncio.create_task(self._verify(), name="sqlgate-console-verify")
+        return await asyncio.shield(task)
+
+    async def _verify(self) -> tuple[datetime, VerifyReport]:
         await self.services.audit.flush()
-        return await verify_stored(self.services.store, settings_trust(self.services.settings).ring)
+        checked = datetime.now(UTC)
+        return checked, await verify_stored(self.services.store, settings_trust(self.services.settings).ring)
 
     @property
     def http(self) -> httpx.AsyncClient:
