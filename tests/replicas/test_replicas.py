@@ -44,30 +44,33 @@ def test_a_lease_minted_by_one_replica_is_reused_by_the_other(two: Cluster) -> N
     assert rows == [("r1", "active", True)]
 
 
-def test_replicas_asked_at_once_mint_one_login(two: Cluster) -> None:
-    """Bob connecting to both replicas at the same moment gets one login (advisory lock across replicas)."""
-    token = two.token("bob")
-    users: list[str] = []
+def test_replicas_asked_at_once_mint_one_login_per_identity(two: Cluster) -> None:
+    """Eight people connecting to both replicas at the same moment: one login each (advisory lock across replicas)."""
+    people = [f"bob{i}" for i in range(8)]
+    tokens = {person: two.token(person) for person in people}
+    users: dict[str, set[str]] = {person: set() for person in people}
     errors: list[BaseException] = []
-    start = threading.Barrier(len(two.replicas) * 2)
+    start = threading.Barrier(len(people) * len(two.replicas))
 
-    def connect(conninfo: dict[str, object]) -> None:
+    def connect(person: str, conninfo: dict[str, object]) -> None:
         start.wait()
         try:
-            users.append(_current_user(conninfo))
+            users[person].add(_current_user(conninfo))
         except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [
-        threading.Thread(target=connect, args=(r.conninfo("bob", token),)) for r in two.replicas for _ in range(2)
+        threading.Thread(target=connect, args=(person, r.conninfo(person, tokens[person])))
+        for person in people
+        for r in two.replicas
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(120)
     assert not errors, errors
-    assert len(set(users)) == 1, users
-    assert two.state("SELECT count(*) FROM broker_leases") == [(1,)]
+    assert all(len(logins) == 1 for logins in users.values()), users
+    assert two.state("SELECT count(*) FROM broker_leases") == [(len(people),)]
 
 
 def test_a_session_on_one_replica_is_listed_and_ended_from_the_other(two: Cluster) -> None:

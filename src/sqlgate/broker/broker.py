@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 LeaseKey = tuple[str, str, str]
 REVOKE_ATTEMPTS = 6
 REVOKE_BACKOFF = 0.05  # seconds, doubled per attempt (with jitter), capped at 2 s
+CLUSTER_MINTS = 4  # mints under the cross-replica lock at once: each holds a state connection while it runs
 
 
 @dataclass(slots=True)
@@ -91,6 +92,7 @@ class Broker:
         self.replica = replica_name(settings)
         key = None if store.is_sqlite else settings.server.lease_key_value()
         self._sealer = LeaseSealer(key) if key is not None else None
+        self._lock_slots = asyncio.Semaphore(CLUSTER_MINTS)
         if not store.is_sqlite and key is None:
             log.info("no server.lease_key_file: this replica mints its own logins (leases are not shared)")
 
@@ -247,7 +249,7 @@ class Broker:
         """A live lease another replica minted, else a new one; one replica at a time per key."""
         if self._sealer is None:
             return await self._mint(principal, alias, privilege, ttl)
-        async with self._cluster_lock((principal.key, alias, privilege)):
+        async with self._lock_slots, self._cluster_lock((principal.key, alias, privilege)):
             reused = await self._reuse_shared(principal, alias, privilege)
             return reused if reused is not None else await self._mint(principal, alias, privilege, ttl)
 
