@@ -85,3 +85,18 @@ def test_tls_is_required_off_loopback(tmp_path):
         conn.close()
     finally:
         gateway.stop()
+
+
+def test_every_login_is_audited_even_with_the_same_token(mysql_gateway):
+    """Two MySQL logins with one token are two auth.success records (as on pgwire), protocol mysql."""
+    from tests.mysqlproxy.conftest import records  # noqa: PLC0415
+
+    token = mysql_gateway.token("twice", ("engineers",))
+    for _ in range(2):
+        mysql_gateway.connect(token, user="twice").close()
+    logins = [
+        r
+        for r in records(mysql_gateway, "auth.success")
+        if r["principal"]["subject"] == "twice" and r["data"]["protocol"] == "mysql"
+    ]
+    assert len(logins) == 2
