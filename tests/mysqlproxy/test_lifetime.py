@@ -141,11 +141,11 @@ def test_the_session_ends_when_the_grant_does(tmp_path):
 
 
 def test_a_statement_cut_off_by_the_client_leaving_is_recorded(mysql_gateway):
-    """The client sends a long query and disconnects: its record says error, with why."""
+    """The client sends a long query and disconnects: its record says client_gone (as on pgwire), with why."""
     conn = mysql_gateway.connect(mysql_gateway.token("lea", ("engineers",)), user="lea")
     conn._execute_command(pymysql.constants.COMMAND.COM_QUERY, "SELECT SLEEP(20) /* cut-off */")
     conn._sock.shutdown(socket.SHUT_RDWR)  # leave without reading the reply
     conn._sock.close()
     found = _wait_for(lambda: records(mysql_gateway, "statement", grep="cut-off"))
-    assert found[0]["outcome"] == "error"
+    assert found[0]["outcome"] == "client_gone"
     assert "disconnected" in found[0]["reason"]

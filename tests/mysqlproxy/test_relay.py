@@ -282,8 +282,8 @@ def test_statements_still_running_when_the_session_ends_are_recorded():
     """A reply still owed when the session ends leaves an error record, not a gap in the audit log."""
     wire = Wire()
     wire.client(Query("SELECT SLEEP(10)").encode())
-    wire.relay.abandon("the client disconnected")
+    wire.relay.abandon("client_gone", "the client disconnected")
     (record,) = wire.records
-    assert (record.outcome, record.sql) == ("error", "SELECT SLEEP(10)")
+    assert (record.outcome, record.sql) == ("client_gone", "SELECT SLEEP(10)")
     assert "disconnected" in (record.error or "")
     assert wire.relay.idle

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LOGIN_TIMEOUT = 60.0
+CLIENT_LEFT = "the client disconnected"
 ENDED_CODE, ENDED_SQLSTATE = 1927, "70100"  # ER_CONNECTION_KILLED
 _KEPT_ATTRIBUTES = ("_client_name", "_client_version", "program_name", "_os", "_platform")
 
@@ -92,7 +92,8 @@ class MysqlClientConnection(asyncio.Protocol):
             require_tls=self.listener.require_tls,
         )
         self._run(self.login.start())
-        self._timers.append(asyncio.get_running_loop().call_later(LOGIN_TIMEOUT, self._login_timeout))
+        login_timeout = self.services.settings.proxy.login_timeout.total_seconds()
+        self._timers.append(asyncio.get_running_loop().call_later(login_timeout, self._login_timeout))
 
     def data_received(self, data: bytes) -> None:
         """Bytes from the client: through TLS when started, to the login until it succeeds, then to the relay."""
@@ -186,7 +187,7 @@ class MysqlClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """The client's socket closed."""
         del exc
-        self._end("the client disconnected")
+        self._end(CLIENT_LEFT)
 
     def pause_writing(self) -> None:
         """The client reads slower than the server sends."""
@@ -514,7 +515,8 @@ class MysqlClientConnection(asyncio.Protocol):
         self._close()
         if self.relay is not None:
             with contextlib.suppress(AuditQueueFull):
-                self.relay.abandon(f"the session ended before the statement finished: {reason}")
+                result = "client_gone" if reason == CLIENT_LEFT else "interrupted"
+                self.relay.abandon(result, f"the session ended before the statement finished: {reason}")
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             upstream.protocol.detach()

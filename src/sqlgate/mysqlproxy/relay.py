@@ -331,13 +331,17 @@ class Relay:
         self.statement_count += 1
         self.on_statement(record)
 
-    def abandon(self, reason: str) -> None:
-        """The session ended with replies still owed: each statement still running is recorded as an error."""
+    def abandon(self, result: str, reason: str) -> None:
+        """The session ended with replies still owed: each statement still running is recorded with ``result``.
+
+        ``result`` is ``client_gone`` (the client left) or ``interrupted`` (the gateway, the
+        grant or the server ended it), as on pgwire; ``reason`` says why.
+        """
         pending, self.pending = self.pending, deque()
         for reply in pending:
             if reply.record is not None:
                 reply.record.error = reason
-                self._record(reply.record.finish("error"))
+                self._record(reply.record.finish(result))
 
     # -- server to client -----------------------------------------------------------
 
