@@ -3,14 +3,17 @@
     python bench/proxy.py [--seconds 10] [--rounds 2] [--scale 5]
 
 Starts an embedded PostgreSQL, pgbouncer (Debian package `pgbouncer`, session mode;
-skipped with a note when missing), a bare Python byte relay (bench/bare_relay.py: the
-ceiling for any Python proxy) and two sqlgate gateways (`sqlgate serve`) in front of
-it: one with `audit.writer: inline`, one ("sqlgate+writer") with
-`audit.writer: process`, the default (each statement's record reaches the writer
-process before its answer reaches the client). Then it runs `pgbench -S` against each, interleaved round by
+skipped with a note when missing), pgpool-II (Debian `pgpool2`: streaming-replication
+mode with this server as its one primary and load balancing on, so it parses every
+statement as sqlgate does; skipped with a note when missing), a bare Python byte
+relay (bench/bare_relay.py: the ceiling for any Python proxy) and three sqlgate
+gateways (`sqlgate serve`) in front of it: "sqlgate" as configured by default
+(`audit.writer: process`: each statement's record reaches the writer process before
+its answer reaches the client), "sqlgate inline" (`audit.writer: inline`) and
+"sqlgate x2" (the default with `server.workers: 2`). Then it runs `pgbench -S` against each, interleaved round by
 round so machine noise hits all alike: 1 and 8 clients, simple and prepared protocol, and `-C` (a new
 connection per transaction). Prints TPS, average latency and the ratios the targets
-are stated in (sqlgate / pgbouncer, sqlgate / direct), the machine's CPU time per
+are stated in (sqlgate / pgpool, sqlgate / pgbouncer, ...), the machine's CPU time per
 transaction for each target at 8 clients (pgbench, server and proxy share the CPUs, so
 this is what throughput trades against), the proxy's own share of it and the share the
 0.95x target leaves the gateway, plus gateway memory per idle session (1,000 idle
@@ -38,8 +41,11 @@ from pathlib import Path
 from sqlgate.embedded import BIN, EmbeddedPostgres
 
 PGBENCH = shutil.which("pgbench") or str(BIN / "pgbench")
-PROCESS_WRITER = "sqlgate+writer"  # the same gateway with `audit.writer: process`
-BENCH_POLICY = "rules:\n  - name: bench\n    who: {groups: [bench]}\n    databases: [bench]\n    role: read\n    max_ttl: 1h\n"
+INLINE = "sqlgate inline"  # the same gateway with `audit.writer: inline`
+WORKERS2 = "sqlgate x2"  # the same gateway with `server.workers: 2`
+BENCH_POLICY = (
+    "rules:\n  - name: bench\n    who: {groups: [bench]}\n    databases: [bench]\n    role: read\n    max_ttl: 1h\n"
+)
 
 
 @dataclass(frozen=True)
@@ -237,15 +243,17 @@ def bare_relay(server: EmbeddedPostgres) -> Iterator[Target]:
 def sqlgate(
     server: EmbeddedPostgres,
     workdir: Path,
-    writer: str = "inline",
+    writer: str = "process",
     *,
+    workers: int = 1,
     name: str = "sqlgate",
     login_prefix: str = "sg",
     policy: str = BENCH_POLICY,
 ) -> Iterator[tuple[Target, int]]:
     """A gateway from `sqlgate serve` with a bench user allowed to read the bench database.
 
-    ``writer`` is its `audit.writer`: the audit log in the gateway's process, or in a process of its own.
+    ``writer`` is its `audit.writer`: the audit log in a process of its own, or in the gateway's process;
+    ``workers`` its `server.workers`.
     Gateways side by side need their own ``login_prefix``: each reaps the logins of its prefix it does not know.
     ``policy``: the policy file's text (the token is for user ``bench`` in group ``bench``).
     """
@@ -266,12 +274,13 @@ def sqlgate(
     config = str(workdir / "sqlgate.yaml")
     proc = subprocess.Popen(
         [sys.executable, "-m", "sqlgate", "serve", "-c", config],
-        env={**os.environ, "SQLGATE_AUDIT__WRITER": writer},
+        env={**os.environ, "SQLGATE_AUDIT__WRITER": writer, "SQLGATE_SERVER__WORKERS": str(workers)},
         stdout=subprocess.DEVNULL,
         stderr=(workdir / "sqlgate.log").open("w"),
     )
     try:
         wait_port(pg_port)
+        time.sleep(1 if workers > 1 else 0)  # the other workers start after the first one listens
         token = subprocess.run(
             [
                 sys.executable,
@@ -370,13 +379,15 @@ def main() -> None:
         direct = Target("direct", server.host, server.port, "postgres", server.password, "bench")
         with (
             pgbouncer(server, Path(tmp) / "pgb") as bouncer,
+            pgpool(server, Path(tmp) / "pgpool") as pool,
             bare_relay(server) as bare,
             sqlgate(server, Path(tmp)) as (gate, gate_pid),
-            sqlgate(server, Path(tmp) / "proc", "process", name=PROCESS_WRITER, login_prefix="sgw") as (gate_proc, _),
+            sqlgate(server, Path(tmp) / "inline", "inline", name=INLINE, login_prefix="sgi") as (gate_inline, _),
+            sqlgate(server, Path(tmp) / "x2", workers=2, name=WORKERS2, login_prefix="sgx") as (gate_x2, _),
         ):
             if args.idle:  # first, on a fresh gateway whose heap has not grown and shrunk yet
                 per_session = idle_memory(gate, gate_pid, args.idle)
-            targets = [t for t in (direct, bouncer, bare, gate, gate_proc) if t is not None]
+            targets = [t for t in (direct, bouncer, pool, bare, gate, gate_inline, gate_x2) if t is not None]
             cases = [
                 (1, "simple", False),
                 (8, "simple", False),
@@ -397,42 +408,48 @@ def main() -> None:
                 )
 
 
+RATIOS = (  # (numerator, denominator) shown side by side when both ran
+    ("sqlgate", "pgpool"),
+    (INLINE, "pgpool"),
+    (WORKERS2, "pgpool"),
+    ("sqlgate", "pgbouncer"),
+    (WORKERS2, "pgbouncer"),
+    ("bare relay", "pgbouncer"),
+    ("sqlgate", "direct"),
+)
+
+
 def report(results, cases, names) -> None:  # noqa: ANN001
-    print(
-        f"{'case':28s}"
-        + "".join(f"{n:>22s}" for n in names)
-        + "   sqlgate/pgbouncer  sqlgate/direct  bare relay/pgbouncer  sqlgate+writer/pgbouncer"
-    )
+    print(f"{'case':24s}" + "".join(f"{n:>24s}" for n in names))
     for clients, mode, connect_each in cases:
         label = f"{clients} client(s) {mode}{' -C' if connect_each else ''}"
-        tps = {n: statistics.median(r[0] for r in results[(clients, mode, connect_each, n)]) for n in names}
-        lat = {n: statistics.median(r[1] for r in results[(clients, mode, connect_each, n)]) for n in names}
-        cpu = {n: statistics.median(r[2] for r in results[(clients, mode, connect_each, n)]) for n in names}
-        own = {n: statistics.median(r[3] for r in results[(clients, mode, connect_each, n)]) for n in names}
-        cells = "".join(f"{tps[n]:>12.0f} tps {lat[n]:>5.2f}ms" for n in names)
-        ratio_b = f"{tps['sqlgate'] / tps['pgbouncer']:.2f}x" if "pgbouncer" in tps else "n/a"
-        ratio_d = f"{tps['sqlgate'] / tps['direct']:.2f}x"
-        ratio_r = f"{tps['bare relay'] / tps['pgbouncer']:.2f}x" if "pgbouncer" in tps else "n/a"
-        ratio_p = f"{tps[PROCESS_WRITER] / tps['pgbouncer']:.2f}x" if "pgbouncer" in tps else "n/a"
-        print(f"{label:28s}{cells}   {ratio_b:>17s}  {ratio_d:>14s}  {ratio_r:>20s}  {ratio_p:>24s}")
-        if clients == 1 and "pgbouncer" in lat:
-            added_s = lat["sqlgate"] - lat["direct"]
-            added_b = lat["pgbouncer"] - lat["direct"]
-            added_r = lat["bare relay"] - lat["direct"]
-            added_p = lat[PROCESS_WRITER] - lat["direct"]
-            ratio = f"{added_s / added_b:.2f}x" if added_b > 0 else "n/a"
-            print(
-                f"{'':28s}added latency: sqlgate {added_s:.3f} ms, pgbouncer {added_b:.3f} ms ({ratio}, target <= 2x),"
-                f" bare relay {added_r:.3f} ms, sqlgate+writer {added_p:.3f} ms"
-            )
+        runs = {n: results[(clients, mode, connect_each, n)] for n in names}
+        tps = {n: statistics.median(r[0] for r in runs[n]) for n in names}
+        lat = {n: statistics.median(r[1] for r in runs[n]) for n in names}
+        cpu = {n: statistics.median(r[2] for r in runs[n]) for n in names}
+        own = {n: statistics.median(r[3] for r in runs[n]) for n in names}
+        print(f"{label:24s}" + "".join(f"{tps[n]:>14.0f} tps {lat[n]:>5.2f}ms" for n in names))
+        ratios = [f"{a}/{b} {tps[a] / tps[b]:.2f}x" for a, b in RATIOS if a in tps and b in tps]
+        print(f"{'':24s}TPS: " + ", ".join(ratios))
+        if clients == 1:
+            added = {n: lat[n] - lat["direct"] for n in names if n != "direct"}
+            spent = ", ".join(f"{n} {added[n]:.3f}" for n in added)
+            print(f"{'':24s}added latency (ms): {spent}")
+            if added.get("pgbouncer", 0) > 0:
+                ratio = added["sqlgate"] / added["pgbouncer"]
+                print(f"{'':24s}sqlgate's added latency / pgbouncer's: {ratio:.2f}x (target <= 2x)")
         if clients > 1:  # the machine's CPUs are shared by pgbench, the server and the proxy: what each costs
             spent = ", ".join(f"{n} {cpu[n]:.0f}" for n in names)
-            print(f"{'':28s}machine CPU per transaction (µs, all processes): {spent}")
+            print(f"{'':24s}machine CPU per transaction (µs, all processes): {spent}")
             proxies = [n for n in names if own[n] == own[n]]  # NaN: no proxy in between
             spent = ", ".join(f"{n} {own[n]:.0f}" for n in proxies)
-            print(f"{'':28s}the proxy's own CPU per transaction (µs): {spent}")
+            print(f"{'':24s}the proxy's own CPU per transaction (µs): {spent}")
+            if "bare relay" in own:
+                gates = [n for n in ("sqlgate", INLINE, WORKERS2) if n in own]
+                versus = ", ".join(f"{n} {own[n] / own['bare relay']:.2f}x" for n in gates)
+                print(f"{'':24s}the gateway's own CPU / the bare relay's: {versus} (target <= 2x)")
             if not connect_each and "pgbouncer" in own:
-                print(f"{'':28s}{budget_line(own['pgbouncer'], cpu['pgbouncer'], own['sqlgate'])}")
+                print(f"{'':24s}{budget_line(own['pgbouncer'], cpu['pgbouncer'], own['sqlgate'])}")
 
 
 def budget_line(bouncer_own: float, bouncer_machine: float, sqlgate_own: float) -> str:
