@@ -81,6 +81,42 @@ def run_checks(config: Path | None) -> list[Check]:
     state = check_state(settings)
     checks.append(state)
     checks += check_audit(settings, state_ready=state.status == "ok")
+    checks += check_replicas(settings)
+    return checks
+
+
+def check_replicas(settings: Settings) -> list[Check]:
+    """With PostgreSQL state (several replicas): a lease key they share, and one gateway id."""
+    if settings.state == "sqlite" or settings.state.startswith("sqlite:"):
+        return []
+    checks = []
+    try:
+        key = settings.server.lease_key_value()
+    except ConfigError as exc:
+        checks.append(Check("replicas", "fail", str(exc), "give every replica the same readable lease key"))
+    else:
+        if key is None:
+            checks.append(
+                Check(
+                    "replicas",
+                    "warn",
+                    "no server.lease_key_file: each replica mints its own logins (leases are not shared)",
+                    "set server.lease_key_file (or lease_key_env) to one secret for every replica: "
+                    "openssl rand -base64 48",
+                )
+            )
+        else:
+            checks.append(Check("replicas", "ok", f"a {len(key)}-byte lease key: replicas share leases"))
+    if settings.public_url is None and settings.identity.deployment_id is None:
+        checks.append(
+            Check(
+                "gateway id",
+                "warn",
+                "neither public_url nor identity.deployment_id is set: each replica makes its own id, so a token "
+                "for one is refused by the others",
+                "set public_url (the load balancer's URL) to one value for every replica",
+            )
+        )
     return checks
 
 
