@@ -7,8 +7,10 @@ package); Playwright's own browser downloads are never used. axe-core comes from
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,8 @@ from tests.gateway import DEMO_POLICY, RunningGateway
 CHROMIUM = Path("/usr/bin/chromium")
 HERE = Path(__file__).parent
 AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOTS = HERE.parent.parent / "docs" / "console"
+SCREENSHOTS = Path(os.environ.get("SQLGATE_SCREENSHOTS") or Path(tempfile.gettempdir()) / "sqlgate-console-screenshots")
+"""Where the browser tests save each page; `SQLGATE_SCREENSHOTS=docs/console` refreshes README's pictures."""
 
 # The people of the tests: a requester who is also in the approvers' group (so only the rule
 # "never your own request" keeps them from approving it), an approver who administers and audits,

@@ -8,7 +8,8 @@ sees the chain verify; the explain form agrees with `sqlgate policy explain`.
 
 Every page visited is checked: no serious or critical axe-core violation, no console error (a
 Content-Security-Policy violation is one), no sideways scrolling at a phone's width; and its
-screenshot is saved under docs/console/ (shown in README).
+screenshot is saved (under docs/console/, shown in README, when SQLGATE_SCREENSHOTS=docs/console;
+elsewhere in the temporary folder, so a test run leaves the tree clean).
 """
 
 from __future__ import annotations
