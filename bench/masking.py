@@ -70,7 +70,20 @@ def end_to_end(seconds: int, rounds: int, scale: int) -> None:
         server.create_database("bench")
         server.create_role("bench_read", options="NOLOGIN")
         subprocess.run(
-            [PGBENCH, "-i", "-q", "-s", str(scale), "-h", server.host, "-p", str(server.port), "-U", "postgres", "bench"],
+            [
+                PGBENCH,
+                "-i",
+                "-q",
+                "-s",
+                str(scale),
+                "-h",
+                server.host,
+                "-p",
+                str(server.port),
+                "-U",
+                "postgres",
+                "bench",
+            ],
             env={**os.environ, "PGPASSWORD": server.password},
             capture_output=True,
             check=True,
