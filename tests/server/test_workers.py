@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -155,3 +156,23 @@ def test_workers_need_fixed_ports(config: Path) -> None:
     zero = settings.model_copy(update={"listen": settings.listen.model_copy(update={"postgres": "127.0.0.1:0"})})
     with pytest.raises(ConfigError, match="fixed ports"):
         check_workers(zero)
+
+
+def test_a_cancel_request_reaches_the_worker_that_runs_the_statement(config: Path) -> None:
+    """Each cancel lands on a worker the kernel picks; a worker that does not know the key relays it to the other."""
+    process = start(config)
+    try:
+        wait_serving(process, config, 2)
+        settings = load_settings(config)
+        token = mint_dev_token(settings, "alice", ["analysts"], timedelta(minutes=5))
+        host, port = settings.listen.postgres.rsplit(":", 1)
+        for _ in range(8):  # without the relay, all 8 on the right worker is 2^-8
+            with psycopg.connect(host=host, port=int(port), dbname="demo", user="alice", password=token) as conn:
+                timer = threading.Timer(0.3, conn.cancel)
+                timer.start()
+                with pytest.raises(psycopg.errors.QueryCanceled):
+                    conn.execute("SELECT pg_sleep(20)")
+                timer.join()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0

@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlgate.config import DatabaseConfig, is_loopback, split_host_port
@@ -36,6 +37,8 @@ class PgListener:
         self._server: asyncio.Server | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._connections: set[ClientConnection] = set()
+        self.unknown_cancel: Callable[[int, bytes], Awaitable[None]] | None = None
+        """Where a cancel request with a key this process does not know goes (the other workers), if anywhere."""
 
     async def start(self) -> None:
         """Bind and start accepting clients."""
@@ -129,11 +132,17 @@ class PgListener:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def cancel(self, process_id: int, secret: bytes) -> None:
-        """Forward a CancelRequest to the upstream backend behind ``process_id`` when the secret matches."""
+    async def cancel(self, process_id: int, secret: bytes, *, relayed: bool = False) -> None:
+        """Forward a CancelRequest to the upstream backend behind ``process_id`` when the secret matches.
+
+        An unknown key goes to :attr:`unknown_cancel` unless the request was ``relayed`` from there already.
+        """
         found = [c for key, c in self._cancel_keys.get(process_id, []) if hmac.compare_digest(key, secret)]
         if not found:
-            log.info("ignored a cancel request with an unknown key")
+            if self.unknown_cancel is not None and not relayed:
+                await self.unknown_cancel(process_id, secret)
+            else:
+                log.info("ignored a cancel request with an unknown key")
             return
         upstream = found[0].upstream
         if upstream is not None:

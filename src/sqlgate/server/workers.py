@@ -8,7 +8,10 @@ upstream pool) whose listeners bind with SO_REUSEPORT, so the kernel spreads new
 connections over the workers. They differ only in their names: worker ``i > 0`` runs as
 replica ``<name>-w<i>`` and writes audit chain ``<chain>-w<i>`` (one chain per writer, as
 with replicas; ``sqlgate audit verify`` checks them all). Reaping takes turns through
-the state database's lock (see ``broker/reaper.py``).
+the state database's lock (see ``broker/reaper.py``). A CancelRequest lands on whichever
+worker the kernel picks: one that does not know the key hands it to the others over
+Unix sockets in ``data_dir/workers`` (a directory only the gateway's user can enter);
+the worker that knows the key checks the secret as usual.
 
 SIGINT and SIGTERM to the supervisor reach every worker, which stops or drains as a
 single gateway does; the supervisor exits 0 when all of them did. A worker that ends on
@@ -18,25 +21,33 @@ restarts the gateway whole rather than running with fewer workers than configure
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import select
 import signal
+import struct
 import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlgate.audit.storage import chain_id_for
 from sqlgate.config import Settings, split_host_port
 from sqlgate.errors import ConfigError
 from sqlgate.replicas.names import replica_name
 
+if TYPE_CHECKING:
+    from sqlgate.proxy.listener import PgListener
+
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 120.0  # seconds a worker may take to start (migrations, first keys, the audit writer)
+RELAY_TIMEOUT = 2.0  # seconds to hand a cancel request to another worker
+_FRAME = struct.Struct("!iB")  # a relayed cancel request: process id, secret length, then the secret
 
 
 RunOne = Callable[[Settings, Callable[[Any], None]], None]
@@ -120,7 +131,7 @@ class _Supervisor:
         pid = os.fork()
         if pid == 0:  # the worker
             os.close(read_end)
-            os._exit(_worker(own, run_one, write_end))
+            os._exit(_worker(own, run_one, write_end, (index, settings.server.workers)))
         os.close(write_end)
         self.pids[pid] = index
         self.ready_pipes[index] = read_end
@@ -167,14 +178,19 @@ class _Supervisor:
         return 1 if self.failed else 0
 
 
-def _worker(settings: Settings, run_one: RunOne, ready_pipe: int) -> int:
-    """A forked worker's life: default signal handling, run the gateway, say when it serves."""
+def _worker(settings: Settings, run_one: RunOne, ready_pipe: int, place: tuple[int, int]) -> int:
+    """A forked worker's life: default signal handling, run the gateway, say when it serves.
+
+    ``place``: this worker's index and the number of workers.
+    """
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)  # the gateway's loop installs its own handlers
+    started: list[asyncio.Task[None]] = []
 
-    def ready(_gateway: Any) -> None:  # server.run.Gateway, not imported before the fork
-        os.write(ready_pipe, b"r")
-        os.close(ready_pipe)
+    def ready(gateway: Any) -> None:  # server.run.Gateway, not imported before the fork
+        relay = CancelRelay(settings.data_dir / "workers", *place, gateway.pg)
+        gateway.services.on_close.append(relay.close)
+        started.append(asyncio.get_running_loop().create_task(_relay_then_ready(relay, ready_pipe)))
 
     try:
         run_one(settings, ready)
@@ -185,3 +201,71 @@ def _worker(settings: Settings, run_one: RunOne, ready_pipe: int) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
     return 0
+
+
+async def _relay_then_ready(relay: CancelRelay, ready_pipe: int) -> None:
+    try:
+        await relay.start()
+    except OSError as exc:
+        log.warning("cancel requests that reach another worker cannot be relayed: %s", exc)
+    os.write(ready_pipe, b"r")
+    os.close(ready_pipe)
+
+
+class CancelRelay:
+    """Hands cancel requests with a key this worker does not know to the other workers, and takes theirs."""
+
+    def __init__(self, directory: Path, index: int, count: int, listener: PgListener) -> None:
+        self.directory = directory
+        self.index = index
+        self.count = count
+        self.listener = listener
+        self._server: asyncio.AbstractServer | None = None
+
+    def path(self, index: int) -> Path:
+        """Worker ``index``'s socket."""
+        return self.directory / f"{index}.sock"
+
+    async def start(self) -> None:
+        """Listen for the other workers' relayed requests; relay this worker's unknown keys to them."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        own = self.path(self.index)
+        own.unlink(missing_ok=True)  # left by an earlier run
+        self._server = await asyncio.start_unix_server(self._take, path=str(own))
+        self.listener.unknown_cancel = self.relay
+
+    async def close(self) -> None:
+        """Stop taking relayed requests."""
+        self.listener.unknown_cancel = None
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self.path(self.index).unlink(missing_ok=True)
+
+    async def relay(self, process_id: int, secret: bytes) -> None:
+        """Send the request to every other worker (only the one that knows the key acts on it)."""
+        frame = _FRAME.pack(process_id, len(secret)) + secret
+        for index in range(self.count):
+            if index == self.index:
+                continue
+            try:
+                async with asyncio.timeout(RELAY_TIMEOUT):
+                    _reader, writer = await asyncio.open_unix_connection(str(self.path(index)))
+                    writer.write(frame)
+                    await writer.drain()
+                    writer.close()
+                    await writer.wait_closed()
+            except (OSError, TimeoutError) as exc:
+                log.info("could not relay a cancel request to worker %d: %s", index, exc)
+
+    async def _take(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(RELAY_TIMEOUT):
+                process_id, length = _FRAME.unpack(await reader.readexactly(_FRAME.size))
+                secret = await reader.readexactly(length)
+            await self.listener.cancel(process_id, secret, relayed=True)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            pass  # a worker stopping mid-request: the client may send its cancel again
+        finally:
+            writer.close()
