@@ -149,3 +149,25 @@ def test_a_statement_cut_off_by_the_client_leaving_is_recorded(mysql_gateway):
     found = _wait_for(lambda: records(mysql_gateway, "statement", grep="cut-off"))
     assert found[0]["outcome"] == "client_gone"
     assert "disconnected" in found[0]["reason"]
+
+
+def test_a_packet_over_max_message_bytes_ends_the_session_with_1153(mysql_gateway):
+    """A client packet larger than proxy.max_message_bytes is refused as soon as its header says so: ERR 1153."""
+    proxy = mysql_gateway.settings.proxy
+    saved = proxy.max_message_bytes
+    object.__setattr__(proxy, "max_message_bytes", 1 << 16)  # read when a session starts
+    try:
+        conn = mysql_gateway.connect(mysql_gateway.token("max", ("engineers",)), user="max")
+    finally:
+        object.__setattr__(proxy, "max_message_bytes", saved)
+    sock = conn._sock
+    sock.sendall((0xFFFFFF).to_bytes(3, "little") + b"\x00\x03" + b"x" * 1000)  # announces 16 MiB, sends 1 KB
+    sock.settimeout(30)
+    data = b""
+    while piece := sock.recv(65536):
+        data += piece
+    sock.close()
+    conn._sock = None
+    assert data[4] == 0xFF
+    assert int.from_bytes(data[5:7], "little") == 1153
+    assert b"max_message_bytes" in data

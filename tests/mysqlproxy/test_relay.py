@@ -287,3 +287,14 @@ def test_statements_still_running_when_the_session_ends_are_recorded():
     assert (record.outcome, record.sql) == ("client_gone", "SELECT SLEEP(10)")
     assert "disconnected" in (record.error or "")
     assert wire.relay.idle
+
+
+def test_a_client_packet_over_the_limit_is_refused_from_its_header():
+    """The relay's client side refuses a packet larger than its bound before buffering it."""
+    from sqlgate.mywire.packets import PacketTooLarge  # noqa: PLC0415
+
+    wire = Wire()
+    wire.relay.client.max_size = 1 << 16
+    with pytest.raises(PacketTooLarge):
+        wire.relay.client_data(b"\xff\xff\x01\x00\x03")
+    assert wire.to_server == []

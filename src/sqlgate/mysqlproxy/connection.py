@@ -35,7 +35,7 @@ from sqlgate.mysqlproxy.upstream import Upstream, base_tables, connect_upstream
 from sqlgate.mywire.actions import Action, Disconnect, LoginReceived, PasswordReceived, Send, StartTls
 from sqlgate.mywire.constants import CLEAR_PASSWORD, Capability
 from sqlgate.mywire.handshake import HandshakeResponse
-from sqlgate.mywire.packets import encode
+from sqlgate.mywire.packets import PacketTooLarge, encode
 from sqlgate.mywire.results import Err
 from sqlgate.mywire.server_login import ClientLogin
 from sqlgate.policy.decide import Decision
@@ -101,6 +101,8 @@ class MysqlClientConnection(asyncio.Protocol):
             plain = self._decrypt(data) if self.tls is not None else data
             if plain:
                 self._client_bytes(plain)
+        except PacketTooLarge as exc:
+            self._fatal(1153, "08S01", f"{exc.message} (proxy.max_message_bytes)")
         except ProtocolError as exc:
             self._fatal(1835, "08S01", f"malformed packet: {exc.message}")
         except AuditQueueFull:
@@ -355,6 +357,7 @@ class MysqlClientConnection(asyncio.Protocol):
             on_statement=self._audit_statement,
             on_kill=self._kill,
             masking=masking,
+            max_client_packet=self.services.settings.proxy.max_message_bytes,
         )
         upstream.protocol.attach(self._server_data, self._on_upstream_lost, self._pause_client)
         expires = min(lease.expires_at, datetime.now(UTC) + decision.ttl) if decision.ttl else lease.expires_at

@@ -52,7 +52,7 @@ from sqlgate.mywire.constants import (
     Command,
     Status,
 )
-from sqlgate.mywire.packets import Packet, PacketReader, chunks_needed, encode
+from sqlgate.mywire.packets import DEFAULT_MAX_SIZE, Packet, PacketReader, chunks_needed, encode
 from sqlgate.mywire.results import (
     ColumnDefinition,
     Err,
@@ -149,6 +149,7 @@ class Relay:
         on_statement: Callable[[StatementRecord], None],
         on_kill: Callable[[Kill], Err | None],
         masking: MysqlMasking | None = None,
+        max_client_packet: int = DEFAULT_MAX_SIZE,
     ) -> None:
         self.deprecate_eof = bool(capabilities & Capability.DEPRECATE_EOF)
         self.policy = policy
@@ -157,7 +158,7 @@ class Relay:
         self.on_statement = on_statement
         self.on_kill = on_kill
         self.masking = masking
-        self.client = PacketReader(what="client")
+        self.client = PacketReader(max_size=max_client_packet, what="client")
         self.server = PacketReader(what="database server")
         self.pending: deque[_Reply] = deque()
         self.prepared: dict[int, Prepared] = {}

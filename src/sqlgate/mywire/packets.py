@@ -24,6 +24,10 @@ DEFAULT_MAX_SIZE = 1 << 30
 """The largest logical packet accepted by default (MySQL's own max_allowed_packet limit is 1 GiB)."""
 
 
+class PacketTooLarge(ProtocolError):
+    """A packet over the reader's size limit (MySQL's ER_NET_PACKET_TOO_LARGE, 1153)."""
+
+
 class Packet(NamedTuple):
     """One logical packet: its payload, the sequence id of its first and last chunk, and its bytes on the wire."""
 
@@ -116,7 +120,7 @@ class PacketReader:
             last_seq = seq
             total += length
             if total > self.max_size:
-                raise ProtocolError(f"the {self.what} sent a packet over {self.max_size} bytes")
+                raise PacketTooLarge(f"the {self.what} sent a packet over {self.max_size} bytes")
             if end - pos - 4 < length:
                 return None
             pieces.append(bytes(buffer[pos + 4 : pos + 4 + length]))
