@@ -209,7 +209,10 @@ def sysbench(target: Target, db: str, *, threads: int, seconds: int, prepared: b
     ]
     if target.password:
         argv.insert(5, f"--mysql-password={target.password}")
-    out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=seconds + 60)
+    # libmariadb loads mysql_clear_password on first use, racily when threads connect at once
+    # ("Plugin mysql_clear_password could not be loaded: it is already loaded"): load it at library start.
+    env = {**os.environ, "LIBMYSQL_PLUGINS": "mysql_clear_password"}
+    out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=seconds + 60, env=env)
     found = re.search(r"queries:\s+\d+\s+\(([\d.]+) per sec", out.stdout)
     if out.returncode != 0 or found is None:
         raise RuntimeError(f"sysbench against {target.name} failed: {(out.stderr or out.stdout).strip()[-800:]}")
