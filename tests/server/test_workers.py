@@ -176,3 +176,19 @@ def test_a_cancel_request_reaches_the_worker_that_runs_the_statement(config: Pat
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
+
+
+def test_a_worker_that_dies_stops_the_others_and_the_gateway_exits_1(config: Path) -> None:
+    """A worker killed with SIGKILL: the supervisor stops the other (a drain) and exits 1, for a restart."""
+    process = start(config)
+    try:
+        wait_serving(process, config, 2)
+        first, second = sorted(children(process.pid))
+        os.kill(second, signal.SIGKILL)
+        assert process.wait(60) == 1
+        assert not alive(first)
+        assert "ended (status -9): stopping the others" in (config.parent / "serve.log").read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
