@@ -70,18 +70,40 @@ def up(
     ] = Path(".sqlgate"),
     pg_port: Annotated[int, typer.Option("--pg-port", help="Port of the gateway's PostgreSQL listener.")] = 6543,
     http_port: Annotated[int, typer.Option("--http-port", help="Port of the gateway's HTTP API.")] = 8480,
+    mysql: Annotated[
+        bool,
+        typer.Option(
+            "--mysql",
+            help="Also a MySQL demo database (demo_mysql) on the MariaDB at 127.0.0.1:3306 (root, no password), "
+            "served by the MySQL listener; skipped with a message when no MariaDB answers.",
+        ),
+    ] = False,
+    mysql_port: Annotated[int, typer.Option("--mysql-port", help="Port of the gateway's MySQL listener.")] = 6033,
 ) -> None:
     """Start the embedded demo: PostgreSQL with sample data, the dev issuer and the gateway on 127.0.0.1."""
     from sqlgate.server.demo import DemoPaths, start_demo_database, write_demo_files  # noqa: PLC0415
     from sqlgate.server.run import Gateway, serve_until_stopped  # noqa: PLC0415
 
     paths = DemoPaths(data_dir.resolve())
+    mysql_database = _mysql_demo(paths.data_dir) if mysql else ""
     with console.status("starting the embedded PostgreSQL and loading the demo data..."):
         server = start_demo_database(paths)
     try:
-        write_demo_files(paths, server, postgres=f"127.0.0.1:{pg_port}", http=f"127.0.0.1:{http_port}")
+        write_demo_files(
+            paths,
+            server,
+            postgres=f"127.0.0.1:{pg_port}",
+            http=f"127.0.0.1:{http_port}",
+            mysql=(f"127.0.0.1:{mysql_port}", mysql_database) if mysql_database else None,
+        )
         settings = load_settings(paths.config)
         _logging(settings)
+        if mysql_database and "demo_mysql" not in paths.policy.read_text():
+            console.print(
+                f"note: {paths.policy} names no rule for demo_mysql (it predates --mysql): "
+                "add demo_mysql to a rule's databases to use it.",
+                highlight=False,
+            )
 
         def ready(gateway: Gateway) -> None:
             _banner(paths.config, gateway)
@@ -91,6 +113,31 @@ def up(
         with console.status("stopping the embedded PostgreSQL..."):
             server.stop()
         console.print("sqlgate stopped; nothing is left running.", highlight=False)
+
+
+def _mysql_demo(data_dir: Path) -> str:
+    """The demo_mysql settings entry, after making its database on the local MariaDB; "" when none answers."""
+    from sqlgate.server.demo_mysql import (  # noqa: PLC0415
+        DEFAULT_HOST,
+        DEFAULT_PORT,
+        mariadb_answers,
+        mysql_database_yaml,
+        prepare_mysql_demo,
+    )
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    why = asyncio.run(mariadb_answers(DEFAULT_HOST, DEFAULT_PORT))
+    if why is not None:
+        console.print(
+            f"--mysql skipped: no MariaDB/MySQL lets root in without a password at {DEFAULT_HOST}:{DEFAULT_PORT} "
+            f"({why}); the PostgreSQL demo starts alone.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return ""
+    with console.status("creating the MySQL demo database on the local MariaDB..."):
+        demo = asyncio.run(prepare_mysql_demo(data_dir, DEFAULT_HOST, DEFAULT_PORT))
+    return mysql_database_yaml(demo)
 
 
 def _banner(config: Path, gateway: Gateway) -> None:  # type: ignore[name-defined] # noqa: F821
@@ -103,10 +150,21 @@ def _banner(config: Path, gateway: Gateway) -> None:  # type: ignore[name-define
         f"  a token for alice (group analysts):\n    {token}\n\n"
         "  psql through the gateway (the token is the password):\n"
         f'    PGPASSWORD="$({token})" psql "host=127.0.0.1 port={gateway.pg.port} dbname=demo user=alice"\n\n'
+        f"{_mysql_banner(token, gateway)}"
         f"  HTTP API: http://127.0.0.1:{gateway.http_port}/docs    settings: {config}\n\n"
         "Ctrl-C stops everything.",
         highlight=False,
         soft_wrap=True,  # the lines are meant to be copied whole
+    )
+
+
+def _mysql_banner(token: str, gateway: Gateway) -> str:  # type: ignore[name-defined] # noqa: F821
+    if gateway.mysql is None:
+        return ""
+    return (
+        "  mysql through the gateway (the token is the clear-text password; plaintext from loopback only):\n"
+        f'    MYSQL_PWD="$({token})" mysql --enable-cleartext-plugin -h 127.0.0.1 -P {gateway.mysql.port} '
+        "-u alice demo_mysql\n\n"
     )
 
 
