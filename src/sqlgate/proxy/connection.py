@@ -54,6 +54,7 @@ from sqlgate.pgwire.actions import Action
 from sqlgate.pgwire.framing import MessageTooLarge
 from sqlgate.pgwire.startup import PROTOCOL_3_0
 from sqlgate.policy.decide import Decision
+from sqlgate.proxy.cloudsql import connect_cloudsql
 from sqlgate.proxy.relay import Relay, StatementRecord
 from sqlgate.proxy.upstream import Upstream, connect_upstream, send_cancel
 from sqlgate.sessions import LiveSession, new_session_id
@@ -273,7 +274,7 @@ class ClientConnection(asyncio.Protocol):
             return self.handshake.fail(
                 "3D000", f'database "{database}" is not served by this gateway', hint=f"databases here: {known}"
             )
-        if config.engine != "postgres":
+        if config.engine not in ("postgres", "cloudsql"):  # cloudsql: IAM database authentication, see cloudsql.py
             return self.handshake.fail(
                 "0A000",
                 f'database "{database}" is a {config.engine} database',
@@ -341,6 +342,10 @@ class ClientConnection(asyncio.Protocol):
         parameters = {k: v for k in _FORWARDED_PARAMETERS if (v := startup.parameters.get(k)) is not None}
         params_key = tuple(sorted(parameters.items()))
         upstream = self.listener.pool.take(lease.id, params_key)
+        if upstream is None and config.engine == "cloudsql":  # the client certificate holds the IAM token
+            dialer = self.listener.cloudsql.get(database, config)
+            login = UpstreamLogin(lease.db_login, config.dbname, "", parameters)
+            upstream = await connect_cloudsql(dialer, login, lease.id, params_key)
         if upstream is None:
             password = self.services.broker.password(lease)
             if password is None:

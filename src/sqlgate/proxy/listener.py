@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlgate.config import DatabaseConfig, is_loopback, split_host_port
 from sqlgate.proxy.budget import SERVER_LIMITS_SQL, ServerLimits, budget_problems
+from sqlgate.proxy.cloudsql import CloudSqlDialers
 from sqlgate.proxy.connection import ClientConnection, new_backend_key
 from sqlgate.proxy.tls import server_context
 from sqlgate.proxy.upstream import UpstreamPool, send_cancel
@@ -33,6 +34,7 @@ class PgListener:
             max_idle=settings.proxy.upstream_max_idle,
             idle_seconds=settings.proxy.upstream_idle_timeout.total_seconds(),
         )
+        self.cloudsql = CloudSqlDialers()  # ephemeral certificates of cloudsql databases, per alias
         self._cancel_keys: dict[int, list[tuple[bytes, ClientConnection]]] = {}
         self._server: asyncio.Server | None = None
         self._background: set[asyncio.Future[None]] = set()
@@ -91,6 +93,7 @@ class PgListener:
         for connection in list(self._connections):
             connection.shut_down()
         await self.pool.aclose()
+        await self.cloudsql.aclose()
 
     def _accept(self) -> ClientConnection:
         connection = ClientConnection(self)

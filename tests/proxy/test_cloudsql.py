@@ -1,0 +1,280 @@
+"""Cloud SQL through the PostgreSQL listener, end to end against the local Cloud SQL stand-in.
+
+The stand-in (tests/broker/cloudsql_standin.py) serves the Admin API routes and
+plays the instance's server-side proxy: TLS 1.3 on 127.0.0.1:3307 with the CA
+``connectSettings`` reports, a client certificate from ``generateEphemeralCert``
+required, the startup user checked against the identity in it, then relayed to
+the embedded PostgreSQL. The gateway finds its Google credentials the production
+way (Application Default Credentials): ``GOOGLE_APPLICATION_CREDENTIALS`` names a
+service-account file whose ``token_uri`` is a small token endpoint here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jwt
+
+from sqlgate.errors import UpstreamError
+from sqlgate.identity.devissuer import DEV_ALGORITHM, DevIssuer
+from sqlgate.proxy.cloudsql import CloudSqlDialer, InstanceName, parse_connect_settings
+from tests.broker.cloudsql_standin import StaticToken, running_standin
+from tests.gateway import RunningGateway
+from tests.proxy.tuned import records, wait_for
+
+T = TypeVar("T")
+GATEWAY_TOKEN = "ya29.fake-token-of-the-gateway"  # the stand-in maps it to alice's IAM identity
+IAM_USER = "alice@example.com"
+POLICY = """\
+rules:
+  - name: analysts-read-cloud
+    who: {groups: [analysts]}
+    databases: [cloud]
+    role: read
+    max_ttl: 1h
+    guardrails: {deny: [write, ddl, dcl, admin]}
+    mask: {"customers.email": email, "*.ssn": redact}
+"""
+
+
+class LoopThread:
+    """An event loop in a thread, for the stand-in (the gateway has its own)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="cloudsql-standin", daemon=True)
+        self._thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+class TokenEndpoint:
+    """Google's OAuth2 token endpoint as a service account's ``token_uri``: always the gateway's token."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/token", self._token)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/token"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        assert form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        self.calls += 1
+        return web.json_response({"access_token": GATEWAY_TOKEN, "expires_in": 3600, "token_type": "Bearer"})
+
+
+def service_account_file(path: Path, token_uri: str) -> Path:
+    """A service-account key file (a fresh RSA key) whose tokens come from ``token_uri``."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    info = {
+        "type": "service_account",
+        "project_id": "proj",
+        "private_key_id": "1",
+        "private_key": pem.decode(),
+        "client_email": "gateway@proj.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": token_uri,
+    }
+    path.write_text(json.dumps(info))
+    path.chmod(0o600)
+    return path
+
+
+class CloudSqlGateway(RunningGateway):
+    """The test gateway, with ``cloud``: a cloudsql database whose instance is the stand-in."""
+
+    def __init__(self, pg_server: Any, workdir: Path, database: str, standin: Any) -> None:
+        self.standin = standin
+        super().__init__(pg_server, workdir, POLICY, database, secrets.token_hex(3))
+
+    def _prepare_database(self, policy: str) -> None:
+        super()._prepare_database(policy)
+        config = self.workdir / "sqlgate.yaml"
+        cloud = (
+            "  cloud:\n    engine: cloudsql\n"
+            f"    dbname: {self.database}\n    admin_user: unused\n"
+            f"    instance_connection_name: {self.standin.connection_name}\n"
+            f"    sqladmin_api_endpoint: {self.standin.endpoint}\n"
+            f"    roles: {{read: {self.roles['read']}}}\n"
+        )
+        config.write_text(config.read_text().replace("policy_file:", cloud + "policy_file:"))
+        self.pg_server.psql(f'GRANT {self.roles["read"]} TO "{IAM_USER}"')
+
+    def token_with_email(self, user: str, email: str, groups: tuple[str, ...] = ("analysts",)) -> str:
+        """A dev-issuer token that also carries ``email`` (Cloud SQL's IAM database user is the caller's email)."""
+        dev = DevIssuer.from_settings(self.settings)
+        now = int(time.time())
+        claims = {
+            "iss": dev.url,
+            "sub": user,
+            "aud": dev.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 900,
+            "name": user,
+            "email": email,
+            "groups": list(groups),
+            "jti": secrets.token_hex(8),
+        }
+        return jwt.encode({"alg": DEV_ALGORITHM, "kid": dev.kid}, claims, dev.key, algorithms=[DEV_ALGORITHM])
+
+
+@pytest.fixture(scope="module")
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.stop()
+
+
+@pytest.fixture(scope="module")
+def standin(pg_server, loop_thread) -> Iterator[Any]:
+    """The stand-in in front of the embedded server, on its own loop; alice's IAM user exists meanwhile.
+
+    One per module: port 3307 stays in TIME_WAIT a while after a stand-in's connections close, and the
+    stand-in's helper skips when it cannot bind it.
+    """
+    running = running_standin(pg_server, token=GATEWAY_TOKEN, iam_user=IAM_USER, instance="inst")
+    server = loop_thread.call(running.__aenter__())
+    yield server
+    loop_thread.call(running.__aexit__(None, None, None))
+
+
+@pytest.fixture
+def cloud_gateway(pg_server, pg_database, standin, *, loop_thread, tmp_path, monkeypatch) -> Iterator[CloudSqlGateway]:
+    """A gateway with the ``cloud`` database, its Google credentials from a service-account file."""
+    standin.sessions.clear()
+    standin.requests.clear()
+    tokens = TokenEndpoint()
+    loop_thread.call(tokens.start())
+    key_file = service_account_file(tmp_path / "gateway-sa.json", tokens.url)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    gateway = CloudSqlGateway(pg_server, tmp_path, pg_database, standin)
+    gateway.tokens = tokens  # type: ignore[attr-defined]
+    yield gateway
+    try:
+        gateway.stop()  # drops the read role, and with it alice's membership
+    finally:
+        loop_thread.call(tokens.stop())
+
+
+def test_psycopg_reaches_cloud_sql_through_the_gateway(cloud_gateway):
+    """Login as the IAM user over the ephemeral certificate; masks, guardrails and audit as for self-hosted."""
+    token = cloud_gateway.token_with_email("alice", IAM_USER)
+    with psycopg.connect(**{**cloud_gateway.conninfo("alice", token), "dbname": "cloud"}, autocommit=True) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (IAM_USER,)
+        assert conn.execute("SELECT email, ssn FROM customers WHERE id = 1").fetchone() == ("c***@example.com", "****")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="refused by guardrail"):
+            conn.execute("DELETE FROM orders")
+        assert conn.execute("SELECT count(*) FROM orders").fetchone() == (1000,)
+    standin = cloud_gateway.standin
+    assert standin.sessions == [IAM_USER]  # the stand-in saw alice's certificate and startup user
+    assert {"connectSettings", "generateEphemeralCert"} <= set(standin.requests)
+    assert cloud_gateway.tokens.calls >= 1  # the credentials came from the service-account file's token_uri
+    starts = [r for r in records(cloud_gateway, "session.start") if r["database"] == "cloud"]
+    assert [r.get("db_login") or r["data"].get("db_login") for r in starts] == [IAM_USER]
+    refused = wait_for(
+        lambda: [r for r in records(cloud_gateway, "statement") if r["data"]["sql"] == "DELETE FROM orders"]
+    )
+    assert refused[0]["outcome"] == "denied"
+    assert refused[0]["database"] == "cloud"
+
+
+def test_another_identity_is_refused_by_the_instance(cloud_gateway):
+    """Bob's lease names bob's IAM user, which the certificate (the gateway's identity) does not carry."""
+    token = cloud_gateway.token_with_email("bob", "bob@example.com")
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(**{**cloud_gateway.conninfo("bob", token), "dbname": "cloud"}, connect_timeout=20)
+    assert cloud_gateway.standin.sessions == ["refused bob@example.com"]
+
+
+class ShortLivedToken(StaticToken):
+    """A token with 3 minutes left: less than the 4-minute refresh buffer."""
+
+    def refresh(self, request) -> None:
+        del request
+        self.expiry = datetime.now(UTC).replace(tzinfo=None) + timedelta(minutes=3)
+
+
+def test_the_certificate_is_fetched_again_before_it_expires(standin, loop_thread):
+    """A certificate bounded by a token expiring within 4 minutes is never reused; a long one is."""
+
+    async def fetches(credentials: Any) -> int:
+        dialer = CloudSqlDialer(standin.connection_name, endpoint=standin.endpoint, credentials=credentials)
+        before = standin.requests.count("generateEphemeralCert")
+        try:
+            first = await dialer.connect_info()
+            second = await dialer.connect_info()
+        finally:
+            await dialer.aclose()
+        assert first.settings.ip == second.settings.ip == "127.0.0.1"
+        return standin.requests.count("generateEphemeralCert") - before
+
+    assert loop_thread.call(fetches(ShortLivedToken(GATEWAY_TOKEN))) == 2
+    assert loop_thread.call(fetches(StaticToken(GATEWAY_TOKEN))) == 1
+
+
+def test_a_bad_token_is_a_clear_error(standin, loop_thread):
+    """The Admin API's refusal reaches the caller as an UpstreamError naming the call and the instance."""
+
+    async def attempt() -> None:
+        dialer = CloudSqlDialer(standin.connection_name, endpoint=standin.endpoint, credentials=StaticToken("nope"))
+        try:
+            await dialer.connect_info()
+        finally:
+            await dialer.aclose()
+
+    with pytest.raises(UpstreamError, match=r"refused /connectSettings for proj:europe-west1:inst: 401 bad token"):
+        loop_thread.call(attempt())
+
+
+def test_connect_settings_are_parsed():
+    """PRIMARY before PRIVATE; no address or no CA is a clear error; connection names split from the right."""
+    body = {
+        "ipAddresses": [{"type": "PRIVATE", "ipAddress": "10.0.0.2"}, {"type": "PRIMARY", "ipAddress": "34.1.2.3"}],
+        "databaseVersion": "POSTGRES_16",
+        "serverCaCert": {"cert": "PEM"},
+    }
+    assert parse_connect_settings("p:r:i", body).ip == "34.1.2.3"
+    body["ipAddresses"] = [{"type": "PRIVATE", "ipAddress": "10.0.0.2"}]
+    assert parse_connect_settings("p:r:i", body).ip == "10.0.0.2"
+    with pytest.raises(UpstreamError, match="no public or private IP"):
+        parse_connect_settings("p:r:i", {**body, "ipAddresses": []})
+    with pytest.raises(UpstreamError, match="no server CA"):
+        parse_connect_settings("p:r:i", {**body, "serverCaCert": {}})
+    assert InstanceName.parse("example.com:proj:europe-west1:db") == InstanceName(
+        "example.com:proj", "europe-west1", "db"
+    )
+    with pytest.raises(UpstreamError, match="not project:region:instance"):
+        InstanceName.parse("proj:db")
