@@ -226,6 +226,8 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # as asyncio.start_server binds: connections of an earlier stand-in left in TIME_WAIT do not count
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

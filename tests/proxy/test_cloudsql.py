@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt
 
+from sqlgate.embedded import BIN
 from sqlgate.errors import UpstreamError
 from sqlgate.identity.devissuer import DEV_ALGORITHM, DevIssuer
 from sqlgate.proxy.cloudsql import CloudSqlDialer, InstanceName, parse_connect_settings
@@ -209,6 +212,36 @@ def test_psycopg_reaches_cloud_sql_through_the_gateway(cloud_gateway):
     )
     assert refused[0]["outcome"] == "denied"
     assert refused[0]["database"] == "cloud"
+
+
+def test_psql_reaches_cloud_sql_through_the_gateway(cloud_gateway):
+    """The psql line a user types, the token as the password: rows come back masked from the instance."""
+    token = cloud_gateway.token_with_email("alice", IAM_USER)
+    conninfo = f"host=127.0.0.1 port={cloud_gateway.pg_port} dbname=cloud user=alice"
+    out = subprocess.run(
+        [str(BIN / "psql"), "-X", "-At", conninfo, "-c", "SELECT current_user, email FROM customers WHERE id = 2"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PGPASSWORD": token},
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"{IAM_USER}|c***@example.com"
+
+
+def test_revoking_the_lease_ends_the_cloud_sql_session(cloud_gateway):
+    """A Cloud SQL lease has no login to drop, but revoking it still ends the relayed session (57P01)."""
+    services = cloud_gateway.gateway.services
+    token = cloud_gateway.token_with_email("alice", IAM_USER)
+    with psycopg.connect(**{**cloud_gateway.conninfo("alice", token), "dbname": "cloud"}, autocommit=True) as conn:
+        conn.execute("SELECT 1")
+        (session,) = services.sessions.list()
+        lease = cloud_gateway.call(services.broker.leases.get(session.lease_id))
+        cloud_gateway.call(services.broker.revoke(lease, "test revocation"))
+        with pytest.raises(psycopg.OperationalError) as caught:
+            conn.execute("SELECT 1")
+    assert "revoked" in str(caught.value) or "terminat" in str(caught.value)
 
 
 def test_another_identity_is_refused_by_the_instance(cloud_gateway):
