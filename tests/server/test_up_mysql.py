@@ -142,3 +142,11 @@ def test_the_mysql_database_entry_loads_as_settings(tmp_path):
     database = settings.databases["demo_mysql"]
     assert (database.engine, database.dbname, database.admin_user) == ("mysql", MYSQL_DB, MYSQL_ADMIN)
     assert database.roles == MYSQL_ROLES
+
+
+def test_the_demo_policy_names_demo_mysql_only_with_mysql():
+    """Without --mysql the policy is the PostgreSQL demo's alone (`sqlgate policy check` warns of nothing)."""
+    from sqlgate.server.demo import demo_policy  # noqa: PLC0415
+
+    assert "demo_mysql" not in demo_policy(mysql=False)
+    assert demo_policy(mysql=True).count("databases: [demo, demo_mysql]") == 3
