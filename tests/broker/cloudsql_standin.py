@@ -89,6 +89,7 @@ class CloudSqlStandIn:
         self.pg_socket = pg_socket
         self.project, self.region, self.instance = project, region, instance
         self.identities = identities  # access token -> IAM email
+        self.database_version = "POSTGRES_16"  # what connectSettings reports
         self.ca = TestCA()
         self.requests: list[str] = []
         self.sessions: list[str] = []
@@ -136,7 +137,7 @@ class CloudSqlStandIn:
             {
                 "kind": "sql#connectSettings",
                 "region": self.region,
-                "databaseVersion": "POSTGRES_16",
+                "databaseVersion": self.database_version,
                 "backendType": "SECOND_GEN",
                 "ipAddresses": [{"type": "PRIMARY", "ipAddress": "127.0.0.1"}],
                 "serverCaCert": {"cert": self.ca.pem},

@@ -244,6 +244,18 @@ def test_revoking_the_lease_ends_the_cloud_sql_session(cloud_gateway):
     assert "revoked" in str(caught.value) or "terminat" in str(caught.value)
 
 
+def test_a_mysql_instance_is_refused_with_a_clear_error(cloud_gateway):
+    """The PostgreSQL listener relays only PostgreSQL instances; a MySQL one is named in the error."""
+    cloud_gateway.standin.database_version = "MYSQL_8_0"
+    token = cloud_gateway.token_with_email("alice", IAM_USER)
+    try:
+        with pytest.raises(psycopg.OperationalError, match="runs MYSQL_8_0; the PostgreSQL listener relays only"):
+            psycopg.connect(**{**cloud_gateway.conninfo("alice", token), "dbname": "cloud"}, connect_timeout=20)
+    finally:
+        cloud_gateway.standin.database_version = "POSTGRES_16"
+    assert cloud_gateway.standin.sessions == []  # refused before any TLS connection to the instance
+
+
 def test_another_identity_is_refused_by_the_instance(cloud_gateway):
     """Bob's lease names bob's IAM user, which the certificate (the gateway's identity) does not carry."""
     token = cloud_gateway.token_with_email("bob", "bob@example.com")
