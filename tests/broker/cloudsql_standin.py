@@ -32,6 +32,7 @@ from cryptography.x509.oid import NameOID
 from google.auth import credentials as google_credentials
 
 PROXY_PORT = 3307
+CANCEL_REQUEST = struct.pack("!I", 80877102)
 
 
 class StaticToken(google_credentials.Credentials):
@@ -178,6 +179,13 @@ class CloudSqlStandIn:
         try:
             identity = _common_name(client_writer.get_extra_info("peercert"))
             startup = await _read_startup(client_reader)
+            if startup[4:8] == CANCEL_REQUEST and identity is not None:  # from a client with a certificate
+                self.sessions.append("cancel")
+                _server_reader, server_writer = await asyncio.open_unix_connection(str(self.pg_socket))
+                server_writer.write(startup)
+                await server_writer.drain()
+                server_writer.close()
+                return
             user = _startup_user(startup)
             if user != identity:
                 self.sessions.append(f"refused {user}")

@@ -244,6 +244,21 @@ def test_revoking_the_lease_ends_the_cloud_sql_session(cloud_gateway):
     assert "revoked" in str(caught.value) or "terminat" in str(caught.value)
 
 
+def test_cancel_reaches_the_instance(cloud_gateway):
+    """A psycopg cancel goes to the gateway, which sends it to the instance over TLS with the certificate."""
+    token = cloud_gateway.token_with_email("alice", IAM_USER)
+    with psycopg.connect(**{**cloud_gateway.conninfo("alice", token), "dbname": "cloud"}, autocommit=True) as conn:
+        timer = threading.Timer(1.0, conn.cancel_safe)
+        timer.start()
+        try:
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                conn.execute("SELECT pg_sleep(60)")
+        finally:
+            timer.cancel()
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert "cancel" in cloud_gateway.standin.sessions
+
+
 def test_a_mysql_instance_is_refused_with_a_clear_error(cloud_gateway):
     """The PostgreSQL listener relays only PostgreSQL instances; a MySQL one is named in the error."""
     cloud_gateway.standin.database_version = "MYSQL_8_0"

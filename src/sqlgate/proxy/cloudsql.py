@@ -23,15 +23,17 @@ listener:
 
 The gateway's Google credentials come from Application Default Credentials
 (``GOOGLE_APPLICATION_CREDENTIALS``, the metadata server, ...), as for the broker's
-connector. Cancel requests are not forwarded to Cloud SQL (its proxy takes only
-TLS with a client certificate).
+connector. A cancel request for a relayed session goes to the instance the same
+way: a new TLS connection with the certificate the session's connection used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import tempfile
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,12 +41,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlgate.errors import UpstreamError
 from sqlgate.pgwire import UpstreamHandshake, UpstreamLogin
+from sqlgate.pgwire.startup import CancelRequest
 from sqlgate.proxy.upstream import CONNECT_TIMEOUT, Upstream, UpstreamProtocol
 
 if TYPE_CHECKING:
     import aiohttp
 
     from sqlgate.config import DatabaseConfig
+
+log = logging.getLogger(__name__)
 
 ADMIN_SCOPE = "https://www.googleapis.com/auth/sqlservice.admin"
 LOGIN_SCOPE = "https://www.googleapis.com/auth/sqlservice.login"
@@ -299,4 +304,32 @@ async def connect_cloudsql(
         raise UpstreamError("the Cloud SQL server sent no BackendKeyData")
     parameters = dict(handshake.parameters)
     status = handshake.transaction_status or "I"
-    return Upstream(protocol, parameters, handshake.backend_key, lease_id, params_key, ip, SERVER_PROXY_PORT, status)
+    upstream = Upstream(
+        protocol, parameters, handshake.backend_key, lease_id, params_key, ip, SERVER_PROXY_PORT, status
+    )
+    _cancel_contexts[upstream] = info.context
+    return upstream
+
+
+_cancel_contexts: weakref.WeakKeyDictionary[Upstream, ssl.SSLContext] = weakref.WeakKeyDictionary()
+"""The TLS context each Cloud SQL connection was opened with, for its cancel requests (gone with it)."""
+
+
+async def send_cloudsql_cancel(upstream: Upstream) -> bool:
+    """Cancel what ``upstream`` runs if it is a Cloud SQL connection (TLS, its certificate); False if it is not."""
+    context = _cancel_contexts.get(upstream)
+    if context is None:
+        return False
+    key = upstream.backend_key
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            _reader, writer = await asyncio.open_connection(
+                upstream.host, upstream.port, ssl=context, server_hostname=upstream.host
+            )
+            writer.write(CancelRequest(key.process_id, key.secret_key).encode())
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+    except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+        log.warning("could not forward a cancel request to Cloud SQL at %s: %s", upstream.host, exc)
+    return True

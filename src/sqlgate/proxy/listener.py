@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlgate.config import DatabaseConfig, is_loopback, split_host_port
 from sqlgate.proxy.budget import SERVER_LIMITS_SQL, ServerLimits, budget_problems
-from sqlgate.proxy.cloudsql import CloudSqlDialers
+from sqlgate.proxy.cloudsql import CloudSqlDialers, send_cloudsql_cancel
 from sqlgate.proxy.connection import ClientConnection, new_backend_key
 from sqlgate.proxy.tls import server_context
 from sqlgate.proxy.upstream import UpstreamPool, send_cancel
@@ -148,7 +148,7 @@ class PgListener:
                 log.info("ignored a cancel request with an unknown key")
             return
         upstream = found[0].upstream
-        if upstream is not None:
+        if upstream is not None and not await send_cloudsql_cancel(upstream):
             await send_cancel(upstream)
 
 
