@@ -150,6 +150,11 @@ class Framer:
         """Bytes received but not yet returned as messages (and the rest of a message being streamed)."""
         return len(self._buf) + self._streaming
 
+    @property
+    def streaming(self) -> bool:
+        """True while a message is being passed on in pieces (part of it returned, the rest not yet)."""
+        return self._streaming > 0
+
     def feed(self, data: BytesLike) -> None:
         """Add received bytes."""
         self._buf += data

@@ -65,7 +65,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_FLUSH = b"H\x00\x00\x00\x04"
+_SYNC = b"S\x00\x00\x00\x04"
+_COPY_FAIL = b"f" + (4 + 24).to_bytes(4, "big") + b"the client disconnected\x00"  # ignored outside COPY
 TLS_WRITE_SIZE = 8192
 """Bytes per write, so per TLS record, to a TLS client: what PostgreSQL sends (its 8 KiB output buffer).
 
@@ -100,6 +101,7 @@ class ClientConnection(asyncio.Protocol):
         self._durable = getattr(self.services.audit, "durable_handover", False)  # answers wait for the hand-over
         self._held: list[bytes] | None = None  # bytes for the client held until statement records are handed over
         self._release_pending = False
+        self._ready_before = 1 << 62  # drain: the server's ReadyForQuery count when the gateway sent its own Sync
         self._drained: asyncio.Future[None] | None = None  # set once the server has answered after the client left
 
     # -- asyncio callbacks ---------------------------------------------------
@@ -129,14 +131,19 @@ class ClientConnection(asyncio.Protocol):
                 self._run(self.handshake.receive(data))
         except MessageTooLarge as exc:
             limit = self.services.settings.proxy.max_message_bytes
-            self._fatal("54000", str(exc), hint=f"the gateway's proxy.max_message_bytes is {limit}")
+            self._client_broke_protocol("54000", str(exc), hint=f"the gateway's proxy.max_message_bytes is {limit}")
         except ProtocolError as exc:
-            self._fatal("08P01", str(exc))
+            self._client_broke_protocol("08P01", str(exc))
         except AuditQueueFull:
             self._fatal("57P01", "the audit log cannot keep up; the session is ended rather than run unaudited")
         except Exception:
             log.exception("session %s from %s failed on bytes from the client", self._session_id, self.source)
             self._internal_failure()
+
+    def _client_broke_protocol(self, sqlstate: str, message: str, hint: str | None = None) -> None:
+        """FATAL to the client, which is then treated as gone: what it sent before is read to its end and audited."""
+        self._write(error_response(sqlstate, message, severity="FATAL", hint=hint).encode())
+        self._end(message)
 
     def _server_data(self, data: bytes) -> None:
         """Bytes from the server, to the relay; a failure ends the session with an error the client sees."""
@@ -146,7 +153,7 @@ class ClientConnection(asyncio.Protocol):
                 self.relay.server_data(data)
             else:
                 self._server_data_durably(self.relay, data)
-            if self._drained is not None and not self.relay.owes_statements:
+            if self._drained is not None and (not self.relay.owes_ready or self.relay.ready_seen > self._ready_before):
                 self._drain_done()
         except ProtocolError as exc:
             log.warning("session %s: the server sent bytes that break the protocol: %s", self._session_id, exc)
@@ -423,7 +430,7 @@ class ClientConnection(asyncio.Protocol):
         )
         leftover = self.handshake.framer.take_buffered()
         if leftover:
-            self.relay.client_data(leftover)
+            self.data_received(leftover)  # what the client sent with its password, as if it came now
 
     @staticmethod
     def _deadline(decision: Decision, lease: Lease) -> datetime:
@@ -555,12 +562,14 @@ class ClientConnection(asyncio.Protocol):
         upstream, self.upstream = self.upstream, None
         relay = self.relay
         if upstream is not None and relay is not None and relay.owes_statements:
-            if reusable and not self._upstream_lost:  # the client left mid-statement: read the answer to its end
+            if reusable and not self._upstream_lost and relay.owes_ready and not relay.mid_message:
+                # the client left mid-statement: read the answer to its end (statements after the last Sync are
+                # not waited for: without a Sync the server ends them uncommitted when the connection closes)
                 relay.leave()
                 self._drained = asyncio.get_running_loop().create_future()
                 self.listener.pool.own(self._drain(upstream, relay, reason))
                 return
-            relay.abandon("interrupted")  # ended by the gateway or the server: record what is known
+            relay.abandon("client_gone" if reusable else "interrupted")  # record what is known
         if upstream is not None:
             self._release(upstream, reusable=reusable)
         self._record_end(reason)
@@ -569,14 +578,17 @@ class ClientConnection(asyncio.Protocol):
         """Read what the server still owes after the client left; every statement is recorded with its end."""
         assert self._drained is not None
         upstream.protocol.pause_reading(paused=False)
-        if relay.forwarded_since_sync:  # an extended batch without Sync: ask for its results, commit nothing
-            upstream.protocol.write(_FLUSH)
+        upstream.protocol.write(_COPY_FAIL)  # a COPY FROM STDIN the client left ends with an error
+        synced = not relay.forwarded_since_sync  # a Sync commits nothing the client did not sync itself
+        if synced:  # and guarantees a ReadyForQuery even if an error left the server skipping to the next Sync
+            upstream.protocol.write(_SYNC)
+            self._ready_before = relay.ready_seen
         finished = False
         try:
             limit = self.services.settings.proxy.orphan_statement_timeout.total_seconds()
             async with asyncio.timeout(limit):
                 await self._drained
-            finished = not self._upstream_lost
+            finished = not self._upstream_lost and not synced  # an extra ReadyForQuery may still come: not pooled
         except TimeoutError:
             log.info(
                 "session %s: a statement still ran %.0f s after its client left; cancelled", self._session_id, limit

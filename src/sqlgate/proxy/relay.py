@@ -144,12 +144,23 @@ class Relay:
         self._plans: dict[tuple[int, bytes], tuple[Outputs, Plan]] = {}  # masking plans by (outputs, description)
         self._finished: list[StatementRecord] = []  # completed by this batch of server bytes, not yet recorded
         self.rows_seen = 0  # DataRows since the server last completed something (the head statement's rows so far)
+        self.ready_seen = 0  # ReadyForQuery messages from the server so far
         self.client_gone = False  # the client left: answers are read to the end, recorded, and not sent
 
     @property
     def owes_statements(self) -> bool:
         """True while the server still owes the end of a statement or a ReadyForQuery."""
         return any(entry.record is not None or entry.kind == "sync" for entry in self.pending)
+
+    @property
+    def owes_ready(self) -> bool:
+        """True while the server still owes a ReadyForQuery (to a Query or a Sync)."""
+        return any(entry.kind in ("query", "sync") for entry in self.pending)
+
+    @property
+    def mid_message(self) -> bool:
+        """True while part of a client message has gone to the server and the rest has not (streamed COPY data)."""
+        return self.client_framer.streaming
 
     def leave(self) -> None:
         """The client left: read the server's answers to the end and record them as ``client_gone``."""
@@ -180,7 +191,7 @@ class Relay:
 
     # -- client -> server ------------------------------------------------------
 
-    def client_data(self, data: bytes) -> None:  # noqa: C901 - the hot loop keeps its branches inline
+    def client_data(self, data: bytes) -> None:  # noqa: C901, PLR0912 - the hot loop keeps its branches inline
         """Bytes from the client: check, forward, or answer locally."""
         batch = self.client_framer.split(data)
         if not batch:
@@ -191,7 +202,12 @@ class Relay:
             if self.refusing is not None and kind != _S:
                 forward = False
             elif kind in (_Q, _P, _B, _E, _S, _C, _X, _F, _D):
-                forward = self._client_message(kind, memoryview(buf)[begin + 5 : end])
+                try:
+                    forward = self._client_message(kind, memoryview(buf)[begin + 5 : end])
+                except Exception:
+                    if begin > start:  # what came before the bad message goes on, as PostgreSQL would run it
+                        self.send_server(buf[start:begin])
+                    raise
             else:
                 forward = True
             if kind == _E and forward and self.masking is not None and (portal := self._undescribed()) is not None:
@@ -419,6 +435,7 @@ class Relay:
                     continue
                 replacement = mask_data_row(memoryview(buf)[begin + 5 : end], plan)
             elif kind == _SERVER_READY:
+                self.ready_seen += 1
                 self.transaction_status = chr(buf[begin + 5])
                 if masking is not None and self.transaction_status == "I":
                     masking.transaction_ended()
