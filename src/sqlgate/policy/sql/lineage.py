@@ -491,9 +491,7 @@ class _Analyzer:
         shapes = [self.relation_columns(r) for r in candidates]
         names = {tuple(n for n, _ in shape) for shape in shapes}
         if len(names) == 1:
-            columns = [
-                (shapes[0][i][0], _union([shape[i][1] for shape in shapes])) for i in range(len(shapes[0]))
-            ]
+            columns = [(shapes[0][i][0], _union([shape[i][1] for shape in shapes])) for i in range(len(shapes[0]))]
             rel = _Rel(name, columns, schema=schema)
         else:  # the same name in several schemas with different columns: which one runs is unknown
             everything = merge(lin for shape in shapes for _, lin in shape)
