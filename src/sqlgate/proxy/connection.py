@@ -8,6 +8,14 @@ unknown database) and a sentence that says what to do.
 
 The session ends when the client leaves, when the lease or grant ends, or when an
 administrator ends it: the client then gets ErrorResponse 57P01 saying why.
+
+Every statement that reached the server is audited. When the client leaves while the
+server still owes answers, the connection is read to the next ReadyForQuery (a COPY
+FROM STDIN is failed, a Sync of the gateway's own makes sure one comes) and each
+statement is recorded with outcome ``client_gone`` and what the server said, before
+``session.end``; statements after the client's last Sync are not waited for (the
+server ends them uncommitted). With the default audit writer process, a statement's
+answer reaches the client only after its record is in the writer's pipe.
 """
 
 from __future__ import annotations
