@@ -45,9 +45,13 @@ def test_an_update_whose_client_left_while_it_ran_is_recorded_with_its_result(ga
 
 
 def test_a_select_abandoned_halfway_is_recorded_with_its_rows(gateway):
-    """A client reads a few rows of a large result and leaves: the record holds the rows the server sent."""
+    """A client reads a few rows of a large result and leaves: the record holds the rows the server sent.
+
+    The server pauses at row 2,000, after sending the first ones, so the client is gone before the
+    statement ends however fast the gateway relays (else the whole answer may be on its way already).
+    """
     token = gateway.token("erin", ("engineers",))
-    sql = "SELECT g FROM generate_series(1, 300000) AS g"
+    sql = "SELECT g, pg_sleep(CASE WHEN g = 2000 THEN 2 ELSE 0 END) FROM generate_series(1, 300000) AS g"
     sock, _framer = logged_in(gateway.pg_port, "erin", token)
     sock.sendall(Query(sql).encode())
     assert b"D" in sock.recv(4096)  # some rows have arrived
