@@ -64,6 +64,21 @@ def test_an_approver_sees_what_approving_would_grant(gateway, client):
     assert "is approved, not pending" in after["why_not"]
 
 
+def test_an_approval_comment_reaches_the_requester_and_the_audit_log(gateway, client):
+    olga, dora = gateway.token("olga", ("oncall",)), gateway.token("dora", ("dba",))
+    created = _file(client, olga, reason="incident 10", duration="30m").json()
+    approved = client.post(
+        f"/v1/requests/{created['id']}/approve", headers=bearer(dora), json={"comment": "fine for the incident"}
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["decision_reason"] == "fine for the incident"
+    mine = client.get(f"/v1/requests/{created['id']}", headers=bearer(olga)).json()
+    assert mine["decision_reason"] == "fine for the incident"
+    auditor = gateway.token("audrey", ("auditors",))
+    records = client.get("/v1/audit", params={"type": "request.approve"}, headers=bearer(auditor)).json()["records"]
+    assert any(r["reason"] == "fine for the incident" for r in records), records
+
+
 @pytest.fixture
 def short_pending(pg_server, pg_database, tmp_path, monkeypatch):
     """The demo gateway with requests.pending_ttl 3h (from the environment)."""

@@ -144,7 +144,7 @@ def test_request_approve_loop(gateway, people):
     request_id = str(request.get_attribute("aria-labelledby")).removeprefix("req-")
 
     # a decision whose form lost its CSRF token is refused, and the refusal replaces the page's main part
-    request.get_by_label("Comment").fill("stale form")
+    request.get_by_label("Comment", exact=True).fill("stale form")
     request.locator("form.deny input[name=csrf_token]").evaluate("input => { input.value = 'forged'; }")
     request.get_by_role("button", name="Deny").click()
     expect(dana.page.get_by_role("heading", name="Not allowed")).to_be_visible()
@@ -160,6 +160,7 @@ def test_request_approve_loop(gateway, people):
     assert own.ok
     assert "you cannot approve or deny your own access request" in own.text()
 
+    request.get_by_label("Comment (optional)").fill("fine for order 42")
     request.get_by_role("button", name="Approve").click()
     expect(dana.page.get_by_text("Approved omar: write on demo, until")).to_be_visible()
     expect(dana.page.locator("article.request", has_text="omar asks for write on demo")).to_have_count(0)
@@ -167,6 +168,7 @@ def test_request_approve_loop(gateway, people):
 
     omar.page.goto("/ui/requests")
     expect(omar.page.locator("tr", has_text="fix order 42").get_by_text("approved")).to_be_visible()
+    expect(omar.page.locator("tr", has_text="fix order 42")).to_contain_text("fine for order 42")
     omar.check("requests-mine")
     omar.page.goto("/ui")
     expect(omar.page.locator("tr", has_text="write").get_by_text("allowed")).to_be_visible()

@@ -237,7 +237,9 @@ def test_approve_and_deny_by_an_approver(gateway, http):
         )
     }
     assert set(ids) >= {"please approve", "please deny"}
-    approved = http.post(f"/ui/requests/{ids['please approve']}/approve", data={"csrf_token": approver_token})
+    approved = http.post(
+        f"/ui/requests/{ids['please approve']}/approve", data={"csrf_token": approver_token, "comment": "go ahead"}
+    )
     assert approved.status_code == 303
     assert "Approved rita: write on demo, until" in http.get("/ui/requests").text
     refused = http.post(f"/ui/requests/{ids['please deny']}/deny", data={"csrf_token": approver_token})
@@ -251,6 +253,7 @@ def test_approve_and_deny_by_an_approver(gateway, http):
     mine = requester.get("/ui/requests").text
     assert "state-approved" in mine
     assert "not now" in mine
+    assert "go ahead" in mine  # the approval's comment
     access = requester.get("/ui").text
     assert 'badge ok">allowed' in access  # the approved grant shows up in My access
     requester.close()

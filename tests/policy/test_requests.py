@@ -116,6 +116,22 @@ async def test_single_approval_and_default_duration(env):
     assert request.expires_at == T0 + timedelta(hours=1)
 
 
+async def test_an_approval_comment_is_kept_with_each_step_and_as_the_decisions_reason(env):
+    service, auditor, _, _ = env
+    request = await service.create(BOB, "demo", "write", timedelta(minutes=30), "incident 42", at=T0)
+    request = await service.approve(request.id, ALICE, comment="  checked the ticket  ", at=T0)
+    assert (request.status, request.decision_reason) == ("pending", None)  # one of two approvals
+    request = await service.approve(request.id, CAROL, comment="ok for 30 minutes", at=T0)
+    assert (request.status, request.decision_reason) == ("approved", "ok for 30 minutes")
+    approvals = [e for e in auditor.events if e.type == "request.approve"]
+    assert [e.reason for e in approvals] == ["checked the ticket", "ok for 30 minutes"]
+    other = await service.create(BOB, "demo", "write", timedelta(minutes=30), "again", at=T0)
+    with pytest.raises(AccessRequestError, match="longer than"):
+        await service.approve(other.id, ALICE, comment="x" * 2001, at=T0)
+    unchanged = await service.get(other.id)
+    assert unchanged.approvals == 0
+
+
 async def test_deny_ends_the_request(env):
     service, auditor, _, _ = env
     request = await service.create(BOB, "demo", "write", timedelta(minutes=30), "look at prod", at=T0)

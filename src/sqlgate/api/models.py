@@ -147,6 +147,14 @@ class AccessRequestCreate(_Body):
     )
 
 
+class ApproveBody(_Body):
+    """An approval's optional comment."""
+
+    comment: str = Field(
+        default="", max_length=2000, description="Kept in the audit log; shown to the requester when it completes."
+    )
+
+
 class DenyBody(_Body):
     """Why a request is denied."""
 

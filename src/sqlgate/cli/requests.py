@@ -151,15 +151,20 @@ def _status(item: dict[str, Any]) -> str:
     return str(item["status"])
 
 
-def approve(
+def approve(  # noqa: PLR0913, PLR0917 - one Typer option per parameter
     request_id: Id,
+    comment: Annotated[
+        str, typer.Option("--comment", help="Optional; kept in the audit log and shown to the requester.")
+    ] = "",
     config: ConfigOption = None,
     gateway: GatewayOption = None,
     token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Approve an access request (as an approver of its rule)."""
-    result = ApiClient(config, gateway, token).call("POST", f"/v1/requests/{quote(request_id, safe='')}/approve")
+    """Approve an access request (as an approver of its rule), with an optional comment."""
+    result = ApiClient(config, gateway, token).call(
+        "POST", f"/v1/requests/{quote(request_id, safe='')}/approve", json={"comment": comment}
+    )
     _decided(result, json_output)
 
 

@@ -199,12 +199,12 @@ async def requests_page(request: Request) -> Response:
 
 @router.post("/requests/{request_id}/approve")
 async def approve(request: Request, request_id: RequestId) -> Response:
-    """Approve a pending request (the service checks the approver, never the requester)."""
+    """Approve a pending request, with an optional comment (the service checks the approver, never the requester)."""
     session, principal = await signed_in(request)
-    await checked_form(request, session)
+    form = await checked_form(request, session)
     services = console_of(request).services
     try:
-        approved = await services.requests.approve(request_id, principal)
+        approved = await services.requests.approve(request_id, principal, comment=form.get("comment", ""))
     except SqlgateError as exc:
         await flash(request, session, "error", f"Not approved: {exc}")
         return redirect(f"{PREFIX}/requests")

@@ -160,9 +160,16 @@ class RequestService:
             counts = await approval_counts(conn, [row["id"] for row in rows])
         return [request_of(row, counts.get(row["id"], 0)) for row in rows]
 
-    async def approve(self, request_id: str, approver: Principal, *, at: datetime | None = None) -> AccessRequest:
-        """Record ``approver``'s approval; once enough distinct approvers agree, the window starts now."""
+    async def approve(
+        self, request_id: str, approver: Principal, *, comment: str = "", at: datetime | None = None
+    ) -> AccessRequest:
+        """Record ``approver``'s approval; once enough distinct approvers agree, the window starts now.
+
+        ``comment`` (optional) is kept as the step's reason in the audit log and, on the approval that
+        completes the request, as the decision's reason the requester sees.
+        """
         now = utc_or_now(at)
+        comment = _clean_reason(comment) if comment.strip() else ""
         async with self._store.begin() as conn:
             request = await load_request(conn, request_id, lock=True)
             rule = self._approvable(request, approver, now)
@@ -184,11 +191,17 @@ class RequestService:
                         decided_at=now,
                         expires_at=now + granted_duration(request, rule),
                         decided_by=approver.name,
+                        decision_reason=comment or None,
                     )
                 )
             request = await load_request(conn, request.id)
             await self._audit(
-                "request.approve", request, approver, outcome="allowed", extra={"approvals": count, "needed": needed}
+                "request.approve",
+                request,
+                approver,
+                outcome="allowed",
+                reason=comment or None,
+                extra={"approvals": count, "needed": needed},
             )
         if request.status == "approved":
             self._tell("approved", request, approver)

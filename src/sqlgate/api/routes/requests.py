@@ -13,7 +13,14 @@ from fastapi import APIRouter, Path, Query
 
 from sqlgate.api.deps import ApiDep, CurrentPrincipal
 from sqlgate.api.errors import BadRequest
-from sqlgate.api.models import AccessRequestCreate, AccessRequestList, AccessRequestOut, DenyBody, RequestPreviewOut
+from sqlgate.api.models import (
+    AccessRequestCreate,
+    AccessRequestList,
+    AccessRequestOut,
+    ApproveBody,
+    DenyBody,
+    RequestPreviewOut,
+)
 from sqlgate.api.state import ApiState
 from sqlgate.config import parse_duration
 from sqlgate.errors import RequestNotFound
@@ -84,9 +91,11 @@ def _may_see(api: ApiState, principal: Principal, request: AccessRequest) -> boo
 
 
 @router.post("/v1/requests/{request_id}/approve", response_model=AccessRequestOut)
-async def approve(request_id: RequestId, principal: CurrentPrincipal, api: ApiDep) -> AccessRequestOut:
-    """Approve a pending request (an approver of its rule, never the requester)."""
-    approved = await api.requests.approve(request_id, principal)
+async def approve(
+    request_id: RequestId, principal: CurrentPrincipal, api: ApiDep, body: ApproveBody | None = None
+) -> AccessRequestOut:
+    """Approve a pending request (an approver of its rule, never the requester), with an optional comment."""
+    approved = await api.requests.approve(request_id, principal, comment=body.comment if body else "")
     await api.services.audit.flush()  # the step's audit record is durable before we answer
     api.services.grants.forget()
     return _out(approved)
