@@ -6,7 +6,7 @@ is marked slow (``pytest -m slow``) and asserts what the issue asks for.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -17,18 +17,15 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _bench_module(name: str) -> ModuleType:
-    """A script of bench/, loaded by its path.
+    """A script of bench/, imported by name with bench/ at the end of sys.path.
 
-    bench/ never goes on sys.path, where bench/mysql.py would hide the ``mysql`` package
-    (mysql-connector-python) from every test collected after this one.
+    At the end, because bench/mysql.py would otherwise hide the ``mysql`` package (mysql-connector-python)
+    from every test after this one; imported by name (not loaded from its path) because the script
+    starts processes that import it again.
     """
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    if str(BENCH) not in sys.path:
+        sys.path.append(str(BENCH))
+    return importlib.import_module(name)
 
 
 @pytest.mark.slow
