@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from sqlgate.access.answers import AnswerHold
 from sqlgate.access.statements import statement_fields
 from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import new_record, principal_record
@@ -73,9 +74,7 @@ class MysqlClientConnection(asyncio.Protocol):
         self._timers: list[asyncio.TimerHandle] = []
         self._ending = False
         self._early = b""  # bytes a client sent after its token, before the relay started
-        self._durable = getattr(self.services.audit, "durable_handover", False)  # answers wait for the hand-over
-        self._held: list[bytes] | None = None  # bytes for the client held until statement records are handed over
-        self._release_pending = False
+        self.answers = AnswerHold(self.services.audit, self._write)  # answers wait for their records' hand-over
         self.tls: TlsLayer | None = None
 
     # -- asyncio callbacks ---------------------------------------------------
@@ -123,7 +122,7 @@ class MysqlClientConnection(asyncio.Protocol):
 
     def _client_bytes(self, data: bytes) -> None:
         if self.relay is not None:
-            self._durably(self.relay.client_data, data)
+            self.answers.feed(self.relay, self.relay.client_data, data)
             if self.relay.terminated:
                 self._end("the client ended the session")
         elif self.login is not None and self.login.state not in {"login", "password", "done", "failed"}:
@@ -134,7 +133,7 @@ class MysqlClientConnection(asyncio.Protocol):
     def _server_data(self, data: bytes) -> None:
         try:
             assert self.relay is not None
-            self._durably(self.relay.server_data, data)
+            self.answers.feed(self.relay, self.relay.server_data, data)
         except ProtocolError as exc:
             log.warning("MySQL session %s: the server broke the protocol: %s", self._session_id, exc)
             self._fatal(1105, "HY000", f"the database server broke the protocol: {exc.message}")
@@ -143,41 +142,6 @@ class MysqlClientConnection(asyncio.Protocol):
         except Exception:
             log.exception("MySQL session %s from %s failed on bytes from the server", self._session_id, self.source)
             self._internal_failure()
-
-    def _durably(self, feed: Callable[[bytes], None], data: bytes) -> None:
-        """Feed the relay; an answer that completes a statement reaches the client after its record left the gateway.
-
-        As on pgwire: with the audit writer process, what the relay sends the client is
-        held while a hand-over is pending (order kept), and released once the records
-        are in the writer's pipe, so no acknowledged statement can go unrecorded.
-        """
-        relay = self.relay
-        assert relay is not None
-        if not self._durable:
-            feed(data)
-            return
-        if self._held is None:
-            self._held = []
-        before = relay.statement_count
-        feed(data)
-        if relay.statement_count != before and not self._release_pending:
-            self._release_pending = True
-            self.services.audit.after_handover(self._release_held)  # type: ignore[union-attr]
-        elif not self._release_pending:
-            self._release_held()
-
-    def _release_held(self) -> None:
-        self._release_pending = False
-        held, self._held = self._held, None
-        if held:
-            self._write(held[0] if len(held) == 1 else b"".join(held))
-
-    def _to_client(self, data: bytes) -> None:
-        """The relay's way to the client: straight, or held until a statement's record is handed over."""
-        if self._held is not None:
-            self._held.append(data)
-        else:
-            self._write(data)
 
     def _internal_failure(self) -> None:
         self._fatal(1105, "HY000", f"internal error in the gateway (session {self._session_id}); the session is ended")
@@ -353,7 +317,7 @@ class MysqlClientConnection(asyncio.Protocol):
             capabilities=self.login.capabilities,
             policy=policy,
             send_server=upstream.protocol.write,
-            send_client=self._to_client,
+            send_client=self.answers.send,
             on_statement=self._audit_statement,
             on_kill=self._kill,
             masking=masking,
@@ -395,7 +359,7 @@ class MysqlClientConnection(asyncio.Protocol):
         self._timers = [asyncio.get_running_loop().call_later(seconds, self._expired)]
         leftover = self.login.take_buffered() + self._early
         if leftover:
-            self._durably(self.relay.client_data, leftover)
+            self.answers.feed(self.relay, self.relay.client_data, leftover)
 
     def _watch_lease(self, lease: Lease) -> None:
         def lease_ended(_lease_id: str) -> None:

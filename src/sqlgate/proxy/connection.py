@@ -28,6 +28,7 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from sqlgate.access.answers import AnswerHold
 from sqlgate.access.catalog import read_raw
 from sqlgate.access.masking import SessionMasking
 from sqlgate.access.statements import statement_fields
@@ -106,9 +107,7 @@ class ClientConnection(asyncio.Protocol):
         self._upstream_lost = False
         self._tls = False  # the client's bytes travel in TLS: writes are cut to PostgreSQL's record size
         self._lease_counted = False  # this connection counts as a session of its lease in the pool
-        self._durable = getattr(self.services.audit, "durable_handover", False)  # answers wait for the hand-over
-        self._held: list[bytes] | None = None  # bytes for the client held until statement records are handed over
-        self._release_pending = False
+        self.answers = AnswerHold(self.services.audit, self._write)  # answers wait for their records' hand-over
         self._ready_before = 1 << 62  # drain: the server's ReadyForQuery count when the gateway sent its own Sync
         self._drained: asyncio.Future[None] | None = None  # set once the server has answered after the client left
 
@@ -131,8 +130,8 @@ class ClientConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Bytes from the client: to the login until it succeeds, then to the relay."""
         try:
-            if self.relay is not None:
-                self.relay.client_data(data)
+            if self.relay is not None:  # a refusal the gateway answers waits for its record too, as on MySQL
+                self.answers.feed(self.relay, self.relay.client_data, data)
                 if self.relay.terminated:
                     self._end("the client ended the session")
             elif self.handshake is not None:
@@ -157,10 +156,7 @@ class ClientConnection(asyncio.Protocol):
         """Bytes from the server, to the relay; a failure ends the session with an error the client sees."""
         try:
             assert self.relay is not None
-            if not self._durable:
-                self.relay.server_data(data)
-            else:
-                self._server_data_durably(self.relay, data)
+            self.answers.feed(self.relay, self.relay.server_data, data)
             if self._drained is not None and (not self.relay.owes_ready or self.relay.ready_seen > self._ready_before):
                 self._drain_done()
         except ProtocolError as exc:
@@ -175,36 +171,6 @@ class ClientConnection(asyncio.Protocol):
             self._upstream_lost = True
             self._internal_failure()
             self._drain_done()
-
-    def _server_data_durably(self, relay: Relay, data: bytes) -> None:
-        """Relay ``data``; an answer that completes a statement reaches the client after its record left the gateway.
-
-        What the relay sends the client is held while a hand-over is pending, so the
-        order of the bytes is kept; the audit log releases it once the records are in
-        the writer process's pipe (one write per loop turn for every session).
-        """
-        if self._held is None:
-            self._held = []
-        before = relay.statement_count
-        relay.server_data(data)
-        if relay.statement_count != before and not self._release_pending:
-            self._release_pending = True
-            self.services.audit.after_handover(self._release_held)  # type: ignore[union-attr]
-        elif not self._release_pending:
-            self._release_held()
-
-    def _release_held(self) -> None:
-        self._release_pending = False
-        held, self._held = self._held, None
-        if held:
-            self._write(held[0] if len(held) == 1 else b"".join(held))
-
-    def _to_client(self, data: bytes) -> None:
-        """The relay's way to the client: straight, or held until a statement's record is handed over."""
-        if self._held is not None:
-            self._held.append(data)
-        else:
-            self._write(data)
 
     def _drain_done(self) -> None:
         if self._drained is not None and not self._drained.done():
@@ -388,7 +354,7 @@ class ClientConnection(asyncio.Protocol):
         self.relay = Relay(
             guardrails=decision.guardrails,
             send_server=upstream.protocol.write,
-            send_client=self._to_client,
+            send_client=self.answers.send,
             on_statement=self._audit_statement,
             masking=masking,
         )
