@@ -59,7 +59,9 @@ rules:
 """Analysts read with ``customers.email`` and ``*.ssn`` masked; masked writers and builders (DDL allowed) the same;
 engineers unmasked."""
 
-ALPHABET = "ghjkmnpqrstvwxyz"
+ALPHABET = "ghjkmnpqrsvwxyz"
+"""No vowels, no hex digits, and no ``t``: SQL the audit log rightly holds (``typtype``, ``rngtypid``,
+``tstmt``) otherwise makes runs of these letters that matched a random secret's piece by chance."""
 PIECE = 5
 
 
