@@ -42,9 +42,21 @@ def test_computed_columns_proven_clean_are_kept(analyst):
     ]
 
 
-def test_views_are_masked_whole(analyst):
-    """A view's columns have no traced origin (views are not expanded for MySQL): every column is masked."""
+def test_views_whose_definition_the_login_cannot_read_are_masked_whole(analyst):
+    """Without SHOW VIEW the login reads an empty view definition: the view's columns are unknown, all masked.
+
+    (Views the login can read are traced to their base columns: test_view_masking.py.)
+    """
     assert rows(analyst, "SELECT id, email FROM customer_view ORDER BY id") == [(None, "****"), (None, "****")]
+
+
+def test_derived_table_aliases_and_select_aliases_are_traced(analyst):
+    """Email as x under a derived table's alias; (SELECT a) reads the output alias a: both replaced whole."""
+    assert rows(analyst, "SELECT UPPER(x) FROM (SELECT email AS x FROM customers) d WHERE x LIKE 'a%'") == [("****",)]
+    assert rows(analyst, "SELECT email AS a, (SELECT a) AS b FROM customers WHERE id = 1") == [
+        ("a***@example.com", "****")
+    ]
+    assert rows(analyst, "SELECT UPPER(email) FROM customer_view WHERE id = 1") == [("****",)]
 
 
 def test_warnings_do_not_reveal_masked_values(analyst):

@@ -28,11 +28,12 @@ from sqlgate.audit.events import EventType, Outcome
 from sqlgate.config import is_loopback
 from sqlgate.errors import AccessDenied, AuditQueueFull, IdentityError, ProtocolError, SqlgateError
 from sqlgate.identity.principal import Principal
+from sqlgate.mysqlproxy.catalog import load_catalog
 from sqlgate.mysqlproxy.masking import MysqlMasking
 from sqlgate.mysqlproxy.relay import Relay, StatementRecord
 from sqlgate.mysqlproxy.statements import Kill, StatementPolicy
 from sqlgate.mysqlproxy.tls import TlsLayer
-from sqlgate.mysqlproxy.upstream import Upstream, base_tables, connect_upstream
+from sqlgate.mysqlproxy.upstream import Upstream, connect_upstream
 from sqlgate.mywire.actions import Action, Disconnect, LoginReceived, PasswordReceived, Send, StartTls
 from sqlgate.mywire.constants import CLEAR_PASSWORD, Capability
 from sqlgate.mywire.handshake import HandshakeResponse
@@ -291,9 +292,13 @@ class MysqlClientConnection(asyncio.Protocol):
             raise SqlgateError("the database server does not support CLIENT_DEPRECATE_EOF as the client asked")
         masking = None
         if decision.mask:
-            tables = await base_tables(upstream)
+            catalog = await load_catalog(upstream)
             masking = MysqlMasking(
-                decision.mask, hash_key=self.services.deployment_id.encode(), base_tables=tables, database=config.dbname
+                decision.mask,
+                hash_key=self.services.deployment_id.encode(),
+                base_tables=catalog.base_tables,
+                views=catalog.views,
+                database=config.dbname,
             )
         if self.transport is None or self.transport.is_closing():
             upstream.protocol.close()

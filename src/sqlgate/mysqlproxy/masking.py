@@ -1,29 +1,42 @@
-"""Masking for MySQL sessions: each result column's origin from its column definition, else from the parse.
+"""Masking for MySQL sessions: each result column's origin from its column definition and the parse.
 
 The same rules as every front end (:class:`sqlgate.access.masking.MaskRules`), fed
 with a lineage built here, because the lineage analysis of :mod:`sqlgate.policy.sql.lineage`
-reads PostgreSQL's parse tree only:
+reads PostgreSQL's parse tree only. The session's catalog (:mod:`.catalog`: base
+tables, and views with their definitions, read at login) and the statement's parse
+(sqlglot, MySQL dialect) are traced by :class:`.tracing.Tracer`: names resolved by
+scope through derived tables, CTEs, subqueries and views (view definitions parsed in
+turn, views over views to a bounded depth, cycles unknown).
 
 - a column whose definition names a base table (``schema``, ``org_table``,
-  ``org_name``) *is* that column: its mask function runs on the value;
-- a computed column (no ``org_table``) is traced through the statement's parse
-  (sqlglot, MySQL dialect): every column it references, under every table the
-  statement names (no finer resolution), is a dependency; user variables,
-  functions sqlglot does not know (stored functions) and a select list it cannot
-  line up with the result make it unknown;
-- a column of a view, a derived table, a CTE or a temporary table (its
-  ``org_table`` is not a base table of the catalog) is unknown.
+  ``org_name``) in a statement that reads base tables only, under that table's name,
+  *is* that column: its mask function runs on the value;
+- a column of a view: MariaDB names the view (or its alias) with the view's column,
+  or, when the result is sorted or grouped, the view's base table with the view's
+  column name; in a statement that reads a view (or a relation the catalog lacks),
+  the parse traced through the view decides: a view column that is one base column
+  unchanged takes that column's mask; one computed from masked columns is replaced
+  whole; one proven clean is shown;
+- a computed column (no ``org_table``) has the lineage the parse gives its select
+  item, and also depends on every column it names under every table of the statement
+  (views traced to their columns);
+- unknown, so replaced whole: a view whose definition the login cannot read (it needs
+  ``SHOW VIEW``; empty otherwise) or sqlglot cannot parse, a view or function call the
+  trace cannot follow (stored functions, ``@`` variables), a relation the catalog does
+  not know (created since the login, temporary), a derived table or CTE posing as a
+  table, a result that does not line up with the select items (a ``*`` over a base
+  table among views).
 
 Unknown and dependent columns are replaced whole (``****`` for text, NULL
-otherwise), so this fails closed: a computed column is shown only when the
-parse proves it clean. Views are not expanded (masked whole when a grant masks
-anything).
+otherwise), so this fails closed: a column is shown only when the parse proves it
+clean.
 
 When the grant masks anything, statements that would move a masked value
-elsewhere are refused (INSERT ... SELECT, UPDATE ... SET, CREATE ... AS SELECT,
-SELECT ... INTO, user variables, stored functions), as are statements that do
-not parse. After a statement that changes the catalog (DDL) the session masks
-every column it reads.
+elsewhere are refused (INSERT ... SELECT, UPDATE ... SET, CREATE ... AS SELECT
+(views included), SELECT ... INTO, user variables, stored functions), as are those
+reading a relation the catalog does not know into a table, and statements that do
+not parse. After a statement that changes the catalog (DDL) the session masks every
+column it reads.
 """
 
 from __future__ import annotations
@@ -36,12 +49,13 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from sqlgate.access.masking import ColumnMask, MaskRules, Plan
+from sqlgate.mysqlproxy.catalog import MysqlCatalog
 from sqlgate.mysqlproxy.statements import shape_key
+from sqlgate.mysqlproxy.tracing import SYSTEM_SCHEMAS, Tracer, is_star
 from sqlgate.mywire.constants import BINARY_CHARSET, TEXT_LIKE_TYPES
 from sqlgate.mywire.results import ColumnDefinition
-from sqlgate.policy.sql.lineage import UNKNOWN, Column, Lineage
+from sqlgate.policy.sql.lineage import UNKNOWN, Column, Lineage, merge
 
-SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys"})
 _CACHED = 1024
 
 
@@ -52,6 +66,8 @@ class Shape:
     items: tuple[tuple[str | None, Lineage], ...] | None  # (output name if known, lineage); None: cannot tell
     has_star: bool = False
     shadowed: frozenset[str] = frozenset()  # names of derived tables and CTEs: they may pose as a base table
+    relations: Mapping[str, frozenset[str]] = field(default_factory=dict)  # table name or alias: what it names
+    through_views: bool = False  # it reads a relation that is not a base table (a view, or one the catalog lacks)
 
 
 @dataclass
@@ -64,12 +80,22 @@ class Analysis:
 
 
 class MysqlMasking:
-    """One session's masking on a MySQL database: the grant's rules, the catalog's base tables."""
+    """One session's masking on a MySQL database: the grant's rules, the catalog's base tables and views."""
 
-    def __init__(self, mask: Mapping[str, str], *, hash_key: bytes, base_tables: frozenset[str], database: str) -> None:
+    def __init__(
+        self,
+        mask: Mapping[str, str],
+        *,
+        hash_key: bytes,
+        base_tables: frozenset[str],
+        database: str,
+        views: Mapping[str, str | None] | None = None,
+    ) -> None:
         self.rules = MaskRules(mask, hash_key=hash_key)
-        self.base_tables = base_tables  # "schema.table", lower-case
+        self.catalog = MysqlCatalog(base_tables, dict(views or {}))  # "schema.name", lower-case
+        self.base_tables = base_tables
         self.database = database
+        self.tracer = Tracer(self.catalog, database)
         self.catalog_changed = False
         self._analyses: dict[str, Analysis] = {}
 
@@ -117,7 +143,7 @@ class MysqlMasking:
         """Why ``node`` would move a masked value somewhere else, or None."""
         tables = _tables(node, self.database)
         for what, source in _sources(node):
-            leak = self.rules.leak(_lineage(source, tables))
+            leak = self.rules.leak(self._coarse(source, tables, check=_tables(source, self.database)))
             if leak is not None:
                 return f"{what} would receive {leak}, which this grant masks"
         return None
@@ -133,13 +159,42 @@ class MysqlMasking:
         tables = _tables(select, self.database)
         items: list[tuple[str | None, Lineage]] = []
         star = False
-        for item in select.expressions:
-            if isinstance(item, exp.Star) or (isinstance(item, exp.Column) and isinstance(item.this, exp.Star)):
+        for item, name, lineage in self.tracer.items(select):
+            if item is not None and is_star(item):
                 star = True
                 items.append((None, UNKNOWN))
-                continue
-            items.append((item.alias_or_name or None, _lineage(item, tables)))
-        return Shape(tuple(items), star, _shadowing_names(select))
+            elif item is None:  # a column of a traced * (a view, a derived table, a CTE)
+                items.append((name, lineage))
+            else:
+                items.append((name, _both(lineage, self._coarse(item, tables))))
+        relations = _relations(select, self.database)
+        through_views = any(not self._is_base(relation) for named in relations.values() for relation in named)
+        return Shape(tuple(items), star, _shadowing_names(select), relations, through_views)
+
+    def _is_base(self, relation: str) -> bool:
+        return relation in self.base_tables or relation.split(".", 1)[0] in SYSTEM_SCHEMAS
+
+    def _coarse(self, node: exp.Expression, tables: list[str], check: Sequence[str] = ()) -> Lineage:
+        """Every column ``node`` names, under every table of the statement (views traced to their columns).
+
+        Unknown for variables and stored functions, for a view that cannot be traced, and for a
+        table of ``check`` the catalog does not know (created since, temporary, not visible).
+        """
+        coarse = _lineage(node, tables)
+        deps = frozenset(column for column in coarse.deps if not self.tracer.is_view(column.relation))
+        names = {column.name.lower() for column in node.find_all(exp.Column) if column.name and not column.is_star}
+        parts = [Lineage(deps, None, coarse.unknown)]
+        for view in {table for table in tables if self.tracer.is_view(table)}:
+            columns = self.tracer.view(view)
+            parts += [UNKNOWN] if columns is None else [traced for name, traced in columns if name in names]
+        root = node.root()
+        ctes = _shadowing_names(root) if isinstance(root, exp.Expression) else frozenset()
+        known = self.catalog.base_tables | self.catalog.views.keys()
+        for table in check:
+            schema, name = table.split(".", 1)
+            if table not in known and schema not in SYSTEM_SCHEMAS and name not in ctes:
+                parts.append(UNKNOWN)
+        return merge(parts)
 
     # -- plans ------------------------------------------------------------------
 
@@ -158,16 +213,20 @@ class MysqlMasking:
         if self.catalog_changed:
             return UNKNOWN
         if column.org_table and column.org_name:
-            return self._base_column(shape, column)
+            return self._named_column(shape, index, column, count)
         if column.org_table or shape is None or shape.items is None:
             return UNKNOWN
-        if not shape.has_star and len(shape.items) == count:  # one result column per select item, in order
-            return shape.items[index][1]
-        named = [lineage for name, lineage in shape.items if name == column.name]
-        return named[0] if len(named) == 1 else UNKNOWN
+        return _item(shape, index, count) or UNKNOWN
 
-    def _base_column(self, shape: Shape | None, column: ColumnDefinition) -> Lineage:
-        """A column whose definition names its table: that column, when the table is a base table for certain."""
+    def _named_column(self, shape: Shape | None, index: int, column: ColumnDefinition, count: int) -> Lineage:
+        """A column whose definition names a table or view: its lineage, when the parse proves what it names.
+
+        MariaDB names a base table in ``org_table``, or a view's (a derived table's, a CTE's) alias
+        with the view's column in ``org_name``; but through a view sorted or grouped it may name the
+        view's base table with the view's column name. So the name is taken for a base table only in
+        a statement that reads base tables alone and names that table under it; in a statement that
+        reads a view, the parse traced through the view decides, else the one view named so.
+        """
         schema = (column.schema or self.database).lower()
         table = column.org_table.lower()
         relation = f"{schema}.{table}"
@@ -175,9 +234,27 @@ class MysqlMasking:
         if schema in SYSTEM_SCHEMAS:
             return Lineage(frozenset({source}), source)
         # a derived table or CTE named like a base table reports that name: only a parse without one proves it
-        if shape is None or shape.items is None or table in shape.shadowed or relation not in self.base_tables:
+        if shape is None or shape.items is None or table in shape.shadowed:
             return UNKNOWN
-        return Lineage(frozenset({source}), source)
+        named = shape.relations.get(table, frozenset())
+        if not shape.through_views:
+            return Lineage(frozenset({source}), source) if named == {relation} and self._is_base(relation) else UNKNOWN
+        traced = _item(shape, index, count)
+        if traced is not None:
+            return traced
+        if len(named) == 1 and self.tracer.is_view(view := next(iter(named))):
+            return self.tracer.view_column(view, column.org_name)
+        return UNKNOWN
+
+
+def _item(shape: Shape, index: int, count: int) -> Lineage | None:
+    """The lineage the parse gives result column ``index``, when the select items line up with the result.
+
+    Not by name: with a ``*`` the parse cannot list, a column it brings may bear an item's name.
+    """
+    if shape.items is None or shape.has_star or len(shape.items) != count:
+        return None
+    return shape.items[index][1]
 
 
 def _sources(node: exp.Expression) -> list[tuple[str, exp.Expression]]:
@@ -203,6 +280,23 @@ def _shadowing_names(node: exp.Expression) -> frozenset[str]:
     names = {sub.alias.lower() for sub in node.find_all(exp.Subquery) if sub.alias}
     names |= {cte.alias.lower() for cte in node.find_all(exp.CTE) if cte.alias}
     return frozenset(names)
+
+
+def _relations(node: exp.Expression, database: str) -> dict[str, frozenset[str]]:
+    """Each name a table goes by in ``node`` (its alias, and its own name) with the ``schema.table`` it stands for."""
+    named: dict[str, set[str]] = {}
+    for table in node.find_all(exp.Table):
+        if table.name:
+            relation = f"{(table.db or database).lower()}.{table.name.lower()}"
+            for name in {table.alias_or_name.lower(), table.name.lower()}:
+                named.setdefault(name, set()).add(relation)
+    return {name: frozenset(relations) for name, relations in named.items()}
+
+
+def _both(traced: Lineage, coarse: Lineage) -> Lineage:
+    """One output's lineage from the scope tracing and from the coarse cross product: every dependency of both."""
+    merged = merge([traced, coarse])  # its mask function applies only when ``direct`` is its one masked dependency
+    return Lineage(merged.deps, None if merged.unknown else traced.direct, merged.unknown)
 
 
 def _assigned(item: exp.Expression) -> exp.Expression:
