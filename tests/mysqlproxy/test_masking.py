@@ -59,6 +59,19 @@ def test_derived_table_aliases_and_select_aliases_are_traced(analyst):
     assert rows(analyst, "SELECT UPPER(email) FROM customer_view WHERE id = 1") == [("****",)]
 
 
+def test_grouped_derived_tables_and_ctes_are_traced_not_taken_at_their_word(analyst):
+    """Grouped or distinct, MariaDB reports customers.name for a derived table's name that is email.
+
+    Traced, it is email (its mask), or may be (joined with orders, which might have a name column: ****).
+    """
+    for sql in (
+        "SELECT name FROM (SELECT email AS name FROM customers) d GROUP BY name",
+        "WITH d AS (SELECT email AS name FROM customers) SELECT DISTINCT name FROM d",
+        "SELECT DISTINCT name FROM (SELECT email AS name FROM customers) AS d JOIN orders",
+    ):
+        assert {value for (value,) in rows(analyst, sql)} <= {"a***@example.com", "b***@example.org", "****"}, sql
+
+
 def test_warnings_do_not_reveal_masked_values(analyst):
     """A warning quoting a value (Truncated incorrect DOUBLE value: '...') is masked like any computed column."""
     rows(analyst, "SELECT email + 0 FROM customers")

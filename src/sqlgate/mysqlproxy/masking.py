@@ -9,14 +9,15 @@ scope through derived tables, CTEs, subqueries and views (view definitions parse
 turn, views over views to a bounded depth, cycles unknown).
 
 - a column whose definition names a base table (``schema``, ``org_table``,
-  ``org_name``) in a statement that reads base tables only, under that table's name,
-  *is* that column: its mask function runs on the value;
+  ``org_name``) in a statement that reads base tables only (no view, derived table
+  or CTE), under that table's name, *is* that column: its mask function runs on the value;
 - a column of a view: MariaDB names the view (or its alias) with the view's column,
-  or, when the result is sorted or grouped, the view's base table with the view's
-  column name; in a statement that reads a view (or a relation the catalog lacks),
-  the parse traced through the view decides: a view column that is one base column
-  unchanged takes that column's mask; one computed from masked columns is replaced
-  whole; one proven clean is shown;
+  or, when the result is sorted, grouped or distinct, the base table beneath with the
+  output's name (derived tables and CTEs likewise); so in a statement that reads a
+  view, a derived table, a CTE or a relation the catalog lacks, the parse traced
+  through them decides: a view column that is one base column unchanged takes that
+  column's mask; one computed from masked columns is replaced whole; one proven
+  clean is shown;
 - a computed column (no ``org_table``) has the lineage the parse gives its select
   item, and also depends on every column it names under every table of the statement
   (views traced to their columns);
@@ -25,7 +26,7 @@ turn, views over views to a bounded depth, cycles unknown).
   trace cannot follow (stored functions, ``@`` variables), a relation the catalog does
   not know (created since the login, temporary), a derived table or CTE posing as a
   table, a result that does not line up with the select items (a ``*`` over a base
-  table among views).
+  table in such a statement).
 
 Unknown and dependent columns are replaced whole (``****`` for text, NULL
 otherwise), so this fails closed: a column is shown only when the parse proves it
@@ -67,7 +68,9 @@ class Shape:
     has_star: bool = False
     shadowed: frozenset[str] = frozenset()  # names of derived tables and CTEs: they may pose as a base table
     relations: Mapping[str, frozenset[str]] = field(default_factory=dict)  # table name or alias: what it names
-    through_views: bool = False  # it reads a relation that is not a base table (a view, or one the catalog lacks)
+    # it reads a view, a relation the catalog lacks, a derived table or a CTE: sorted or grouped, MariaDB may then
+    # name a base table in org_table with the output's name in org_name, so only the parse can tell the origin
+    indirect: bool = False
 
 
 @dataclass
@@ -168,8 +171,9 @@ class MysqlMasking:
             else:
                 items.append((name, _both(lineage, self._coarse(item, tables))))
         relations = _relations(select, self.database)
-        through_views = any(not self._is_base(relation) for named in relations.values() for relation in named)
-        return Shape(tuple(items), star, _shadowing_names(select), relations, through_views)
+        shadowed = _shadowing_names(select)
+        indirect = bool(shadowed) or any(not self._is_base(r) for named in relations.values() for r in named)
+        return Shape(tuple(items), star, shadowed, relations, indirect)
 
     def _is_base(self, relation: str) -> bool:
         return relation in self.base_tables or relation.split(".", 1)[0] in SYSTEM_SCHEMAS
@@ -222,10 +226,11 @@ class MysqlMasking:
         """A column whose definition names a table or view: its lineage, when the parse proves what it names.
 
         MariaDB names a base table in ``org_table``, or a view's (a derived table's, a CTE's) alias
-        with the view's column in ``org_name``; but through a view sorted or grouped it may name the
-        view's base table with the view's column name. So the name is taken for a base table only in
-        a statement that reads base tables alone and names that table under it; in a statement that
-        reads a view, the parse traced through the view decides, else the one view named so.
+        with the view's column in ``org_name``; but through a view, derived table or CTE sorted,
+        grouped or distinct it may name the base table beneath with the output's name (an alias,
+        even). So the name is taken for a base table only in a statement that reads base tables
+        alone and names that table under it; otherwise the parse traced through views, derived
+        tables and CTEs decides, else (a ``*`` it cannot list) the one view named so, else unknown.
         """
         schema = (column.schema or self.database).lower()
         table = column.org_table.lower()
@@ -237,7 +242,7 @@ class MysqlMasking:
         if shape is None or shape.items is None or table in shape.shadowed:
             return UNKNOWN
         named = shape.relations.get(table, frozenset())
-        if not shape.through_views:
+        if not shape.indirect:
             return Lineage(frozenset({source}), source) if named == {relation} and self._is_base(relation) else UNKNOWN
         traced = _item(shape, index, count)
         if traced is not None:
