@@ -349,6 +349,18 @@ class DatabaseConfig(_Section):
     sqladmin_api_endpoint: str | None = Field(
         None, description="Cloud SQL Admin API endpoint override (tests, private endpoints)."
     )
+    service_accounts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Engine cloudsql: privilege level (every key of roles) -> service account email. The gateway "
+        "impersonates the service account of the granted level (IAM Credentials generateAccessToken, scope "
+        "sqlservice.login; needs roles/iam.serviceAccountTokenCreator on it) and logs in as its IAM database "
+        "user; the caller stays named in the lease, session and audit log. Unset: the ephemeral certificate "
+        "carries the gateway's own identity, and a real instance then admits only the gateway's own IAM "
+        "database user.",
+    )
+    iam_credentials_endpoint: str | None = Field(
+        None, description="IAM Credentials API endpoint override for service_accounts (tests, private endpoints)."
+    )
     admin_pool_size: int = Field(
         10, ge=1, le=100, description="Most admin connections the broker keeps open to this database."
     )
@@ -382,7 +394,28 @@ class DatabaseConfig(_Section):
             raise ValueError("set admin_password_file or admin_password_env (inline passwords are refused)")
         if self.engine == "cloudsql" and not self.instance_connection_name:
             raise ValueError("engine cloudsql needs instance_connection_name (project:region:instance)")
+        self._check_service_accounts()
         return self
+
+    def _check_service_accounts(self) -> None:
+        if not self.service_accounts:
+            return
+        if self.engine != "cloudsql":
+            raise ValueError("service_accounts is for engine cloudsql only")
+        unknown = sorted(set(self.service_accounts) - set(self.roles))
+        if unknown:
+            raise ValueError(f"service_accounts names privilege levels not in roles: {', '.join(unknown)}")
+        missing = sorted(set(self.roles) - set(self.service_accounts))
+        if missing:
+            raise ValueError(
+                f"service_accounts needs a service account for every level in roles (missing: {', '.join(missing)})"
+            )
+        for privilege, email in self.service_accounts.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]*@[a-z0-9.-]+\.gserviceaccount\.com", email):
+                raise ValueError(
+                    f"service_accounts.{privilege}: {email!r} is not a service account email "
+                    "(name@project.iam.gserviceaccount.com)"
+                )
 
     def admin_password_value(self) -> str:
         """Read the admin secret now (files are re-read so rotation needs no restart)."""

@@ -4,34 +4,55 @@ Like the connector's own tests: ``connectSettings`` returns 127.0.0.1 and a test
 CA; ``generateEphemeralCert`` signs the client's public key with that CA and
 puts the email of the IAM identity behind the presented access token in the
 certificate's common name. The TLS endpoint on 127.0.0.1:3307 (the port the
-connector always dials) requires such a certificate, checks that the startup
-message's user is that identity (as Cloud SQL IAM authentication does), and
-relays to the embedded PostgreSQL over its Unix socket, where the server
-trusts local connections, so no password is involved anywhere.
+connector always dials) requires such a certificate, checks that the login's
+user is that identity's IAM database user (as Cloud SQL IAM authentication
+does: the email on PostgreSQL, a service account's without
+``.gserviceaccount.com``; the part before ``@`` on MySQL), and relays:
+
+- a PostgreSQL instance (``database_version`` POSTGRES_*) to the embedded
+  PostgreSQL over its Unix socket, where the server trusts local connections;
+- a MySQL instance (MYSQL_*) to a MariaDB server (``mysql_address``, the
+  machine's 127.0.0.1:3306), where the IAM user exists without a password: the
+  stand-in passes the server's greeting on, reads the client's handshake
+  response, checks its user and forwards it, so no password is involved.
+
+The IAM Credentials API's ``generateAccessToken`` is served too (for
+impersonated service accounts): a known caller gets the token of a service
+account listed in ``service_accounts`` (service account email -> its token),
+which ``identities`` then maps back to the service account's email.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import secrets
 import socket
 import ssl
 import struct
 import tempfile
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from google.auth import credentials as google_credentials
+from joserfc import jwt
 
+from sqlgate.identity.devissuer import DEV_ALGORITHM, DevIssuer
+
+T = TypeVar("T")
 PROXY_PORT = 3307
+LOGIN_SCOPE = "https://www.googleapis.com/auth/sqlservice.login"
 CANCEL_REQUEST = struct.pack("!I", 80877102)
 
 
@@ -83,14 +104,112 @@ class TestCA:
         )
 
 
+class LoopThread:
+    """An event loop in a thread, for the stand-in (the gateway has its own)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="cloudsql-standin", daemon=True)
+        self._thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+class TokenEndpoint:
+    """Google's OAuth2 token endpoint as a service account's ``token_uri``: always the same token."""
+
+    def __init__(self, token: str, *, expires_in: int = 3600) -> None:
+        self.token = token
+        self.expires_in = expires_in
+        self.calls = 0
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/token", self._token)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/token"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        assert form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        self.calls += 1
+        return web.json_response({"access_token": self.token, "expires_in": self.expires_in, "token_type": "Bearer"})
+
+
+def service_account_file(path: Path, token_uri: str) -> Path:
+    """A service-account key file (a fresh RSA key) whose tokens come from ``token_uri``."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    info = {
+        "type": "service_account",
+        "project_id": "proj",
+        "private_key_id": "1",
+        "private_key": pem.decode(),
+        "client_email": "gateway@proj.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": token_uri,
+    }
+    path.write_text(json.dumps(info))
+    path.chmod(0o600)
+    return path
+
+
+def token_with_email(settings: Any, user: str, email: str, groups: tuple[str, ...] = ("analysts",)) -> str:
+    """A dev-issuer token of the gateway with ``settings`` that also carries ``email`` (the IAM identity)."""
+    dev = DevIssuer.from_settings(settings)
+    now = int(time.time())
+    claims = {
+        "iss": dev.url,
+        "sub": user,
+        "aud": dev.audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 900,
+        "name": user,
+        "email": email,
+        "groups": list(groups),
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode({"alg": DEV_ALGORITHM, "kid": dev.kid}, claims, dev.key, algorithms=[DEV_ALGORITHM])
+
+
 class CloudSqlStandIn:
     """The Admin API on a free port plus the TLS proxy on 127.0.0.1:3307, in front of a Unix socket."""
 
-    def __init__(self, pg_socket: Path, *, project: str, region: str, instance: str, identities: dict[str, str]):
+    def __init__(
+        self,
+        pg_socket: Path | None,
+        *,
+        project: str,
+        region: str,
+        instance: str,
+        identities: dict[str, str],
+        mysql_address: tuple[str, int] | None = None,
+        service_accounts: dict[str, str] | None = None,
+    ):
         self.pg_socket = pg_socket
+        self.mysql_address = mysql_address
         self.project, self.region, self.instance = project, region, instance
         self.identities = identities  # access token -> IAM email
-        self.database_version = "POSTGRES_16"  # what connectSettings reports
+        self.service_accounts = dict(service_accounts or {})  # service account email -> the token it gets
+        for email, token in self.service_accounts.items():
+            self.identities[token] = email
+        self.impersonations: list[tuple[str, str]] = []  # (caller's email, service account)
+        self.database_version = "MYSQL_8_0" if pg_socket is None else "POSTGRES_16"  # what connectSettings reports
         self.ca = TestCA()
         self.requests: list[str] = []
         self.sessions: list[str] = []
@@ -109,6 +228,7 @@ class CloudSqlStandIn:
         base = "/sql/v1beta4/projects/{project}/instances/{instance:[^/:]+}"
         app.router.add_get(base + "/connectSettings", self._connect_settings)
         app.router.add_post(base + ":generateEphemeralCert", self._ephemeral_cert)
+        app.router.add_post("/v1/projects/-/serviceAccounts/{account}", self._generate_access_token)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -155,6 +275,24 @@ class CloudSqlStandIn:
         cert = self.ca.issue(email, public_key)
         return web.json_response({"ephemeralCert": {"cert": cert.public_bytes(serialization.Encoding.PEM).decode()}})
 
+    async def _generate_access_token(self, request: web.Request) -> web.Response:
+        """``serviceAccounts/{sa}:generateAccessToken``: the caller must be known, the account listed."""
+        account = request.match_info["account"]
+        if not account.endswith(":generateAccessToken"):
+            return web.json_response({"error": {"message": "not found"}}, status=404)
+        account = account.removesuffix(":generateAccessToken")
+        self.requests.append("generateAccessToken")
+        caller = self._authorised(request)
+        if caller is None:
+            return web.json_response({"error": {"message": "bad token"}}, status=401)
+        body = await request.json()
+        token = self.service_accounts.get(account)
+        if token is None or LOGIN_SCOPE not in (body.get("scope") or []):
+            return web.json_response({"error": {"message": f"{caller} may not impersonate {account}"}}, status=403)
+        self.impersonations.append((caller, account))
+        expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return web.json_response({"accessToken": token, "expireTime": expires})
+
     # -- server-side proxy -----------------------------------------------------
 
     def _server_tls(self) -> ssl.SSLContext:
@@ -176,6 +314,10 @@ class CloudSqlStandIn:
         return context
 
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        if self.database_version.startswith("MYSQL"):
+            await self._relay_mysql(client_reader, client_writer)
+            return
+        assert self.pg_socket is not None
         try:
             identity = _common_name(client_writer.get_extra_info("peercert"))
             startup = await _read_startup(client_reader)
@@ -187,7 +329,7 @@ class CloudSqlStandIn:
                 server_writer.close()
                 return
             user = _startup_user(startup)
-            if user != identity:
+            if identity is None or user != postgres_iam_user(identity):
                 self.sessions.append(f"refused {user}")
                 return
             self.sessions.append(user)
@@ -198,6 +340,60 @@ class CloudSqlStandIn:
             pass
         finally:
             client_writer.close()
+
+    async def _relay_mysql(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        """Greeting from MariaDB to the client; the client's handshake response checked, then both ways."""
+        assert self.mysql_address is not None
+        server_writer: asyncio.StreamWriter | None = None
+        try:
+            identity = _common_name(client_writer.get_extra_info("peercert"))
+            server_reader, server_writer = await asyncio.open_connection(*self.mysql_address)
+            client_writer.write(await _read_mysql_packet(server_reader))
+            response = await _read_mysql_packet(client_reader)
+            user = _handshake_user(response)
+            if identity is None or user != mysql_iam_user(identity):
+                self.sessions.append(f"refused {user}")
+                client_writer.write(_mysql_error(2, 1045, "28000", f"IAM user {user} does not match the certificate"))
+                await client_writer.drain()
+                return
+            self.sessions.append(user)
+            server_writer.write(response)
+            await asyncio.gather(_pipe(client_reader, server_writer), _pipe(server_reader, client_writer))
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, ValueError):
+            pass
+        finally:
+            if server_writer is not None:
+                server_writer.close()
+            client_writer.close()
+
+
+def postgres_iam_user(email: str) -> str:
+    """Cloud SQL for PostgreSQL's IAM database user: the email, a service account's without its suffix."""
+    return email.removesuffix(".gserviceaccount.com")
+
+
+def mysql_iam_user(email: str) -> str:
+    """Cloud SQL for MySQL's IAM database user: the email's part before ``@``."""
+    return email.split("@", 1)[0]
+
+
+async def _read_mysql_packet(reader: asyncio.StreamReader) -> bytes:
+    header = await reader.readexactly(4)
+    return header + await reader.readexactly(int.from_bytes(header[:3], "little"))
+
+
+def _handshake_user(packet: bytes) -> str:
+    """The user of a HandshakeResponse41 (an SSLRequest, 32 bytes, has none: the stream is TLS already)."""
+    payload = packet[4:]
+    if len(payload) <= 32:
+        raise ValueError("an SSLRequest inside the TLS stream")
+    end = payload.index(b"\x00", 32)
+    return payload[32:end].decode()
+
+
+def _mysql_error(seq: int, code: int, sqlstate: str, message: str) -> bytes:
+    payload = b"\xff" + code.to_bytes(2, "little") + b"#" + sqlstate.encode() + message.encode()
+    return len(payload).to_bytes(3, "little") + bytes((seq,)) + payload
 
 
 def _common_name(peercert: dict | None) -> str | None:
@@ -246,27 +442,63 @@ def _port_free(port: int) -> bool:
 
 @contextlib.asynccontextmanager
 async def running_standin(
-    pg_server: Any, *, token: str, iam_user: str, instance: str
+    pg_server: Any, *, token: str, iam_user: str, instance: str, service_accounts: dict[str, str] | None = None
 ) -> AsyncIterator[CloudSqlStandIn]:
     """A stand-in in front of the embedded server for one IAM identity, whose database role exists meanwhile.
 
+    ``service_accounts`` (email -> token) may be impersonated; their IAM users' roles exist meanwhile too.
     Skips (with the reason) when the test server is not the embedded one or port 3307 is taken.
     """
     if not hasattr(pg_server, "root"):
         pytest.skip("the Cloud SQL stand-in relays to the embedded PostgreSQL's Unix socket")
     if not _port_free(PROXY_PORT):
         pytest.skip(f"the Cloud SQL connector always dials port {PROXY_PORT}, which is in use here")
-    pg_server.psql(f'CREATE ROLE "{iam_user}" LOGIN')
+    roles = [iam_user, *(postgres_iam_user(email) for email in service_accounts or {})]
+    for role in roles:
+        pg_server.psql(f'CREATE ROLE "{role}" LOGIN')
     server = CloudSqlStandIn(
         Path(pg_server.root) / f".s.PGSQL.{pg_server.port}",
         project="proj",
         region="europe-west1",
         instance=instance,
         identities={token: iam_user},
+        service_accounts=service_accounts,
     )
     await server.start()
     try:
         yield server
     finally:
         await server.stop()
-        pg_server.psql(f'DROP ROLE IF EXISTS "{iam_user}"')
+        for role in roles:
+            pg_server.psql(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@contextlib.asynccontextmanager
+async def running_mysql_standin(
+    *,
+    identities: dict[str, str],
+    instance: str,
+    mysql_address: tuple[str, int] = ("127.0.0.1", 3306),
+    service_accounts: dict[str, str] | None = None,
+) -> AsyncIterator[CloudSqlStandIn]:
+    """A stand-in for a Cloud SQL for MySQL instance, in front of the MariaDB at ``mysql_address``.
+
+    The IAM users (``mysql_iam_user`` of the identities' emails) are the caller's to create on MariaDB.
+    Skips (with the reason) when port 3307 is taken.
+    """
+    if not _port_free(PROXY_PORT):
+        pytest.skip(f"the Cloud SQL connector always dials port {PROXY_PORT}, which is in use here")
+    server = CloudSqlStandIn(
+        None,
+        project="proj",
+        region="europe-west1",
+        instance=instance,
+        identities=dict(identities),
+        mysql_address=mysql_address,
+        service_accounts=service_accounts,
+    )
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -11,36 +11,36 @@ service-account file whose ``token_uri`` is a small token endpoint here.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import secrets
 import subprocess
 import threading
-import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import pytest
-from aiohttp import web
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from joserfc import jwt
 
+from sqlgate.cloudsql import CloudSqlDialer, InstanceName, parse_connect_settings
 from sqlgate.embedded import BIN
 from sqlgate.errors import UpstreamError
-from sqlgate.identity.devissuer import DEV_ALGORITHM, DevIssuer
-from sqlgate.proxy.cloudsql import CloudSqlDialer, InstanceName, parse_connect_settings
-from tests.broker.cloudsql_standin import StaticToken, running_standin
+from tests.broker.cloudsql_standin import (
+    LoopThread,
+    StaticToken,
+    TokenEndpoint,
+    running_standin,
+    service_account_file,
+    token_with_email,
+)
 from tests.gateway import RunningGateway
 from tests.proxy.tuned import records, wait_for
 
-T = TypeVar("T")
 GATEWAY_TOKEN = "ya29.fake-token-of-the-gateway"  # the stand-in maps it to alice's IAM identity
 IAM_USER = "alice@example.com"
+READER_SA = "reader@proj.iam.gserviceaccount.com"
+READER_TOKEN = "ya29.fake-token-of-the-reader-service-account"
 POLICY = """\
 rules:
   - name: analysts-read-cloud
@@ -53,73 +53,14 @@ rules:
 """
 
 
-class LoopThread:
-    """An event loop in a thread, for the stand-in (the gateway has its own)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="cloudsql-standin", daemon=True)
-        self._thread.start()
-
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-
-class TokenEndpoint:
-    """Google's OAuth2 token endpoint as a service account's ``token_uri``: always the gateway's token."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/token", self._token)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/token"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        assert form.get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer"
-        self.calls += 1
-        return web.json_response({"access_token": GATEWAY_TOKEN, "expires_in": 3600, "token_type": "Bearer"})
-
-
-def service_account_file(path: Path, token_uri: str) -> Path:
-    """A service-account key file (a fresh RSA key) whose tokens come from ``token_uri``."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    info = {
-        "type": "service_account",
-        "project_id": "proj",
-        "private_key_id": "1",
-        "private_key": pem.decode(),
-        "client_email": "gateway@proj.iam.gserviceaccount.com",
-        "client_id": "1",
-        "token_uri": token_uri,
-    }
-    path.write_text(json.dumps(info))
-    path.chmod(0o600)
-    return path
-
-
 class CloudSqlGateway(RunningGateway):
     """The test gateway, with ``cloud``: a cloudsql database whose instance is the stand-in."""
 
-    def __init__(self, pg_server: Any, workdir: Path, database: str, standin: Any) -> None:
+    def __init__(
+        self, pg_server: Any, workdir: Path, database: str, standin: Any, *, service_account: str | None = None
+    ) -> None:
         self.standin = standin
+        self.service_account = service_account
         super().__init__(pg_server, workdir, POLICY, database, secrets.token_hex(3))
 
     def _prepare_database(self, policy: str) -> None:
@@ -132,26 +73,19 @@ class CloudSqlGateway(RunningGateway):
             f"    sqladmin_api_endpoint: {self.standin.endpoint}\n"
             f"    roles: {{read: {self.roles['read']}}}\n"
         )
+        login = IAM_USER
+        if self.service_account is not None:
+            cloud += (
+                f"    service_accounts: {{read: {self.service_account}}}\n"
+                f"    iam_credentials_endpoint: {self.standin.endpoint}\n"
+            )
+            login = self.service_account.removesuffix(".gserviceaccount.com")
         config.write_text(config.read_text().replace("policy_file:", cloud + "policy_file:"))
-        self.pg_server.psql(f'GRANT {self.roles["read"]} TO "{IAM_USER}"')
+        self.pg_server.psql(f'GRANT {self.roles["read"]} TO "{login}"')
 
     def token_with_email(self, user: str, email: str, groups: tuple[str, ...] = ("analysts",)) -> str:
         """A dev-issuer token that also carries ``email`` (Cloud SQL's IAM database user is the caller's email)."""
-        dev = DevIssuer.from_settings(self.settings)
-        now = int(time.time())
-        claims = {
-            "iss": dev.url,
-            "sub": user,
-            "aud": dev.audience,
-            "iat": now,
-            "nbf": now,
-            "exp": now + 900,
-            "name": user,
-            "email": email,
-            "groups": list(groups),
-            "jti": secrets.token_hex(8),
-        }
-        return jwt.encode({"alg": DEV_ALGORITHM, "kid": dev.kid}, claims, dev.key, algorithms=[DEV_ALGORITHM])
+        return token_with_email(self.settings, user, email, groups)
 
 
 @pytest.fixture(scope="module")
@@ -168,22 +102,30 @@ def standin(pg_server, loop_thread) -> Iterator[Any]:
     One per module: port 3307 stays in TIME_WAIT a while after a stand-in's connections close, and the
     stand-in's helper skips when it cannot bind it.
     """
-    running = running_standin(pg_server, token=GATEWAY_TOKEN, iam_user=IAM_USER, instance="inst")
+    running = running_standin(
+        pg_server, token=GATEWAY_TOKEN, iam_user=IAM_USER, instance="inst", service_accounts={READER_SA: READER_TOKEN}
+    )
     server = loop_thread.call(running.__aenter__())
     yield server
     loop_thread.call(running.__aexit__(None, None, None))
 
 
-@pytest.fixture
-def cloud_gateway(pg_server, pg_database, standin, *, loop_thread, tmp_path, monkeypatch) -> Iterator[CloudSqlGateway]:
-    """A gateway with the ``cloud`` database, its Google credentials from a service-account file."""
+@pytest.fixture(params=[None])
+def cloud_gateway(
+    pg_server, pg_database, standin, *, loop_thread, tmp_path, monkeypatch, request
+) -> Iterator[CloudSqlGateway]:
+    """A gateway with the ``cloud`` database, its Google credentials from a service-account file.
+
+    Parametrized indirectly with a service account for ``read``, the gateway impersonates it.
+    """
     standin.sessions.clear()
     standin.requests.clear()
-    tokens = TokenEndpoint()
+    standin.impersonations.clear()
+    tokens = TokenEndpoint(GATEWAY_TOKEN)
     loop_thread.call(tokens.start())
     key_file = service_account_file(tmp_path / "gateway-sa.json", tokens.url)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
-    gateway = CloudSqlGateway(pg_server, tmp_path, pg_database, standin)
+    gateway = CloudSqlGateway(pg_server, tmp_path, pg_database, standin, service_account=request.param)
     gateway.tokens = tokens  # type: ignore[attr-defined]
     yield gateway
     try:
@@ -277,6 +219,20 @@ def test_another_identity_is_refused_by_the_instance(cloud_gateway):
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(**{**cloud_gateway.conninfo("bob", token), "dbname": "cloud"}, connect_timeout=20)
     assert cloud_gateway.standin.sessions == ["refused bob@example.com"]
+
+
+@pytest.mark.parametrize("cloud_gateway", [READER_SA], indirect=True)
+def test_a_service_account_logs_in_for_the_caller(cloud_gateway):
+    """With service_accounts the lease logs in as the read service account's IAM user, over its certificate."""
+    token = cloud_gateway.token_with_email("alice", IAM_USER)
+    with psycopg.connect(**{**cloud_gateway.conninfo("alice", token), "dbname": "cloud"}, autocommit=True) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("reader@proj.iam",)
+        assert conn.execute("SELECT email FROM customers WHERE id = 1").fetchone() == ("c***@example.com",)
+    standin = cloud_gateway.standin
+    assert standin.sessions == ["reader@proj.iam"]  # the certificate carried the service account's identity
+    assert standin.impersonations == [(IAM_USER, READER_SA)]  # asked for with the gateway's own token
+    starts = [r for r in records(cloud_gateway, "session.start") if r["database"] == "cloud"]
+    assert [(r["principal"]["subject"], r["db_login"]) for r in starts] == [("alice", "reader@proj.iam")]
 
 
 class ShortLivedToken(StaticToken):

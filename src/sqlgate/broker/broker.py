@@ -297,7 +297,7 @@ class Broker:
             subject=principal.subject,
             issuer=principal.issuer,
             database=alias,
-            db_login=backend.login_for(principal),
+            db_login=backend.login_for(principal, privilege),
             db_role=group_role,
             privilege=privilege,
             issued_at=now,

@@ -25,6 +25,7 @@ from sqlgate.access.statements import statement_fields
 from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import new_record, principal_record
 from sqlgate.audit.events import EventType, Outcome
+from sqlgate.cloudsql import mysql_user_of
 from sqlgate.config import is_loopback
 from sqlgate.errors import AccessDenied, AuditQueueFull, IdentityError, ProtocolError, SqlgateError
 from sqlgate.identity.principal import Principal
@@ -33,7 +34,7 @@ from sqlgate.mysqlproxy.masking import MysqlMasking
 from sqlgate.mysqlproxy.relay import Relay, StatementRecord
 from sqlgate.mysqlproxy.statements import Kill, StatementPolicy
 from sqlgate.mysqlproxy.tls import TlsLayer
-from sqlgate.mysqlproxy.upstream import Upstream, connect_upstream
+from sqlgate.mysqlproxy.upstream import Upstream, connect_cloudsql_upstream, connect_upstream
 from sqlgate.mywire.actions import Action, Disconnect, LoginReceived, PasswordReceived, Send, StartTls
 from sqlgate.mywire.constants import CLEAR_PASSWORD, Capability
 from sqlgate.mywire.handshake import HandshakeResponse
@@ -203,7 +204,7 @@ class MysqlClientConnection(asyncio.Protocol):
                 "42000",
                 f"database '{database}' is not served by this gateway (MySQL databases: {known or 'none'})",
             )
-        if config.engine != "mysql":
+        if config.engine == "postgres":  # cloudsql: its engine is known once the Admin API answers, see upstream.py
             return self.login.fail(
                 1049,
                 "42000",
@@ -263,9 +264,6 @@ class MysqlClientConnection(asyncio.Protocol):
         config = self.services.settings.databases[database]
         lease = await self.services.broker.lease(principal, database, decision.role, decision.ttl)
         self.lease = lease
-        password = self.services.broker.password(lease)
-        if password is None:
-            raise AccessDenied(f"the lease for {database} has no credential in this gateway; reconnect")
         policy = StatementPolicy(
             decision.guardrails,
             database=config.dbname,
@@ -278,14 +276,7 @@ class MysqlClientConnection(asyncio.Protocol):
         response = self.login.response
         attributes = {k: v for k in _KEPT_ATTRIBUTES if (v := response.attributes.get(k)) is not None}
         attributes["sqlgate_session"] = str(self.connection_id)
-        upstream = await connect_upstream(
-            config,
-            user=lease.db_login,
-            password=password,
-            capabilities=capabilities,
-            charset=response.charset,
-            attributes=attributes,
-        )
+        upstream = await self._connect(database, lease, capabilities, attributes)
         self.upstream = upstream
         if (upstream.capabilities ^ self.login.capabilities) & Capability.DEPRECATE_EOF:
             upstream.protocol.close()
@@ -305,6 +296,33 @@ class MysqlClientConnection(asyncio.Protocol):
             self.upstream = None
             return
         self._start_relay(principal, decision, lease, policy, masking)
+
+    async def _connect(self, database: str, lease: Lease, capabilities: int, attributes: dict[str, str]) -> Upstream:
+        """Log in to the server with the lease: its password, or Cloud SQL's IAM certificate."""
+        assert self.login is not None
+        assert self.login.response is not None
+        config = self.services.settings.databases[database]
+        charset = self.login.response.charset
+        if config.engine == "cloudsql":  # the client certificate holds the IAM token
+            return await connect_cloudsql_upstream(
+                self.listener.cloudsql.get(database, config),
+                user=mysql_user_of(lease.db_login),
+                database=config.dbname,
+                capabilities=capabilities,
+                charset=charset,
+                attributes=attributes,
+            )
+        password = self.services.broker.password(lease)
+        if password is None:
+            raise AccessDenied(f"the lease for {database} has no credential in this gateway; reconnect")
+        return await connect_upstream(
+            config,
+            user=lease.db_login,
+            password=password,
+            capabilities=capabilities,
+            charset=charset,
+            attributes=attributes,
+        )
 
     def _start_relay(
         self,
@@ -419,7 +437,7 @@ class MysqlClientConnection(asyncio.Protocol):
             return None
         if target.upstream is not None and target.database is not None:
             config = self.services.settings.databases[target.database]
-            self.listener.forward_kill(config, target.upstream.thread_id)
+            self.listener.forward_kill(config, target.upstream)
         return None
 
     async def _end_soon(self) -> None:

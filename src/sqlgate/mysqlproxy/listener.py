@@ -16,10 +16,11 @@ import logging
 import ssl
 from typing import TYPE_CHECKING
 
+from sqlgate.cloudsql import CloudSqlDialers
 from sqlgate.config import DatabaseConfig, is_loopback, split_host_port
 from sqlgate.errors import ConfigError, SqlgateError
 from sqlgate.mysqlproxy.cancel import kill_thread
-from sqlgate.mysqlproxy.upstream import server_greeting
+from sqlgate.mysqlproxy.upstream import Upstream, kill_cloudsql_thread, server_greeting
 from sqlgate.proxy.tls import server_context
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class MysqlListener:
         self._by_id: dict[int, MysqlClientConnection] = {}
         self._next_id = 0
         self._background: set[asyncio.Future[bool]] = set()
+        self.cloudsql = CloudSqlDialers()  # ephemeral certificates of cloudsql databases, per alias
 
     async def start(self) -> None:
         """Learn the server version, bind and start accepting clients."""
@@ -94,6 +96,7 @@ class MysqlListener:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.cloudsql.aclose()
 
     def _accept(self) -> MysqlClientConnection:
         from sqlgate.mysqlproxy.connection import MysqlClientConnection  # noqa: PLC0415 - the two refer to each other
@@ -121,8 +124,11 @@ class MysqlListener:
         if self._by_id.get(connection.connection_id) is connection:
             del self._by_id[connection.connection_id]
 
-    def forward_kill(self, config: DatabaseConfig, thread_id: int) -> None:
-        """KILL QUERY ``thread_id`` on ``config``'s server in the background."""
-        task = asyncio.ensure_future(kill_thread(config, thread_id, query_only=True))
+    def forward_kill(self, config: DatabaseConfig, upstream: Upstream) -> None:
+        """KILL QUERY of ``upstream``'s server thread in the background (Cloud SQL: as the thread's own user)."""
+        if upstream.cloudsql is not None:
+            task = asyncio.ensure_future(kill_cloudsql_thread(upstream.cloudsql, upstream.thread_id))
+        else:
+            task = asyncio.ensure_future(kill_thread(config, upstream.thread_id, query_only=True))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

@@ -6,16 +6,29 @@ when the server offers it; ``require`` and ``verify-full`` refuse a server
 without it; ``verify-full`` checks the certificate and host name). Before the
 connection is handed to a client, :func:`base_tables` reads which base tables
 the login can see (for masking). No pool: each session logs in anew.
+
+A ``cloudsql`` database whose instance runs MySQL is reached as
+:mod:`sqlgate.cloudsql` describes (``connectSettings``, an ephemeral certificate,
+TLS 1.3 to the instance's server-side proxy on port 3307), then the same MySQL
+login runs inside that TLS stream, as the connector's pymysql path does
+(``connect(sock)`` on the wrapped socket): the user is the MySQL IAM database user
+(the email's part before ``@``) and the password is empty, because the IAM login
+token travels in the client certificate (automatic IAM database authentication);
+a server asking for ``mysql_clear_password`` gets that empty password over the
+TLS stream, as pymysql sends it. ``KILL QUERY`` for such a session opens a second
+connection the same way, as the same IAM user (a user may kill its own threads).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from sqlgate.cloudsql import SERVER_PROXY_PORT, CloudSqlDialer, connect_failure, require_engine
 from sqlgate.config import DatabaseConfig
 from sqlgate.errors import ProtocolError, UpstreamError
 from sqlgate.mywire.actions import LoggedIn, Refused, Send, StartTls
@@ -25,6 +38,8 @@ from sqlgate.mywire.handshake import HandshakeV10
 from sqlgate.mywire.packets import PacketReader, encode
 from sqlgate.mywire.results import Err, column_count, is_terminator, text_row
 from sqlgate.mywire.upstream_login import UpstreamLogin
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 QUERY_TIMEOUT = 10.0
@@ -122,6 +137,14 @@ class UpstreamProtocol(asyncio.Protocol):
             self.transport.close()
 
 
+@dataclass(frozen=True)
+class CloudSqlRoute:
+    """How a Cloud SQL connection was opened: enough to open another one (for KILL QUERY)."""
+
+    dialer: CloudSqlDialer
+    user: str
+
+
 @dataclass(eq=False)
 class Upstream:
     """A logged-in server connection: its protocol, the server's greeting and the capabilities in force."""
@@ -131,6 +154,7 @@ class Upstream:
     capabilities: int
     status: int
     tls: bool
+    cloudsql: CloudSqlRoute | None = None
 
     @property
     def thread_id(self) -> int:
@@ -173,12 +197,62 @@ async def connect_upstream(  # noqa: PLR0913 - a login's parts, named
     return Upstream(protocol, done.handshake, login.capabilities, done.ok.status, login.tls_active)
 
 
+async def connect_cloudsql_upstream(  # noqa: PLR0913 - a login's parts, named
+    dialer: CloudSqlDialer,
+    *,
+    user: str,
+    database: str | None,
+    capabilities: int,
+    charset: int,
+    attributes: dict[str, str] | None = None,
+) -> Upstream:
+    """Log in to a Cloud SQL for MySQL instance as IAM database user ``user`` over the certificate's TLS stream.
+
+    The certificate is that of the configured service account whose IAM user ``user`` is (impersonated), else
+    the gateway's own.
+    """
+    service_account = dialer.service_account_for(user)
+    info = await dialer.connect_info(service_account)
+    require_engine(dialer, info, "MYSQL", "MySQL")
+    ip = info.settings.ip
+    loop = asyncio.get_running_loop()
+    protocol: UpstreamProtocol | None = None
+    login = UpstreamLogin(
+        user=user,
+        password="",  # automatic IAM database authentication: the token is in the client certificate
+        database=database,
+        capabilities=capabilities,
+        charset=charset,
+        attributes=attributes,
+        tls="disable",  # no SSLRequest: the stream is TLS from its first byte
+    )
+    login.tls_active = True  # so a switch to mysql_clear_password is answered, over this TLS stream
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            transport, protocol = await loop.create_connection(
+                UpstreamProtocol, ip, SERVER_PROXY_PORT, ssl=info.context, server_hostname=ip
+            )
+            done = await _drive(loop, login, protocol, transport, None)
+    except BaseException as exc:
+        if protocol is not None:
+            protocol.close()
+        dialer.invalidate(service_account)  # as the connector: any failure fetches a new certificate next time
+        error = connect_failure(dialer, ip, exc)
+        if error is None and isinstance(exc, ProtocolError):
+            error = UpstreamError(f"Cloud SQL instance {dialer.name} broke the protocol during login: {exc.message}")
+        if error is None:
+            raise
+        raise error from exc
+    route = CloudSqlRoute(dialer, user)
+    return Upstream(protocol, done.handshake, login.capabilities, done.ok.status, tls=True, cloudsql=route)
+
+
 async def _drive(
     loop: asyncio.AbstractEventLoop,
     login: UpstreamLogin,
     protocol: UpstreamProtocol,
     transport: asyncio.Transport,
-    config: DatabaseConfig,
+    config: DatabaseConfig | None,
 ) -> LoggedIn:
     while True:
         actions = login.receive(await protocol.read())
@@ -187,6 +261,8 @@ async def _drive(
             if isinstance(action, Send):
                 protocol.write(action.data)
             elif isinstance(action, StartTls):
+                if config is None:
+                    raise UpstreamError("the database server asked to start TLS inside a TLS stream")
                 hostname = config.host if config.tls == "verify-full" else None
                 new = await loop.start_tls(transport, protocol, _client_context(config), server_hostname=hostname)
                 if new is None:
@@ -277,3 +353,29 @@ async def server_greeting(host: str, port: int) -> HandshakeV10:
                     return HandshakeV10.decode(packet.payload)
         finally:
             writer.close()
+
+
+KILL_CHARSET = 45  # utf8mb4_general_ci
+
+
+async def kill_cloudsql_thread(route: CloudSqlRoute, thread_id: int) -> bool:
+    """``KILL QUERY <thread_id>`` on a Cloud SQL instance, as the IAM user who owns the thread; False on failure."""
+    try:
+        upstream = await connect_cloudsql_upstream(
+            route.dialer,
+            user=route.user,
+            database=None,
+            capabilities=Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH,
+            charset=KILL_CHARSET,
+        )
+    except UpstreamError as exc:
+        log.warning("could not reach Cloud SQL instance %s to cancel a query: %s", route.dialer.name, exc)
+        return False
+    try:
+        await query_rows(upstream, f"KILL QUERY {int(thread_id)}")
+    except (UpstreamError, TimeoutError) as exc:
+        log.info("KILL QUERY of Cloud SQL thread %s failed: %s", thread_id, exc)
+        return False
+    finally:
+        upstream.protocol.close()
+    return True

@@ -37,8 +37,8 @@ class Backend(Protocol):
     engine: str
     mints_logins: bool  # False for Cloud SQL IAM, where the login is the identity's own database user
 
-    def login_for(self, principal: Principal) -> str:
-        """The login name a new lease of ``principal`` gets."""
+    def login_for(self, principal: Principal, privilege: str) -> str:
+        """The login name a new lease of ``principal`` with privilege level ``privilege`` gets."""
 
     async def prepare(self, spec: MintSpec) -> MintSpec:
         """Work that needs no server (hashing the password), done while the lease is being recorded."""

@@ -1,15 +1,26 @@
 """Cloud SQL with IAM database authentication: no role minted, no password anywhere.
 
-Here the "lease" is the identity's own IAM database user (``alice@example.com``,
-or a service account's email without ``.gserviceaccount.com``), which must
-exist on the instance (``gcloud sql users create ... --type=cloud_iam_user``)
-and hold the grants of its role. Minting, renewing and revoking only move the
-lease record; a revoked lease ends the gateway's sessions through
-:meth:`~sqlgate.broker.Broker.ended`. Upstream connections go through the
-``cloud-sql-python-connector`` with ``enable_iam_auth=True``: the connector
-obtains an ephemeral client certificate carrying the OAuth2 token, so the
-database sees the IAM identity. One ``Connector`` per event loop (a connector
-bound to another loop hangs or fails, cloud-sql-python-connector#1107).
+Here the "lease" login is an IAM database user, which must exist on the
+instance (``gcloud sql users create ... --type=cloud_iam_user`` /
+``--type=cloud_iam_service_account``) and hold the grants of its role:
+
+- without ``service_accounts``: the identity's own (``alice@example.com``, or a
+  service account's email without ``.gserviceaccount.com``). The ephemeral
+  certificate then carries the gateway's own Google identity, so a real
+  instance admits only the gateway's own IAM database user;
+- with ``service_accounts`` (privilege level -> service account): the service
+  account's of the granted level, which the gateway impersonates (see
+  :mod:`sqlgate.cloudsql`); the caller stays named in the lease and the audit log.
+
+The login is kept in its PostgreSQL form; Cloud SQL for MySQL knows the same
+user by the part before ``@``, which the MySQL listener uses. Minting, renewing
+and revoking only move the lease record; a revoked lease ends the gateway's
+sessions through :meth:`~sqlgate.broker.Broker.ended`. Driver connections
+(``connect``, for the HTTP API) go through the ``cloud-sql-python-connector``
+with ``enable_iam_auth=True``, with the impersonated service account's
+credentials where one is configured. One ``Connector`` per event loop and
+identity (a connector bound to another loop hangs or fails,
+cloud-sql-python-connector#1107).
 """
 
 from __future__ import annotations
@@ -21,11 +32,11 @@ from typing import Any
 from google.cloud.sql.connector import Connector, RefreshStrategy
 
 from sqlgate.broker.backends.base import FoundLogin, MintSpec
+from sqlgate.cloudsql import DEFAULT_IAM_ENDPOINT, LOGIN_SCOPE
+from sqlgate.cloudsql import iam_database_user as engine_user
 from sqlgate.config import DatabaseConfig
 from sqlgate.errors import BrokerError, UpstreamError
 from sqlgate.identity.principal import Principal
-
-SERVICE_ACCOUNT_SUFFIX = ".gserviceaccount.com"
 
 
 def iam_database_user(principal: Principal) -> str:
@@ -34,7 +45,7 @@ def iam_database_user(principal: Principal) -> str:
         raise BrokerError(
             f"{principal.name} has no email address, which Cloud SQL IAM authentication needs as the database user"
         )
-    return principal.email.removesuffix(SERVICE_ACCOUNT_SUFFIX)
+    return engine_user(principal.email, "POSTGRES")
 
 
 class CloudSqlBackend:
@@ -49,11 +60,20 @@ class CloudSqlBackend:
         self._config = config
         self._instance: str = config.instance_connection_name
         self._credentials = credentials
-        self._connectors: dict[asyncio.AbstractEventLoop, Connector] = {}
+        self._connectors: dict[tuple[asyncio.AbstractEventLoop, str | None], Connector] = {}
 
-    def login_for(self, principal: Principal) -> str:
-        """The principal's IAM database user."""
+    def login_for(self, principal: Principal, privilege: str) -> str:
+        """The IAM database user of ``privilege``'s service account when configured, else the principal's own."""
+        service_account = self._config.service_accounts.get(privilege)
+        if service_account is not None:
+            return engine_user(service_account, "POSTGRES")
         return iam_database_user(principal)
+
+    def _service_account_of(self, login: str) -> str | None:
+        for email in self._config.service_accounts.values():
+            if engine_user(email, "POSTGRES") == login:
+                return email
+        return None
 
     async def prepare(self, spec: MintSpec) -> MintSpec:
         """Nothing to prepare ahead of the server."""
@@ -85,35 +105,54 @@ class CloudSqlBackend:
         del old_password
         raise BrokerError("Cloud SQL IAM authentication has no admin password to restore")
 
-    def connector(self) -> Connector:
-        """The connector of the running event loop (created on first use)."""
+    def connector(self, service_account: str | None = None) -> Connector:
+        """The connector of the running event loop for ``service_account`` (None: the gateway's own identity)."""
         loop = asyncio.get_running_loop()
-        connector = self._connectors.get(loop)
+        connector = self._connectors.get((loop, service_account))
         if connector is None:
+            credentials = self._credentials
+            if service_account is not None:
+                credentials = self._impersonated(service_account)
             connector = Connector(
                 loop=loop,
                 enable_iam_auth=True,
-                credentials=self._credentials,
+                credentials=credentials,
                 sqladmin_api_endpoint=self._config.sqladmin_api_endpoint,
                 refresh_strategy=RefreshStrategy.LAZY,
             )
-            self._connectors[loop] = connector
+            self._connectors[(loop, service_account)] = connector
         return connector
+
+    def _impersonated(self, service_account: str) -> Any:
+        import google.auth  # noqa: PLC0415
+        from google.auth import impersonated_credentials  # noqa: PLC0415
+
+        source = self._credentials
+        if source is None:
+            source, _project = google.auth.default()
+        endpoint = (self._config.iam_credentials_endpoint or DEFAULT_IAM_ENDPOINT).rstrip("/")
+        return impersonated_credentials.Credentials(  # type: ignore[no-untyped-call]
+            source_credentials=source,
+            target_principal=service_account,
+            target_scopes=[LOGIN_SCOPE, "https://www.googleapis.com/auth/sqlservice.admin"],
+            iam_endpoint_override=f"{endpoint}/v1/projects/-/serviceAccounts/{service_account}:generateAccessToken",
+        )
 
     async def connect(self, user: str, password: str | None = None, dbname: str | None = None) -> Any:
         """An asyncpg connection as IAM database user ``user`` (``password`` is never used)."""
         del password
         try:
-            return await self.connector().connect_async(
+            connector = self.connector(self._service_account_of(user))
+            return await connector.connect_async(
                 self._instance, "asyncpg", user=user, db=dbname or self._config.dbname, enable_iam_auth=True
             )
         except Exception as exc:
             raise UpstreamError(f"cannot connect to Cloud SQL instance {self._instance} as {user}: {exc}") from exc
 
     async def close(self) -> None:
-        """Close the connector of the running loop; connectors of other loops are dropped."""
+        """Close the connectors of the running loop; connectors of other loops are dropped."""
         loop = asyncio.get_running_loop()
         connectors, self._connectors = self._connectors, {}
-        for owner, connector in connectors.items():
+        for (owner, _account), connector in connectors.items():
             if owner is loop:
                 await connector.close_async()

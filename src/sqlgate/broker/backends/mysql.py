@@ -53,8 +53,9 @@ class MysqlBackend:
         self._pattern = login_pattern(config.login_prefix)
         self._mariadb: bool | None = None
 
-    def login_for(self, principal: Principal) -> str:
+    def login_for(self, principal: Principal, privilege: str) -> str:
         """``<prefix>_<name>_<random>``, at most 32 characters."""
+        del privilege
         return login_name(self._config.login_prefix, principal, max_length=MAX_LOGIN)
 
     async def prepare(self, spec: MintSpec) -> MintSpec:

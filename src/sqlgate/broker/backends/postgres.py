@@ -50,8 +50,9 @@ class PostgresBackend:
 
     # -- Backend -------------------------------------------------------------
 
-    def login_for(self, principal: Principal) -> str:
+    def login_for(self, principal: Principal, privilege: str) -> str:
         """``<prefix>_<name>_<random>``, at most 63 characters."""
+        del privilege
         return login_name(self._config.login_prefix, principal)
 
     async def prepare(self, spec: MintSpec) -> MintSpec:
