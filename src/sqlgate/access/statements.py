@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlgate.audit.events import Outcome
+from sqlgate.audit.rows import statement_data
 from sqlgate.metrics import GUARDRAIL_REFUSALS, STATEMENT_SECONDS
 from sqlgate.policy.model import Guardrails
 from sqlgate.policy.sql import Classification, PreparedRegistry, check, check_bound
@@ -90,17 +91,6 @@ def audited_params(values: Iterable[Any]) -> list[str | None]:
     return out
 
 
-RESULT_OUTCOMES: dict[str, Outcome] = {
-    "success": "success",
-    "error": "error",
-    "refused": "denied",
-    "skipped": "info",
-    "suspended": "success",
-    "client_gone": "client_gone",
-    "interrupted": "error",
-}
-
-
 def statement_fields(  # noqa: PLR0913 - one statement record's fields, named
     *,
     protocol: str,
@@ -124,21 +114,31 @@ def statement_fields(  # noqa: PLR0913 - one statement record's fields, named
     A statement audit-mode guardrails would have refused, and that ran, has outcome
     ``would_deny`` with that reason; its own error, if any, is kept as ``data.error``.
     """
-    data: dict[str, object] = {
-        "protocol": protocol,
-        "sql": audited_sql(sql),
-        "params": params if params is None or params_bounded else audited_params(params),
-        "rows": rows,
-        "sqlstate": sqlstate,
-        "duration_ms": round(duration_ms, 3),
-        "result": result,
-    }
-    if tags is not None:
-        data["tags"] = tags
-    outcome, reason = RESULT_OUTCOMES.get(result, "info"), error
-    if would_deny is not None and result != "refused":
-        outcome, reason = "would_deny", would_deny
-        data["error"] = error
-    STATEMENT_SECONDS.labels(protocol, outcome).observe(duration_ms / 1000)
-    record_statement(protocol, outcome, duration_ms, sqlstate, session)
+    outcome, reason, data = statement_data(
+        protocol=protocol,
+        sql=audited_sql(sql),
+        params=params if params is None or params_bounded else audited_params(params),
+        result=result,
+        rows=rows,
+        duration_ms=duration_ms,
+        sqlstate=sqlstate,
+        error=error,
+        would_deny=would_deny,
+        tags=tags,
+    )
+    observe_statement(protocol, outcome, duration_ms, sqlstate, session)
     return outcome, reason, data
+
+
+_statement_seconds: dict[tuple[str, str], Any] = {}  # the histogram's child per label pair, looked up once
+
+
+def observe_statement(
+    protocol: str, outcome: str, duration_ms: float, sqlstate: str | None, session: LiveSession | None
+) -> None:
+    """Count a statement in the metrics and the trace (its audit record is the caller's)."""
+    histogram = _statement_seconds.get((protocol, outcome))
+    if histogram is None:
+        histogram = _statement_seconds[protocol, outcome] = STATEMENT_SECONDS.labels(protocol, outcome)
+    histogram.observe(duration_ms / 1000)
+    record_statement(protocol, outcome, duration_ms, sqlstate, session)

@@ -54,6 +54,7 @@ from sqlgate.audit.handover import BoundedHandOver
 from sqlgate.audit.keys import Signer, signing_key_path
 from sqlgate.audit.otel import OtelSink
 from sqlgate.audit.pipeline import Pipeline
+from sqlgate.audit.rows import StatementRow, expand
 from sqlgate.audit.sinks import JsonlSink, Sink, StdoutSink
 from sqlgate.audit.sqlite_writer import SqliteBatchWriter
 from sqlgate.audit.storage import StoreBatchWriter, chain_id_for
@@ -104,6 +105,7 @@ class AuditLog(BoundedHandOver, BatchWriter):
         self.written = 0
         self.known_chains = (chain_id,)
         self._queue: deque[Item] = deque()
+        self._contexts: dict[int, Record] = {}
         self._queued = 0  # items in the queue that count against queue_size
         self._wakeup = asyncio.Event()
         self._hurry = asyncio.Event()  # a caller waits for a commit, or a full batch is queued
@@ -252,6 +254,15 @@ class AuditLog(BoundedHandOver, BatchWriter):
                 self.on_settled(1)  # never queued, but the one who handed it over counts it until told
             return
         self._push(Item(record), counted=counted)
+
+    def _hand_over_row(self, row: StatementRow) -> None:
+        self._hand_over(expand(self._contexts.get(row[0]), row), counted=True)
+
+    def _context_opened(self, key: int, fields: Record) -> None:
+        """Nothing to do: rows are expanded at hand-over, in this process."""
+
+    def _context_closed(self, key: int, fields: Record) -> None:
+        """Nothing to do: rows are expanded at hand-over, in this process."""
 
     def _check_open(self) -> None:
         if self._closing:

@@ -10,8 +10,10 @@ committed), ``submit`` and ``enqueue`` (queued, bounded by ``audit.queue_size``
 with the same ``block``/``drop`` behaviour), ``flush`` and ``aclose``.
 
 Per event the loop only fills in what belongs to the caller's context (the trace
-id) and appends the record to an outbox; once per loop turn the outbox goes to
-the child as one :mod:`marshal` message on its stdin. The child runs the log as
+id) and appends the record to an outbox; a statement handed over as a row
+(:mod:`sqlgate.audit.rows`) goes in as that tuple, and its session's context once,
+and the child expands it. Once per loop turn the outbox goes to the child as one
+:mod:`marshal` message on its stdin. The child runs the log as
 it would run in-process (one chain, one order: the order of hand-over), and
 answers with ``settled`` (statement records written, freeing queue room) and
 ``done`` (a waited-for record or flush committed, or why not). Records the
@@ -39,9 +41,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, Self
 
+from sqlgate.audit.canonical import jsonable
 from sqlgate.audit.events import AuditEvent
 from sqlgate.audit.handover import BoundedHandOver, is_security
 from sqlgate.audit.pipeline import Pipeline, enrich
+from sqlgate.audit.rows import StatementRow, expand
 from sqlgate.config import Settings
 from sqlgate.errors import AuditError
 
@@ -53,6 +57,8 @@ _START_TIMEOUT = 60.0  # the child imports sqlgate and resumes the chain from th
 _EXIT_TIMEOUT = 60.0  # the child writes what is queued and a final checkpoint before it exits
 _RESTART_MAX = 5.0
 _BARRIER = None  # an outbox entry without a record: a flush
+CONTEXT = -1  # an outbox entry's tag (where a waiter's id goes): (key, fields), a context opened
+FORGET = -2  # the tag of a context closed: its key
 _PIPE_SIZE = 1 << 20
 
 
@@ -194,7 +200,9 @@ class AuditProcess(BoundedHandOver):
         self._queued = 0  # statement records handed over and not yet settled by the child
         self._room = asyncio.Event()
         self._room.set()
-        self._outbox: list[tuple[int, Record | None]] = []
+        self._outbox: list[tuple[int, Any]] = []  # (waiter's id, record or barrier), (0, row), or a context's entry
+        self._contexts: dict[int, Record] = {}
+        self._closed: dict[int, Record] = {}  # contexts closed whose FORGET entry has not left yet
         self._shipping = False
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._next_wait = 0
@@ -318,6 +326,24 @@ class AuditProcess(BoundedHandOver):
         self._outbox.append((0, self._in_context(event)))
         self._ship_soon()
 
+    def _hand_over_row(self, row: StatementRow) -> None:
+        self._queued += 1
+        self._outbox.append((0, row))
+        self._ship_soon()
+
+    def _context_opened(self, key: int, fields: Record) -> None:
+        try:
+            marshal.dumps(fields)
+        except ValueError:
+            fields = self._contexts[key] = jsonable(fields)
+        self._outbox.append((CONTEXT, (key, fields)))
+        self._ship_soon()
+
+    def _context_closed(self, key: int, fields: Record) -> None:
+        self._closed[key] = fields
+        self._outbox.append((FORGET, key))
+        self._ship_soon()
+
     def _in_context(self, event: AuditEvent | Record) -> Record:
         """The record of ``event`` with what only the caller's context knows (the child does the rest)."""
         if isinstance(event, AuditEvent):
@@ -362,30 +388,37 @@ class AuditProcess(BoundedHandOver):
         if self._outbox:
             outbox, self._outbox = self._outbox, []
             messages.append(self._events_frame(outbox))
+            if self._closed:
+                for tag, payload in outbox:
+                    if tag == FORGET:
+                        self._closed.pop(payload, None)
         if messages:
             child.write(b"".join(messages))
         if self._after_handover and child.in_pipe:
             self._handed_over()  # else the pipe's resume_writing does, once the rest is out
 
-    def _events_frame(self, outbox: list[tuple[int, Record | None]]) -> bytes:
+    def _events_frame(self, outbox: list[tuple[int, Any]]) -> bytes:
         try:
             return frame(("events", outbox))
         except ValueError:  # a value marshal cannot carry: redaction makes plain JSON of it
             return frame(("events", [entry for entry in map(self._portable, outbox) if entry is not None]))
 
-    def _portable(self, entry: tuple[int, Record | None]) -> tuple[int, Record | None] | None:
-        wait_id, record = entry
-        if record is None:
-            return entry
+    def _portable(self, entry: tuple[int, Any]) -> tuple[int, Any] | None:
+        tag, payload = entry
+        if payload is None or tag < 0:
+            return entry  # a barrier, or a context (made portable when opened)
+        if type(payload) is tuple:  # a row: send its whole record instead
+            key = payload[0]
+            payload = expand(self._contexts.get(key) or self._closed.get(key), payload)
         try:
-            record = self._redact.process(record)
+            record = self._redact.process(payload)
             record["data"] = dict(record["data"]) if isinstance(record["data"], dict) else record["data"]
             marshal.dumps(record)
         except Exception as exc:  # e.g. nested past the recursion limit
-            log.error("audit event %s could not be prepared: %s", record.get("type"), type(exc).__name__)  # noqa: TRY400 - the traceback could show the unredacted event
-            self._unsendable(wait_id, record)
+            log.error("audit event %s could not be prepared: %s", payload.get("type"), type(exc).__name__)  # noqa: TRY400 - the traceback could show the unredacted event
+            self._unsendable(tag, payload)
             return None
-        return wait_id, record
+        return tag, record
 
     def _unsendable(self, wait_id: int, record: Record) -> None:
         if wait_id:
@@ -396,7 +429,11 @@ class AuditProcess(BoundedHandOver):
 
     def _unsent_statements(self) -> int:
         """Statement records in the outbox: counted, and not yet with any child."""
-        return sum(1 for wait_id, record in self._outbox if not wait_id and record and not is_security(record))
+        return sum(
+            1
+            for tag, payload in self._outbox
+            if tag == 0 and payload is not None and (type(payload) is tuple or not is_security(payload))
+        )
 
     # -- from the child ------------------------------------------------------
 
@@ -443,7 +480,9 @@ class AuditProcess(BoundedHandOver):
             "the audit writer process stopped (exit status %s); %d statement records lost; restarting it", code, lost
         )
         self._fail_waiters(AuditError("the audit writer process stopped; see the log"))
-        self._outbox = [(wait_id, record) for wait_id, record in self._outbox if not wait_id]
+        known = (*self._contexts.items(), *self._closed.items())
+        contexts = [(CONTEXT, item) for item in known]  # the new child knows none of them
+        self._outbox = contexts + [(tag, payload) for tag, payload in self._outbox if tag in (0, FORGET)]
         if lost > 0:
             self._settle(lost, written=False)
             self.dropped += lost

@@ -4,7 +4,8 @@ Reads the settings (one message), opens the state database, starts an
 :class:`~sqlgate.audit.log.AuditLog` (which resumes the chain) and answers
 ``("ready", chain_id)`` or ``("failed", message, hint)``. Then, for each message
 on stdin: ``events`` are handed to the log in order (a waited-for one answered
-with ``done`` once committed, or with why not), ``lost`` is counted into the
+with ``done`` once committed, or with why not; statement rows expanded in the
+contexts the gateway opened and closed among them), ``lost`` is counted into the
 next checkpoint, ``close`` (or the end of stdin, when the gateway died) closes
 the log: everything queued is written with a final checkpoint. Each committed
 batch is reported as ``("settled", statement records)``, which frees room in
@@ -25,7 +26,7 @@ from functools import partial
 from typing import Any
 
 from sqlgate.audit.log import AuditLog
-from sqlgate.audit.process import frame, read_frame
+from sqlgate.audit.process import CONTEXT, FORGET, frame, read_frame
 from sqlgate.config import Settings
 from sqlgate.errors import AuditError, SqlgateError
 from sqlgate.store import StateStore
@@ -90,8 +91,17 @@ class Child:
             audit.count_lost(message[1])
             return
         for wait_id, record in message[1]:
-            if not wait_id:
-                audit.enqueue(record)
+            if wait_id == 0:
+                if type(record) is tuple:
+                    audit.enqueue_statement(record)
+                else:
+                    audit.enqueue(record)
+                continue
+            if wait_id == CONTEXT:
+                audit.open_context(record[1], key=record[0])
+                continue
+            if wait_id == FORGET:
+                audit.close_context(record)
                 continue
             try:
                 done = audit.flush_nowait() if record is None else audit.record_nowait(record)

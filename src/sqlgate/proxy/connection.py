@@ -26,15 +26,13 @@ import logging
 import secrets
 from collections.abc import Coroutine
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlgate.access.answers import AnswerHold
 from sqlgate.access.catalog import read_raw
 from sqlgate.access.masking import SessionMasking
-from sqlgate.access.statements import statement_fields
-from sqlgate.audit.canonical import format_time
-from sqlgate.audit.chain import new_record, principal_record
-from sqlgate.audit.events import EventType, Outcome
+from sqlgate.access.recorder import SessionRecorder
 from sqlgate.config import is_loopback
 from sqlgate.errors import (
     AccessDenied,
@@ -98,7 +96,13 @@ class ClientConnection(asyncio.Protocol):
         self.relay: Relay | None = None
         self.upstream: Upstream | None = None
         self.session: LiveSession | None = None
-        self._principal: dict[str, Any] | None = None  # the session's principal as audit records hold it
+        self.recorder = SessionRecorder(
+            self.services.audit,
+            None,
+            pause_reading=partial(self._pause_client, paused=True),
+            resume_reading=partial(self._pause_client, paused=False),
+            spawn=self._spawn,
+        )
         self.lease: Lease | None = None
         self.backend_key: BackendKeyData | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -117,7 +121,7 @@ class ClientConnection(asyncio.Protocol):
         """A client connected: start its login (with a deadline)."""
         self.transport = cast("asyncio.Transport", transport)  # uvloop's transports do not subclass it
         peer = transport.get_extra_info("peername")
-        self.source = str(peer[0]) if peer else None
+        self.source = self.recorder.source = str(peer[0]) if peer else None
         self.handshake = ClientHandshake(
             tls_available=self.listener.tls_context is not None,
             require_tls=self.listener.require_tls,
@@ -378,8 +382,9 @@ class ClientConnection(asyncio.Protocol):
         short = self.handshake.protocol == PROTOCOL_3_0
         self.backend_key = self.listener.register_cancel(self, short, upstream.backend_key.process_id)
         self._watch_lifetime(lease)
+        self.recorder.started(self.session)
         self.services.audit.enqueue(
-            self._event(
+            self.recorder.event(
                 "session.start",
                 "success",
                 data={
@@ -422,9 +427,7 @@ class ClientConnection(asyncio.Protocol):
     # -- statements ----------------------------------------------------------
 
     def _audit_statement(self, record: StatementRecord) -> None:
-        if self.session is not None:
-            self.session.statements += 1
-        outcome, reason, data = statement_fields(
+        self.recorder.statement(
             protocol=record.protocol,
             sql=record.sql,
             params=record.params,
@@ -436,44 +439,6 @@ class ClientConnection(asyncio.Protocol):
             would_deny=record.would_deny,
             tags=record.tags,
             params_bounded=True,
-            session=self.session,
-        )
-        event = self._event("statement", outcome, reason=reason, data=data)
-        try:
-            self.services.audit.enqueue(event)
-        except AuditQueueFull:
-            self._wait_for_audit(event)
-
-    def _wait_for_audit(self, event: dict[str, Any]) -> None:
-        """Backpressure: stop reading from the client until the audit queue takes the event."""
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-        async def submit() -> None:
-            await self.services.audit.submit(event)
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
-
-        self._spawn(submit())
-
-    def _event(
-        self, kind: EventType, outcome: Outcome, *, reason: str | None = None, data: dict[str, object]
-    ) -> dict[str, Any]:
-        """A session event as a record dict (no model to build per statement; the log redacts it as any event)."""
-        session = self.session
-        if session is not None and self._principal is None:
-            self._principal = principal_record(session.principal)  # once per session, not per statement
-        return new_record(
-            kind,
-            format_time(datetime.now(UTC)),
-            principal=self._principal if session else None,
-            source=self.source,
-            database=session.database if session else None,
-            db_login=session.db_login if session else None,
-            session_id=session.id if session else None,
-            outcome=outcome,
-            reason=reason,
-            data=data,
         )
 
     # -- the end ---------------------------------------------------------------
@@ -592,7 +557,7 @@ class ClientConnection(asyncio.Protocol):
             self.services.sessions.remove(self.session.id)
             with contextlib.suppress(AuditQueueFull, AuditError):
                 self.services.audit.enqueue(
-                    self._event(
+                    self.recorder.event(
                         "session.end",
                         "info",
                         reason=reason,
@@ -601,6 +566,7 @@ class ClientConnection(asyncio.Protocol):
                         },
                     )
                 )
+            self.recorder.ended()
 
     def _lease_live(self) -> bool:
         return self.lease is not None and self.lease.is_live()
