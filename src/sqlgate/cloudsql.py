@@ -208,9 +208,13 @@ class CloudSqlDialer:
         self._http: aiohttp.ClientSession | None = None
 
     def service_account_for(self, login: str) -> str | None:
-        """The configured service account whose IAM database user ``login`` is; None: the gateway's own identity."""
+        """The configured service account whose lease login ``login`` is; None: the gateway's own identity.
+
+        Leases keep the PostgreSQL form of the IAM user (unique per email); the MySQL form is not unique
+        (``ci@a.iam.gserviceaccount.com`` and ``ci@b.iam...`` are both ``ci``), so it is never looked up.
+        """
         for email in self.service_accounts:
-            if login in {iam_database_user(email, "POSTGRES"), iam_database_user(email, "MYSQL")}:
+            if login == iam_database_user(email, "POSTGRES"):
                 return email
         return None
 

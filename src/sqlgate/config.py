@@ -410,7 +410,14 @@ class DatabaseConfig(_Section):
             raise ValueError(
                 f"service_accounts needs a service account for every level in roles (missing: {', '.join(missing)})"
             )
+        by_mysql_user: dict[str, str] = {}
         for privilege, email in self.service_accounts.items():
+            name = email.split("@", 1)[0]
+            if by_mysql_user.setdefault(name, email) != email:
+                raise ValueError(
+                    f"service_accounts: {by_mysql_user[name]} and {email} share the IAM database user name "
+                    f"{name!r} on Cloud SQL for MySQL; use service accounts with different names"
+                )
             if not re.fullmatch(r"[a-z0-9][a-z0-9-]*@[a-z0-9.-]+\.gserviceaccount\.com", email):
                 raise ValueError(
                     f"service_accounts.{privilege}: {email!r} is not a service account email "

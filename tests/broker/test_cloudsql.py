@@ -168,6 +168,8 @@ def test_service_accounts_must_cover_every_level_with_service_account_emails():
         _config(service_accounts={**accounts, "admin": "a@proj.iam.gserviceaccount.com"})
     with pytest.raises(ValueError, match=r"'alice@example.com' is not a service account email"):
         _config(service_accounts={**accounts, "write": "alice@example.com"})
+    with pytest.raises(ValueError, match=r"share the IAM database user name 'sa-read' on Cloud SQL for MySQL"):
+        _config(service_accounts={**accounts, "write": "sa-read@other.iam.gserviceaccount.com"})
     with pytest.raises(ValueError, match=r"for engine cloudsql only"):
         DatabaseConfig(
             dbname="db", admin_user="a", admin_password_env="X", roles={"read": "r"}, service_accounts=accounts

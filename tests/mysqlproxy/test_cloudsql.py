@@ -366,7 +366,7 @@ def test_the_gateways_own_certificate_cannot_log_in_as_a_service_account(standin
         )
         try:
             upstream = await connect_cloudsql_upstream(
-                dialer, user=f"sr{TAG}", database=None, capabilities=int(Capability.PROTOCOL_41), charset=45
+                dialer, login=f"sr{TAG}@proj.iam", database=None, capabilities=int(Capability.PROTOCOL_41), charset=45
             )
             upstream.protocol.close()
         finally:

@@ -25,7 +25,6 @@ from sqlgate.access.statements import statement_fields
 from sqlgate.audit.canonical import format_time
 from sqlgate.audit.chain import new_record, principal_record
 from sqlgate.audit.events import EventType, Outcome
-from sqlgate.cloudsql import mysql_user_of
 from sqlgate.config import is_loopback
 from sqlgate.errors import AccessDenied, AuditQueueFull, IdentityError, ProtocolError, SqlgateError
 from sqlgate.identity.principal import Principal
@@ -306,7 +305,7 @@ class MysqlClientConnection(asyncio.Protocol):
         if config.engine == "cloudsql":  # the client certificate holds the IAM token
             return await connect_cloudsql_upstream(
                 self.listener.cloudsql.get(database, config),
-                user=mysql_user_of(lease.db_login),
+                login=lease.db_login,
                 database=config.dbname,
                 capabilities=capabilities,
                 charset=charset,

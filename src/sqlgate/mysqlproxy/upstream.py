@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from sqlgate.cloudsql import SERVER_PROXY_PORT, CloudSqlDialer, connect_failure, require_engine
+from sqlgate.cloudsql import SERVER_PROXY_PORT, CloudSqlDialer, connect_failure, mysql_user_of, require_engine
 from sqlgate.config import DatabaseConfig
 from sqlgate.errors import ProtocolError, UpstreamError
 from sqlgate.mywire.actions import LoggedIn, Refused, Send, StartTls
@@ -142,7 +142,7 @@ class CloudSqlRoute:
     """How a Cloud SQL connection was opened: enough to open another one (for KILL QUERY)."""
 
     dialer: CloudSqlDialer
-    user: str
+    login: str  # the lease's login (PostgreSQL form), which names the service account too
 
 
 @dataclass(eq=False)
@@ -200,24 +200,25 @@ async def connect_upstream(  # noqa: PLR0913 - a login's parts, named
 async def connect_cloudsql_upstream(  # noqa: PLR0913 - a login's parts, named
     dialer: CloudSqlDialer,
     *,
-    user: str,
+    login: str,
     database: str | None,
     capabilities: int,
     charset: int,
     attributes: dict[str, str] | None = None,
 ) -> Upstream:
-    """Log in to a Cloud SQL for MySQL instance as IAM database user ``user`` over the certificate's TLS stream.
+    """Log in to a Cloud SQL for MySQL instance with lease login ``login`` over the certificate's TLS stream.
 
-    The certificate is that of the configured service account whose IAM user ``user`` is (impersonated), else
-    the gateway's own.
+    The MySQL user is ``login``'s MySQL IAM user (``alice@example.com`` -> ``alice``). The certificate is that
+    of the configured service account whose login ``login`` is (impersonated), else the gateway's own.
     """
-    service_account = dialer.service_account_for(user)
+    user = mysql_user_of(login)
+    service_account = dialer.service_account_for(login)
     info = await dialer.connect_info(service_account)
     require_engine(dialer, info, "MYSQL", "MySQL")
     ip = info.settings.ip
     loop = asyncio.get_running_loop()
     protocol: UpstreamProtocol | None = None
-    login = UpstreamLogin(
+    mysql_login = UpstreamLogin(
         user=user,
         password="",  # automatic IAM database authentication: the token is in the client certificate
         database=database,
@@ -226,13 +227,13 @@ async def connect_cloudsql_upstream(  # noqa: PLR0913 - a login's parts, named
         attributes=attributes,
         tls="disable",  # no SSLRequest: the stream is TLS from its first byte
     )
-    login.tls_active = True  # so a switch to mysql_clear_password is answered, over this TLS stream
+    mysql_login.tls_active = True  # so a switch to mysql_clear_password is answered, over this TLS stream
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT):
             transport, protocol = await loop.create_connection(
                 UpstreamProtocol, ip, SERVER_PROXY_PORT, ssl=info.context, server_hostname=ip
             )
-            done = await _drive(loop, login, protocol, transport, None)
+            done = await _drive(loop, mysql_login, protocol, transport, None)
     except BaseException as exc:
         if protocol is not None:
             protocol.close()
@@ -243,8 +244,8 @@ async def connect_cloudsql_upstream(  # noqa: PLR0913 - a login's parts, named
         if error is None:
             raise
         raise error from exc
-    route = CloudSqlRoute(dialer, user)
-    return Upstream(protocol, done.handshake, login.capabilities, done.ok.status, tls=True, cloudsql=route)
+    route = CloudSqlRoute(dialer, login)
+    return Upstream(protocol, done.handshake, mysql_login.capabilities, done.ok.status, tls=True, cloudsql=route)
 
 
 async def _drive(
@@ -363,7 +364,7 @@ async def kill_cloudsql_thread(route: CloudSqlRoute, thread_id: int) -> bool:
     try:
         upstream = await connect_cloudsql_upstream(
             route.dialer,
-            user=route.user,
+            login=route.login,
             database=None,
             capabilities=Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH,
             charset=KILL_CHARSET,
