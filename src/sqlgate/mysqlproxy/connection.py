@@ -21,10 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlgate.access.answers import AnswerHold
-from sqlgate.access.statements import statement_fields
-from sqlgate.audit.canonical import format_time
-from sqlgate.audit.chain import new_record, principal_record
-from sqlgate.audit.events import EventType, Outcome
+from sqlgate.access.recorder import SessionRecorder
 from sqlgate.config import is_loopback
 from sqlgate.errors import AccessDenied, AuditQueueFull, IdentityError, ProtocolError, SqlgateError
 from sqlgate.identity.principal import Principal
@@ -70,7 +67,13 @@ class MysqlClientConnection(asyncio.Protocol):
         self.principal: Principal | None = None
         self.lease: Lease | None = None
         self.database: str | None = None
-        self._principal_record: dict[str, Any] | None = None
+        self.recorder = SessionRecorder(
+            self.services.audit,
+            None,
+            pause_reading=self._pause_reading,
+            resume_reading=self._resume_reading,
+            spawn=self._spawn,
+        )
         self._tasks: set[asyncio.Future[Any]] = set()
         self._timers: list[asyncio.TimerHandle] = []
         self._ending = False
@@ -84,7 +87,7 @@ class MysqlClientConnection(asyncio.Protocol):
         """A client connected: greet it and start the login deadline."""
         self.transport = cast("asyncio.Transport", transport)
         peer = transport.get_extra_info("peername")
-        self.source = str(peer[0]) if peer else None
+        self.source = self.recorder.source = str(peer[0]) if peer else None
         self.login = ClientLogin(
             connection_id=self.connection_id,
             server_version=self.listener.server_version,
@@ -361,8 +364,9 @@ class MysqlClientConnection(asyncio.Protocol):
         self.services.sessions.add(self.session, self._ended_by_admin)
         self.listener.register(self)
         self._watch_lease(lease)
+        self.recorder.started(self.session)
         self.services.audit.enqueue(
-            self._event(
+            self.recorder.event(
                 "session.start",
                 "success",
                 data={
@@ -394,9 +398,7 @@ class MysqlClientConnection(asyncio.Protocol):
     # -- statements and cancel --------------------------------------------------
 
     def _audit_statement(self, record: StatementRecord) -> None:
-        if self.session is not None:
-            self.session.statements += 1
-        outcome, reason, data = statement_fields(
+        self.recorder.statement(
             protocol="mysql",
             sql=record.sql,
             params=record.params,
@@ -407,19 +409,14 @@ class MysqlClientConnection(asyncio.Protocol):
             error=record.error,
             would_deny=record.would_deny,
         )
-        event = self._event("statement", outcome, reason=reason, data=data)
-        try:
-            self.services.audit.enqueue(event)
-        except AuditQueueFull:
-            if self.transport is not None:
-                self.transport.pause_reading()
 
-            async def submit() -> None:
-                await self.services.audit.submit(event)
-                if self.transport is not None and not self.transport.is_closing():
-                    self.transport.resume_reading()
+    def _pause_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
 
-            self._spawn(submit())
+    def _resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def _kill(self, kill: Kill) -> Err | None:
         """A client's KILL: only its own identity's sessions; the server thread is killed by the admin."""
@@ -514,29 +511,13 @@ class MysqlClientConnection(asyncio.Protocol):
             self.services.sessions.remove(self.session.id)
             with contextlib.suppress(AuditQueueFull):
                 self.services.audit.enqueue(
-                    self._event("session.end", "info", reason=reason, data={"statements": self.session.statements})
+                    self.recorder.event(
+                        "session.end", "info", reason=reason, data={"statements": self.session.statements}
+                    )
                 )
+            self.recorder.ended()
 
     # -- helpers -----------------------------------------------------------------
-
-    def _event(
-        self, kind: EventType, outcome: Outcome, *, reason: str | None = None, data: dict[str, object]
-    ) -> dict[str, Any]:
-        session = self.session
-        if session is not None and self._principal_record is None:
-            self._principal_record = principal_record(session.principal)
-        return new_record(
-            kind,
-            format_time(datetime.now(UTC)),
-            principal=self._principal_record if session else None,
-            source=self.source,
-            database=session.database if session else None,
-            db_login=session.db_login if session else None,
-            session_id=session.id if session else None,
-            outcome=outcome,
-            reason=reason,
-            data=data,
-        )
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
