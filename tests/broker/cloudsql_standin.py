@@ -14,7 +14,11 @@ does: the email on PostgreSQL, a service account's without
 - a MySQL instance (MYSQL_*) to a MariaDB server (``mysql_address``, the
   machine's 127.0.0.1:3306), where the IAM user exists without a password: the
   stand-in passes the server's greeting on, reads the client's handshake
-  response, checks its user and forwards it, so no password is involved.
+  response and checks its user, switches the client to
+  ``mysql_clear_password`` (as Cloud SQL does for IAM users) and checks that the
+  password is empty (the token is in the certificate: automatic IAM
+  authentication, what the connector sends) or a token of the certificate's
+  identity, then forwards the handshake response to MariaDB and relays.
 
 The IAM Credentials API's ``generateAccessToken`` is served too (for
 impersonated service accounts): a known caller gets the token of a service
@@ -209,6 +213,7 @@ class CloudSqlStandIn:
         for email, token in self.service_accounts.items():
             self.identities[token] = email
         self.impersonations: list[tuple[str, str]] = []  # (caller's email, service account)
+        self.mysql_passwords: list[str] = []  # "empty" (automatic IAM authentication) or "token" (manual)
         self.database_version = "MYSQL_8_0" if pg_socket is None else "POSTGRES_16"  # what connectSettings reports
         self.ca = TestCA()
         self.requests: list[str] = []
@@ -356,8 +361,12 @@ class CloudSqlStandIn:
                 client_writer.write(_mysql_error(2, 1045, "28000", f"IAM user {user} does not match the certificate"))
                 await client_writer.drain()
                 return
+            if not await self._clear_password(client_reader, client_writer, identity, user):
+                return
             self.sessions.append(user)
             server_writer.write(response)
+            answer = await _read_mysql_packet(server_reader)  # MariaDB's OK (seq 2), now after our two packets
+            client_writer.write(answer[:3] + bytes((4,)) + answer[4:])
             await asyncio.gather(_pipe(client_reader, server_writer), _pipe(server_reader, client_writer))
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, ValueError):
             pass
@@ -366,10 +375,33 @@ class CloudSqlStandIn:
                 server_writer.close()
             client_writer.close()
 
+    async def _clear_password(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, identity: str, user: str
+    ) -> bool:
+        """Switch the client to mysql_clear_password, as Cloud SQL's IAM users do; its password checked.
+
+        Empty is automatic IAM authentication (the token is in the certificate, what the connector sends);
+        otherwise it must be a token of the certificate's identity (manual IAM authentication).
+        """
+        writer.write(_mysql_packet(2, b"\xfemysql_clear_password\x00" + secrets.token_bytes(20) + b"\x00"))
+        reply = (await _read_mysql_packet(reader))[4:]
+        password = reply.removesuffix(b"\x00").decode()
+        if password and self.identities.get(password) != identity:
+            self.sessions.append(f"refused password {user}")
+            writer.write(_mysql_error(4, 1045, "28000", f"the password of {user} is not a token of its identity"))
+            await writer.drain()
+            return False
+        self.mysql_passwords.append("token" if password else "empty")
+        return True
+
 
 def postgres_iam_user(email: str) -> str:
     """Cloud SQL for PostgreSQL's IAM database user: the email, a service account's without its suffix."""
     return email.removesuffix(".gserviceaccount.com")
+
+
+def _mysql_packet(seq: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "little") + bytes((seq,)) + payload
 
 
 def mysql_iam_user(email: str) -> str:

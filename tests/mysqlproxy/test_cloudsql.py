@@ -155,6 +155,7 @@ def cloud_gateway(standin, credentials, tmp_path) -> Iterator[CloudMysqlGateway]
     """A gateway logging in to the stand-in with its own identity (alice's IAM user)."""
     standin.sessions.clear()
     standin.requests.clear()
+    standin.mysql_passwords.clear()
     gateway = CloudMysqlGateway(tmp_path, standin)
     _iam_users(gateway.database, (ALICE_DB_USER, "SELECT"))
     try:
@@ -202,6 +203,7 @@ def test_pymysql_reaches_cloud_sql_for_mysql_through_the_gateway(cloud_gateway):
         conn.close()
     standin = cloud_gateway.standin
     assert standin.sessions == [ALICE_DB_USER]  # the stand-in saw alice's certificate and her MySQL IAM user
+    assert standin.mysql_passwords == ["empty"]  # mysql_clear_password answered; the token is in the certificate
     assert {"connectSettings", "generateEphemeralCert"} <= set(standin.requests)
     assert cloud_gateway.settings.databases["cloud"].service_accounts == {}
     starts = [r for r in records(cloud_gateway, "session.start") if r["database"] == "cloud"]
