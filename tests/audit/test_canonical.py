@@ -6,10 +6,17 @@ from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum
 
 import rfc8785
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sqlgate.audit.canonical import MAX_SAFE_INT, CanonicalDict, canonical_bytes, format_time, jsonable
+from sqlgate.audit.canonical import (
+    MAX_SAFE_INT,
+    CanonicalDict,
+    canonical_bytes,
+    format_time,
+    format_unix_time,
+    jsonable,
+)
 from sqlgate.audit.chain import Chainer
 from sqlgate.audit.events import AuditEvent, PrincipalRef
 from sqlgate.audit.pipeline import Pipeline
@@ -101,3 +108,11 @@ def test_redacted_data_is_marked_canonical_only_when_it_is():
 @given(st.datetimes(min_value=datetime(1, 1, 2), timezones=st.just(UTC)))  # noqa: DTZ001 - hypothesis bounds are naive
 def test_format_time_matches_isoformat(moment):
     assert format_time(moment) == moment.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+@settings(max_examples=500)
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))  # up to 2100
+def test_a_posix_time_formats_as_its_datetime_does(seconds):
+    fast = datetime.fromisoformat(format_unix_time(seconds))
+    reference = datetime.fromisoformat(format_time(datetime.fromtimestamp(seconds, UTC)))
+    assert abs((fast - reference).total_seconds()) <= 1e-6  # float rounding may differ by a microsecond

@@ -116,6 +116,19 @@ def format_time(moment: datetime) -> str:
     return f"{prefix}{moment.microsecond:06d}Z"
 
 
+def format_unix_time(seconds: float) -> str:
+    """:func:`format_time` of a POSIX timestamp (``time.time()``), without making a datetime per call."""
+    whole = seconds // 1
+    micro = round((seconds - whole) * 1_000_000)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, micro - 1_000_000
+    prefix = _second_prefix.get(whole)
+    if prefix is None:
+        _second_prefix.clear()
+        prefix = _second_prefix[whole] = datetime.fromtimestamp(whole, UTC).isoformat()[:-6] + "."
+    return f"{prefix}{micro:06d}Z"
+
+
 _second_prefix: dict[float, str] = {}
 
 

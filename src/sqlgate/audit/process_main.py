@@ -136,4 +136,8 @@ async def main() -> int:
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sys.exit(asyncio.run(main()))
+    try:
+        import uvloop  # optional speed-up (absent on Windows), as for the gateway
+    except ImportError:
+        sys.exit(asyncio.run(main()))
+    sys.exit(uvloop.run(main()))

@@ -18,10 +18,9 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlgate.audit.canonical import format_time
+from sqlgate.audit.canonical import format_unix_time
 from sqlgate.audit.chain import new_record
 from sqlgate.audit.events import Outcome
 
@@ -141,7 +140,7 @@ def expand(context: Record | None, row: StatementRow) -> Record:
     )
     return new_record(
         "statement",
-        format_time(datetime.fromtimestamp(moment, UTC)),
+        format_unix_time(moment),
         **(context or {}),
         outcome=outcome,
         reason=reason,
