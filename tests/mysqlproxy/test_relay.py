@@ -6,10 +6,10 @@ import struct
 
 import pytest
 
+from sqlgate.access.mysql.masking import MysqlMasking
+from sqlgate.access.mysql.statements import Kill, StatementPolicy
 from sqlgate.errors import ProtocolError
-from sqlgate.mysqlproxy.masking import MysqlMasking
 from sqlgate.mysqlproxy.relay import Relay, StatementRecord
-from sqlgate.mysqlproxy.statements import Kill, StatementPolicy
 from sqlgate.mywire.commands import (
     FieldList,
     OtherCommand,

@@ -11,10 +11,10 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sqlgate.access.mysql.masking import MysqlMasking
+from sqlgate.access.mysql.statements import StatementPolicy
 from sqlgate.errors import ProtocolError
-from sqlgate.mysqlproxy.masking import MysqlMasking
 from sqlgate.mysqlproxy.relay import Relay
-from sqlgate.mysqlproxy.statements import StatementPolicy
 from sqlgate.mywire.commands import Query, StmtExecute, StmtPrepare
 from sqlgate.mywire.constants import Capability, ColumnType
 from sqlgate.mywire.packets import encode

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlgate.mysqlproxy.statements import Kill, StatementPolicy, shape_key
+from sqlgate.access.mysql.statements import Kill, StatementPolicy, shape_key
 from sqlgate.policy.model import Guardrails
 
 READ_ONLY = Guardrails(deny=["write", "ddl", "dcl", "admin"])

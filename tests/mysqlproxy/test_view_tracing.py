@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlglot
 
-from sqlgate.mysqlproxy.catalog import MysqlCatalog
-from sqlgate.mysqlproxy.masking import MysqlMasking
-from sqlgate.mysqlproxy.tracing import MAX_VIEW_DEPTH, Tracer
+from sqlgate.access.mysql.catalog import MysqlCatalog
+from sqlgate.access.mysql.masking import MysqlMasking
+from sqlgate.access.mysql.tracing import MAX_VIEW_DEPTH, Tracer
 from sqlgate.mywire.results import ColumnDefinition
 from sqlgate.policy.sql.lineage import Column
 

@@ -5,8 +5,8 @@
 - :mod:`.connection`: one client: TLS, login with a token, decision, lease, upstream, lifetime;
 - :mod:`.upstream`: the connection to the server, logged in with the lease's login;
 - :mod:`.relay`: sans-IO: commands checked, replies masked, one statement record per statement;
-- :mod:`.statements`: what may run (guardrails through :mod:`sqlgate.access.statements`);
-- :mod:`.masking`: masking by column origin (column definitions) and the statement's parse;
+- :mod:`sqlgate.access.mysql`: what may run and masking by column origin (shared with the HTTP API);
+- :mod:`.catalog`: the session's catalog for masking, read on its upstream;
 - :mod:`.cancel`: KILL QUERY for a session's own server thread, over an admin connection.
 
 The codec is :mod:`sqlgate.mywire`.

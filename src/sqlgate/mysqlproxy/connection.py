@@ -21,14 +21,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlgate.access.answers import AnswerHold
+from sqlgate.access.mysql.masking import MysqlMasking
+from sqlgate.access.mysql.statements import Kill, StatementPolicy
 from sqlgate.access.recorder import SessionRecorder
 from sqlgate.config import is_loopback
 from sqlgate.errors import AccessDenied, AuditQueueFull, IdentityError, ProtocolError, SqlgateError
 from sqlgate.identity.principal import Principal
 from sqlgate.mysqlproxy.catalog import load_catalog
-from sqlgate.mysqlproxy.masking import MysqlMasking
 from sqlgate.mysqlproxy.relay import Relay, StatementRecord
-from sqlgate.mysqlproxy.statements import Kill, StatementPolicy
 from sqlgate.mysqlproxy.tls import TlsLayer
 from sqlgate.mysqlproxy.upstream import Upstream, connect_cloudsql_upstream, connect_upstream
 from sqlgate.mywire.actions import Action, Disconnect, LoginReceived, PasswordReceived, Send, StartTls

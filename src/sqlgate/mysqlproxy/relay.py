@@ -1,7 +1,7 @@
 """The relay of one MySQL session: client and server bytes in, checked and masked bytes out. No sockets.
 
 Client to server: each command packet is decoded. COM_QUERY and COM_STMT_PREPARE
-texts are checked (:mod:`.statements`); a refusal is answered by the gateway with
+texts are checked (:mod:`sqlgate.access.mysql.statements`); a refusal is answered by the gateway with
 ERR 1142 / 42000 and never reaches the server. COM_STMT_EXECUTE runs only statements
 whose prepare was allowed; COM_INIT_DB only the granted database; COM_CHANGE_USER,
 replication and other administrative commands are refused; server-side cursors are
@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlgate.access.masking import Plan
+from sqlgate.access.mysql.masking import MysqlMasking, Shape
+from sqlgate.access.mysql.statements import REFUSED_CODE, REFUSED_SQLSTATE, Checked, Kill, StatementPolicy
 from sqlgate.access.scrub import scrub_text
 from sqlgate.errors import ProtocolError
-from sqlgate.mysqlproxy.masking import MysqlMasking, Shape
-from sqlgate.mysqlproxy.statements import REFUSED_CODE, REFUSED_SQLSTATE, Checked, Kill, StatementPolicy
 from sqlgate.mywire.commands import (
     FieldList,
     InitDb,

@@ -50,9 +50,9 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from sqlgate.access.masking import ColumnMask, MaskRules, Plan
-from sqlgate.mysqlproxy.catalog import MysqlCatalog
-from sqlgate.mysqlproxy.statements import shape_key
-from sqlgate.mysqlproxy.tracing import SYSTEM_SCHEMAS, Tracer, is_star
+from sqlgate.access.mysql.catalog import MysqlCatalog
+from sqlgate.access.mysql.statements import shape_key
+from sqlgate.access.mysql.tracing import SYSTEM_SCHEMAS, Tracer, is_star
 from sqlgate.mywire.constants import BINARY_CHARSET, TEXT_LIKE_TYPES
 from sqlgate.mywire.results import ColumnDefinition
 from sqlgate.policy.sql.lineage import UNKNOWN, Column, Lineage, merge

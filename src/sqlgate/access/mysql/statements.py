@@ -11,7 +11,7 @@ once. On top of that, for this protocol:
   write and admin statements (the client sends one of its files; the server may
   ask for any file, so the gateway relays a file request only for such a statement);
 - ``KILL [QUERY|CONNECTION] <id>`` is answered by the gateway itself (see
-  :mod:`.cancel`), never sent to the server as written;
+  :mod:`sqlgate.mysqlproxy.cancel`), never sent to the server as written;
 - a grant that masks data refuses what masking cannot cover (:mod:`.masking`).
 
 A refusal reaches the client as ERR 1142 with SQLSTATE 42000 naming the rule.

@@ -31,7 +31,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from sqlgate.mysqlproxy.catalog import MysqlCatalog
+from sqlgate.access.mysql.catalog import MysqlCatalog
 from sqlgate.policy.sql.lineage import CLEAN, UNKNOWN, Column, Lineage, merge
 
 SYSTEM_SCHEMAS = frozenset({"information_schema", "performance_schema", "mysql", "sys"})
