@@ -347,7 +347,8 @@ def require_engine(dialer: CloudSqlDialer, info: ConnectInfo, prefix: str, liste
         other = "MySQL" if listener == "PostgreSQL" else "PostgreSQL"
         raise UpstreamError(
             f"Cloud SQL instance {dialer.name} runs {version}; the {listener} listener relays only "
-            f"{listener} instances (connect to the {other} listener)"
+            f"{listener} instances (connect to the {other} listener"
+            + (": sqlgate connect DB --client mysql)" if other == "MySQL" else ")")
         )
 
 

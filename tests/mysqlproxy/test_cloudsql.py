@@ -17,7 +17,11 @@ the impersonated service account of the granted privilege level).
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -211,6 +215,41 @@ def test_pymysql_reaches_cloud_sql_for_mysql_through_the_gateway(cloud_gateway):
     assert [r["principal"]["subject"] for r in starts] == ["alice"]
     denied = [r for r in records(cloud_gateway, "statement") if r["data"]["sql"] == "DELETE FROM orders"]
     assert [(r["outcome"], r["database"]) for r in denied] == [("denied", "cloud")]
+
+
+def test_sqlgate_connect_with_client_mysql_reaches_a_cloud_sql_for_mysql_database(cloud_gateway):
+    """`sqlgate connect cloud --client mysql`: the engine is the instance's, so the user names the client."""
+    if shutil.which("mysql") is None and shutil.which("mariadb") is None:
+        pytest.skip("needs the mysql CLI (Debian's mariadb-client)")
+    token = token_with_email(cloud_gateway.settings, "alice", ALICE, ("analysts",))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sqlgate",
+            "connect",
+            "cloud",
+            "--client",
+            "mysql",
+            "-c",
+            str(cloud_gateway.workdir / "sqlgate.yaml"),
+            "--port",
+            str(cloud_gateway.mysql_port),
+            "--",
+            "-N",
+            "-B",
+            "-e",
+            "SELECT email FROM customers ORDER BY id",
+        ],
+        env={**os.environ, "SQLGATE_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("WARNING:")]
+    assert lines == ["a***@example.com", "b***@example.org"]
 
 
 def test_another_identity_is_refused_by_the_instance(cloud_gateway):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -47,6 +48,14 @@ def _mysql_argv(settings: Settings, database: str, user: str, host: str | None, 
     return [*argv, f"--database={database}"]
 
 
+class Client(StrEnum):
+    """Which client ``sqlgate connect`` starts."""
+
+    AUTO = "auto"
+    PSQL = "psql"
+    MYSQL = "mysql"
+
+
 def connect(  # noqa: PLR0913, PLR0917 - one Typer option per parameter
     database: Annotated[str, typer.Argument(help="Database alias from the gateway's settings.")],
     psql_args: Annotated[list[str] | None, typer.Argument(help="Extra arguments for psql or mysql (after --).")] = None,
@@ -58,6 +67,14 @@ def connect(  # noqa: PLR0913, PLR0917 - one Typer option per parameter
         str | None,
         typer.Option("--token", envvar="SQLGATE_TOKEN", help="Token to use (default: your `sqlgate login`)."),
     ] = None,
+    client: Annotated[
+        Client,
+        typer.Option(
+            "--client",
+            help="psql or mysql; auto: mysql for an engine mysql database, else psql "
+            "(a Cloud SQL for MySQL instance needs --client mysql).",
+        ),
+    ] = Client.AUTO,
 ) -> None:
     """Start psql (mysql for a MySQL database) through the gateway with your token (`sqlgate login`, --token)."""
     settings = load_settings(config)
@@ -69,7 +86,7 @@ def connect(  # noqa: PLR0913, PLR0917 - one Typer option per parameter
     if not user:
         fail("the token names no subject; pass --role read (or another level) to choose the user")
     configured = settings.databases.get(database)
-    if configured is not None and configured.engine == "mysql":
+    if client is Client.MYSQL or (client is Client.AUTO and configured is not None and configured.engine == "mysql"):
         argv = [*_mysql_argv(settings, database, user, host, port), *(psql_args or [])]
         os.execvpe(argv[0], argv, {**os.environ, "MYSQL_PWD": token})  # noqa: S606 - the terminal becomes mysql's
     env = {**os.environ, "PGPASSWORD": token}
