@@ -12,7 +12,8 @@
     └── UnknownDatabase   3D000 / 404  no database has that alias
 
 ``QueryFailed`` carries the SQLSTATE the database answered with in ``code``;
-the problem JSON shows it as ``sqlstate``.
+the problem JSON shows it as ``sqlstate``, and a MySQL/MariaDB server's own error
+number as ``error_code``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ class QueryFailed(SqlgateError):
     sqlstate = "42000"
     http_status = 400
 
-    def __init__(self, message: str, *, code: str | None, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None, hint: str | None = None, error_code: int | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.code = code or self.sqlstate
+        self.error_code = error_code
 
 
 class QueryTimeout(SqlgateError):

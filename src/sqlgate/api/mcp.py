@@ -1,8 +1,8 @@
 """The MCP server at ``/mcp`` (streamable HTTP): the gateway's tools for AI agents.
 
 Tools: ``list_databases``, ``describe`` (tables and columns the caller may see),
-``query`` (the same policy, guardrails, masking and audit as ``POST /v1/query``:
-read-only unless policy grants more), ``explain_access`` (why policy decides
+``query`` (the same policy, guardrails, masking and audit as ``POST /v1/query``,
+on PostgreSQL and MySQL/MariaDB databases: read-only unless policy grants more), ``explain_access`` (why policy decides
 as it does), ``request_access`` (ask people for a role that needs approval, with
 a reason: the same :class:`~sqlgate.policy.requests.RequestService` as
 ``POST /v1/requests``, so it reaches the approvers' inbox and the webhooks) and
@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sqlgate import __version__
 from sqlgate.access.authenticate import bearer
 from sqlgate.access.masking import MaskRules
+from sqlgate.api.mysql import DESCRIBE_SQL as MYSQL_DESCRIBE_SQL
 from sqlgate.api.problems import problem_response
 from sqlgate.api.running import Statement
 from sqlgate.api.state import ApiState
@@ -91,14 +92,18 @@ def build_server(api: ApiState) -> MCPServer[Any]:
         """Tables and columns you may see on `database` (masked columns are marked)."""
         principal = await _principal(api, ctx)
         try:
-            job = await api.engine.prepare(principal, Statement(database, DESCRIBE_SQL, protocol="mcp"))
+            is_mysql = api.engine.database(database).engine == "mysql"
+            sql = MYSQL_DESCRIBE_SQL if is_mysql else DESCRIBE_SQL
+            job = await api.engine.prepare(principal, Statement(database, sql, protocol="mcp"))
             result = await api.engine.run(job)
         except SqlgateError as exc:
             raise _tool_error(exc) from None
         rules = MaskRules(job.decision.mask, hash_key=api.engine.hash_key) if job.decision.mask else None
         tables: dict[str, list[dict[str, Any]]] = {}
         for schema, table, column, data_type in result["rows"]:
-            masked = bool(rules and rules.function(LineageColumn(f"{schema}.{table}", column)))
+            # MySQL masking names relations and columns in lower case, as the server compares them
+            source = LineageColumn(f"{schema}.{table}".lower(), column.lower()) if is_mysql else None
+            masked = bool(rules and rules.function(source or LineageColumn(f"{schema}.{table}", column)))
             tables.setdefault(f"{schema}.{table}", []).append({"name": column, "type": data_type, "masked": masked})
         return {
             "database": database,

@@ -1,4 +1,4 @@
-"""asyncpg pools per lease: the API's connections to target databases.
+"""asyncpg pools per lease (asyncmy ones for MySQL: :mod:`.mysqlpool`): the API's connections to target databases.
 
 One pool per (database, lease): every connection in it logs in with that lease's
 login, so a pool never outlives the grant behind it. The broker hands out the
@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped,unused-ignore]
 
+from sqlgate.api.mysqlpool import MysqlPool
 from sqlgate.broker.broker import Broker
 from sqlgate.broker.lease import Lease
 from sqlgate.identity.principal import Principal
@@ -86,6 +87,10 @@ class LeasePools:
 
     async def _open(self, lease: Lease) -> Any:
         broker, timeout = self._broker, self._timeout_ms
+        if broker.settings.database(lease.database).engine == "mysql":
+            return self._opened(
+                lease, MysqlPool(lambda: broker.connect(lease), max_size=self._max_size, timeout_ms=timeout)
+            )
 
         async def connect(*_args: Any, **_kwargs: Any) -> Any:
             return await broker.connect(lease)
@@ -104,8 +109,11 @@ class LeasePools:
             reset=reset,
             max_inactive_connection_lifetime=60.0,
         )
+        return self._opened(lease, pool)
+
+    def _opened(self, lease: Lease, pool: Any) -> Any:
         self._pools[lease.id] = pool
-        self._watchers[lease.id] = broker.on_end(lease.id, self._lease_ended)
+        self._watchers[lease.id] = self._broker.on_end(lease.id, self._lease_ended)
         return pool
 
     def _lease_ended(self, lease_id: str) -> None:

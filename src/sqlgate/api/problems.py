@@ -26,6 +26,9 @@ class Problem(BaseModel):
     detail: str = Field(description="What went wrong, for a person.")
     sqlstate: str | None = Field(None, description="The SQLSTATE a PostgreSQL client would see.")
     rule: str | None = Field(None, description="The policy rule or guardrail that decided, when one did.")
+    error_code: int | None = Field(
+        None, description="The MySQL/MariaDB error number, when such a database refused the statement."
+    )
     errors: list[dict[str, Any]] | None = Field(None, description="Each invalid field of a request body.")
 
 
@@ -52,10 +55,10 @@ def _kind(exc: SqlgateError) -> str:
 
 
 def _fields(exc: SqlgateError) -> dict[str, Any]:
-    """Problem members of ``exc``: ``sqlstate`` (the database's own code when it refused a statement), ``rule``."""
+    """Problem members of ``exc``: ``sqlstate`` (the database's own, when it refused), ``rule``, ``error_code``."""
     rule = getattr(exc, "rule", None) if isinstance(exc, AccessDenied) else None
     sqlstate = getattr(exc, "code", None) or exc.sqlstate
-    return {"kind": _kind(exc), "sqlstate": sqlstate, "rule": rule}
+    return {"kind": _kind(exc), "sqlstate": sqlstate, "rule": rule, "error_code": getattr(exc, "error_code", None)}
 
 
 def problem_body(exc: SqlgateError) -> dict[str, Any]:

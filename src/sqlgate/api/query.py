@@ -1,4 +1,4 @@
-"""Running one API query: the same chain as the pgwire proxy, on a pool instead of a relayed socket.
+"""Running one API query: the same chain as the wire proxies, on a pool instead of a relayed socket.
 
 authenticate (the route's dependency) -> :meth:`QueryEngine.authorize` (policy
 with approved grants; audited as ``policy.decision``) -> guardrails on the
@@ -8,6 +8,9 @@ stream. While it runs, the query is a live ``http`` session that an
 administrator can end (its connection is terminated, which cancels it).
 Every statement is audited like the proxy's (sql, params bounded, rows,
 duration, sqlstate).
+
+A MySQL/MariaDB database (engine ``mysql``) goes through the same steps with the
+MySQL listener's statement checks and masking, on an asyncmy pool: :mod:`.mysql`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from sqlgate.access.statements import (
     has_bound_settings,
     statement_fields,
 )
-from sqlgate.api import metrics
+from sqlgate.api import metrics, mysql
 from sqlgate.api.errors import QueryFailed, UnknownDatabase
 from sqlgate.api.pools import LeasePools
 from sqlgate.api.running import Authorized, Running, Statement
@@ -82,32 +85,24 @@ class QueryEngine:
         """Policy, guardrails and lease for ``statement``; raises the refusal the caller should see."""
         decision = await self.authorize(principal, statement.database, statement.role)
         config = self.database(statement.database)
-        if config.engine != "postgres":
+        if config.engine == "mysql":
+            verdict = mysql.verdict(decision, config, statement.database, statement.sql)
+            refusal = verdict.refusal
+        elif config.engine == "postgres":
+            classification = classify(statement.sql)
+            verdict = guardrail_verdict(decision.guardrails, classification, defer_bound=True)
+            refusal = verdict.refusal
+            if refusal is None and has_bound_settings(classification):
+                refusal = bound_refusal(classification, [None if p is None else str(p) for p in statement.params])
+        else:
             raise QueryFailed(
-                f"database {statement.database!r} is a {config.engine} database; the query API serves PostgreSQL",
+                f"database {statement.database!r} is a {config.engine} database; "
+                "the query API serves PostgreSQL and MySQL/MariaDB",
                 code="0A000",
                 hint=f"use `sqlgate creds {statement.database}`",
             )
-        classification = classify(statement.sql)
-        verdict = guardrail_verdict(decision.guardrails, classification, defer_bound=True)
-        refusal = verdict.refusal
-        if refusal is None and has_bound_settings(classification):
-            refusal = bound_refusal(classification, [None if p is None else str(p) for p in statement.params])
         if refusal is not None:
-            error = GuardrailViolation(refusal, hint=GUARDRAIL_HINT)
-            error.rule = decision.matched_rules[0] if decision.matched_rules else None  # type: ignore[attr-defined]
-            self.audit_statement(
-                principal,
-                statement,
-                None,
-                result="refused",
-                rows=0,
-                duration_ms=0.0,
-                sqlstate=error.sqlstate,
-                reason=error.message,
-            )
-            metrics.DENIALS.labels("guardrail").inc()
-            raise error
+            raise self._refuse(principal, statement, decision, refusal)
         assert decision.role is not None
         assert decision.ttl is not None
         lease = await self.pools.lease(principal, statement.database, decision.role, decision.ttl)
@@ -115,10 +110,29 @@ class QueryEngine:
         timeout = statement.timeout_ms or self.pools.default_timeout_ms
         return Authorized(principal, statement, decision, lease, pool, timeout, verdict.would_deny)
 
+    def _refuse(self, principal: Principal, statement: Statement, decision: Decision, refusal: str) -> Exception:
+        """The guardrail refusal the caller sees (403 naming the rule), audited as refused."""
+        error = GuardrailViolation(refusal, hint=GUARDRAIL_HINT)
+        error.rule = decision.matched_rules[0] if decision.matched_rules else None  # type: ignore[attr-defined]
+        self.audit_statement(
+            principal,
+            statement,
+            None,
+            result="refused",
+            rows=0,
+            duration_ms=0.0,
+            sqlstate=error.sqlstate,
+            reason=error.message,
+        )
+        metrics.DENIALS.labels("guardrail").inc()
+        return error
+
     # -- running -------------------------------------------------------------------
 
     async def run(self, job: Authorized) -> dict[str, Any]:
         """Run to completion: ``{columns, rows, row_count, truncated, duration_ms}``."""
+        if self.database(job.statement.database).engine == "mysql":
+            return await mysql.run(self, job)
         limit = job.statement.max_rows or self.services.settings.api.max_rows
         started = time.perf_counter()
         async with Running(self, job) as running:
@@ -176,6 +190,10 @@ class QueryEngine:
 
     async def stream(self, job: Authorized) -> AsyncIterator[bytes]:
         """NDJSON: a ``{"columns": ...}`` line, one JSON array per row, then ``{"row_count", "duration_ms"}``."""
+        if self.database(job.statement.database).engine == "mysql":
+            async for chunk in mysql.stream(self, job):
+                yield chunk
+            return
         from sqlgate.api.ndjson import dumps_line  # noqa: PLC0415 - tiny module, kept apart for the encoder
 
         started = time.perf_counter()

@@ -99,7 +99,8 @@ class Running:
     async def _end(self, reason: str) -> None:
         self.ended_by = reason
         if self.connection is not None:
-            self.connection.terminate()
+            # asyncpg's terminate(); asyncmy's close() (both close the socket without a goodbye)
+            (getattr(self.connection, "terminate", None) or self.connection.close)()
 
     def done(self, *, rows: int, duration_ms: float) -> None:
         """Audit the statement as run."""
