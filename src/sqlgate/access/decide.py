@@ -11,15 +11,39 @@ once a minute (or when anything about it changes); every refusal is recorded.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from sqlgate.access.authenticate import WIRE_PROTOCOLS
 from sqlgate.audit.events import AuditEvent, PrincipalRef
 from sqlgate.audit.log import AuditLog
 from sqlgate.audit.process import AuditProcess
-from sqlgate.errors import AccessDenied, ApprovalRequired
+from sqlgate.errors import AccessDenied, ApprovalRequired, IdentityError
 from sqlgate.identity.principal import Principal
 from sqlgate.policy.decide import Decision
+
+
+def requested_role(principal: Principal, user: str, roles: Mapping[str, str], *, quote: str = "'") -> str | None:
+    """The privilege level a wire login's user name asks for: None when it names the caller (policy picks).
+
+    A client's user is the caller's own name (subject, name, email or its local part), a
+    privilege level of the database (``read``), or that level's database role; anything
+    else is an IdentityError, so one token cannot log in under another person's name.
+    """
+    names = {principal.subject, principal.name, principal.email or "", ""}
+    if principal.email:
+        names.add(principal.email.split("@", 1)[0])
+    if user in names:
+        return None
+    if user in roles:
+        return user
+    for privilege, group in roles.items():
+        if user == group:
+            return privilege
+    raise IdentityError(
+        f"user {quote}{user}{quote} does not match the token's identity ({principal.subject})",
+        hint="use your own user name, or a role name such as " + (", ".join(sorted(roles)) or "read"),
+    )
+
 
 REPEAT_SECONDS = 60.0
 _MAX_ENTRIES = 10_000

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlgate.access.answers import AnswerHold
+from sqlgate.access.decide import requested_role
 from sqlgate.access.mysql.masking import MysqlMasking
 from sqlgate.access.mysql.statements import Kill, StatementPolicy
 from sqlgate.access.recorder import SessionRecorder
@@ -228,7 +229,8 @@ class MysqlClientConnection(asyncio.Protocol):
         try:
             principal = await self.services.access.authenticate(token, self.source, protocol="mysql")
             self.principal = principal
-            role = self._requested_role(principal, self.login.response.user)
+            roles = self.services.settings.databases[self.database or ""].roles
+            role = requested_role(principal, self.login.response.user, roles)
             decision = await self.services.access.decisions.authorize(
                 principal, self.database or "", role, protocol="mysql", purpose="session"
             )
@@ -238,24 +240,6 @@ class MysqlClientConnection(asyncio.Protocol):
         except Exception:
             log.exception("login of a MySQL client from %s failed unexpectedly", self.source)
             self._refuse(SqlgateError("internal error in the gateway; the administrator can find it in its log"))
-
-    def _requested_role(self, principal: Principal, user: str) -> str | None:
-        """The user names the caller (any role policy picks) or a privilege level to use."""
-        names = {principal.subject, principal.name, principal.email or "", ""}
-        if principal.email:
-            names.add(principal.email.split("@", 1)[0])
-        if user in names:
-            return None
-        roles = self.services.settings.databases[self.database or ""].roles
-        if user in roles:
-            return user
-        for privilege, group in roles.items():
-            if user == group:
-                return privilege
-        raise IdentityError(
-            f"user '{user}' does not match the token's identity ({principal.subject})",
-            hint="use your own user name, or a role name such as " + (", ".join(sorted(roles)) or "read"),
-        )
 
     async def _open(self, principal: Principal, decision: Decision) -> None:
         assert self.login is not None
@@ -456,7 +440,7 @@ class MysqlClientConnection(asyncio.Protocol):
         if not self._ending:
             self._fatal(ENDED_CODE, ENDED_SQLSTATE, "the database server closed the connection")
 
-    def _pause_client(self, paused: bool) -> None:
+    def _pause_client(self, *, paused: bool) -> None:
         if self.transport is None or self.transport.is_closing():
             return
         if paused:

@@ -4,8 +4,11 @@ The login is :class:`sqlgate.mywire.upstream_login.UpstreamLogin` driven over a
 socket: TLS where the database's ``tls`` setting asks for it (``prefer`` uses it
 when the server offers it; ``require`` and ``verify-full`` refuse a server
 without it; ``verify-full`` checks the certificate and host name). Before the
-connection is handed to a client, :func:`base_tables` reads which base tables
-the login can see (for masking). No pool: each session logs in anew.
+connection is handed to a client, :mod:`.catalog` reads which base tables and
+views the login can see (for masking). No pool: each session logs in anew. The
+socket's protocol is the PostgreSQL relay's
+(:class:`sqlgate.proxy.upstream.UpstreamProtocol`): bytes to the login, then to
+the relay, with backpressure both ways; nothing in it knows either protocol.
 
 A ``cloudsql`` database whose instance runs MySQL is reached as
 :mod:`sqlgate.cloudsql` describes (``connectSettings``, an ephemeral certificate,
@@ -24,9 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
 from sqlgate.cloudsql import SERVER_PROXY_PORT, CloudSqlDialer, connect_failure, mysql_user_of, require_engine
 from sqlgate.config import DatabaseConfig
@@ -38,103 +39,12 @@ from sqlgate.mywire.handshake import HandshakeV10
 from sqlgate.mywire.packets import PacketReader, encode
 from sqlgate.mywire.results import Err, column_count, is_terminator, text_row
 from sqlgate.mywire.upstream_login import UpstreamLogin
+from sqlgate.proxy.upstream import UpstreamProtocol
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 QUERY_TIMEOUT = 10.0
-BASE_TABLES_SQL = (
-    "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' LIMIT 1000000"
-)
-
-
-class UpstreamProtocol(asyncio.Protocol):
-    """One connection to the server: bytes go to :meth:`read` during the login, then to whoever :meth:`attach` names."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
-        self._waiter: asyncio.Future[None] | None = None
-        self._sink: Callable[[bytes], None] | None = None
-        self._on_lost: Callable[[], None] | None = None
-        self._pause_peer: Callable[[bool], None] | None = None
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Connected."""
-        self.transport = cast("asyncio.Transport", transport)
-
-    def data_received(self, data: bytes) -> None:
-        """Bytes from the server."""
-        if self._sink is not None:
-            self._sink(data)
-            return
-        self._buffer += data
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """The server's socket closed."""
-        del exc
-        self.closed = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(UpstreamError("the database server closed the connection"))
-        if self._on_lost is not None:
-            self._on_lost()
-
-    def pause_writing(self) -> None:
-        """The server reads slower than the client sends."""
-        if self._pause_peer is not None:
-            self._pause_peer(True)  # noqa: FBT003 - the peer's pause callback
-
-    def resume_writing(self) -> None:
-        """The server caught up."""
-        if self._pause_peer is not None:
-            self._pause_peer(False)  # noqa: FBT003 - the peer's pause callback
-
-    async def read(self) -> bytes:
-        """Bytes received since the last read (waits for some); only before :meth:`attach`."""
-        while not self._buffer:
-            if self.closed:
-                raise UpstreamError("the database server closed the connection")
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        return data
-
-    def write(self, data: bytes) -> None:
-        """Send bytes to the server."""
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
-
-    def attach(
-        self, sink: Callable[[bytes], None], on_lost: Callable[[], None], pause_peer: Callable[[bool], None]
-    ) -> None:
-        """Relay every byte from now on to ``sink``."""
-        self._sink, self._on_lost, self._pause_peer = sink, on_lost, pause_peer
-        if self._buffer:
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            sink(data)
-
-    def detach(self) -> None:
-        """Stop relaying."""
-        self._sink = self._on_lost = self._pause_peer = None
-
-    def pause_reading(self, *, paused: bool) -> None:
-        """Backpressure from the client side."""
-        if self.transport is None or self.closed:
-            return
-        if paused:
-            self.transport.pause_reading()
-        else:
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        """Close (idempotent)."""
-        if self.transport is not None and not self.closed:
-            self.transport.close()
 
 
 @dataclass(frozen=True)
@@ -330,12 +240,6 @@ async def query_rows(upstream: Upstream, sql: str) -> list[list[str | None]]:
                 else:
                     values = text_row(payload, columns)
                     rows.append([None if v is None else v.decode("utf-8", "replace") for v in values])
-
-
-async def base_tables(upstream: Upstream) -> frozenset[str]:
-    """``schema.table`` (lower-case) of every base table the login can see."""
-    rows = await query_rows(upstream, BASE_TABLES_SQL)
-    return frozenset(f"{(r[0] or '').lower()}.{(r[1] or '').lower()}" for r in rows)
 
 
 async def server_greeting(host: str, port: int) -> HandshakeV10:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlgate.access.answers import AnswerHold
 from sqlgate.access.catalog import read_raw
+from sqlgate.access.decide import requested_role
 from sqlgate.access.masking import SessionMasking
 from sqlgate.access.recorder import SessionRecorder
 from sqlgate.config import is_loopback
@@ -292,27 +293,10 @@ class ClientConnection(asyncio.Protocol):
 
     async def _decide(self, principal: Principal, startup: StartupMessage) -> Decision:
         database = startup.database or startup.user or ""
-        role = self._requested_role(principal, startup.user or "", database)
+        roles = self.services.settings.databases[database].roles
+        role = requested_role(principal, startup.user or "", roles, quote='"')
         decisions = self.services.access.decisions
         return await decisions.authorize(principal, database, role, protocol="pgwire", purpose="session")
-
-    def _requested_role(self, principal: Principal, user: str, database: str) -> str | None:
-        """The startup user names the caller (any role policy picks) or a privilege level to use."""
-        names = {principal.subject, principal.name, principal.email or ""}
-        if principal.email:
-            names.add(principal.email.split("@", 1)[0])
-        if user in names:
-            return None
-        roles = self.services.settings.databases[database].roles
-        if user in roles:
-            return user
-        for privilege, group in roles.items():
-            if user == group:
-                return privilege
-        raise IdentityError(
-            f'user "{user}" does not match the token\'s identity ({principal.subject})',
-            hint="use your own user name, or a role name such as " + (", ".join(sorted(roles)) or "read"),
-        )
 
     async def _open(self, principal: Principal, decision: Decision, startup: StartupMessage) -> None:
         assert self.handshake is not None
