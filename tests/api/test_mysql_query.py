@@ -12,14 +12,16 @@ Skips, naming MariaDB, when no server answers.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from sqlgate.api import mysqlpool
 from tests.api.conftest import bearer
 from tests.api.test_mcp import _session_calls
-from tests.mysqlproxy.conftest import MysqlGateway, records
+from tests.mysqlproxy.conftest import MysqlGateway, records, root_sql
 from tests.mysqlproxy.corpus import HARMLESS, REFUSED
 from tests.mysqlproxy.test_view_masking import CORPUS, leaked, views_gateway  # noqa: F401 - the fixture
 
@@ -113,6 +115,30 @@ def test_a_statement_past_its_timeout_is_504(http, engineer):
     assert response.status_code == 504, response.text
     assert response.json()["sqlstate"] == "57014"
     assert rows(http, engineer, "SELECT 1") == [[1]]
+
+
+def test_a_statement_the_servers_timeout_misses_is_killed(http, engineer, gw, monkeypatch):
+    """MySQL times out SELECT only: with no server timeout, the gateway's backstop kills the statement."""
+    monkeypatch.setattr(mysqlpool, "timeout_setting", lambda _connection, _ms: "max_statement_time = 0")
+    http.post(
+        "/v1/query", headers=bearer(gw.token("sam", ("engineers",))), json={"database": "shop", "sql": "SELECT 1"}
+    )
+    sql = "SELECT COUNT(*) FROM big a, big b WHERE a.id + b.id < 0 /* backstop-marker */"  # the server never looks up
+    response = query(http, gw.token("sam", ("engineers",)), sql, timeout_ms=100)
+    assert response.status_code == 504, response.text
+    running = (
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+        " WHERE INFO LIKE '%backstop-marker%' AND ID <> CONNECTION_ID()"
+    )
+    try:
+        for _ in range(100):
+            if root_sql(running) == [(0,)]:
+                break
+            time.sleep(0.05)
+        assert root_sql(running) == [(0,)]
+    finally:  # whatever happened, nothing of this test keeps running on the shared server
+        for (thread,) in root_sql(running.replace("COUNT(*)", "ID")):
+            root_sql(f"KILL QUERY {int(thread)}")
 
 
 def test_a_server_error_has_its_number_and_sqlstate(http, engineer):
