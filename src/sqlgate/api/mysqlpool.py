@@ -9,7 +9,8 @@ timeout as a session setting (MariaDB ``max_statement_time``, MySQL
 ``max_execution_time``). When it goes back to the pool it is reset with
 ``COM_RESET_CONNECTION`` (transactions rolled back, locks, temporary tables, user
 variables, prepared statements and session settings gone) and the two settings are
-made again, so nothing one request did reaches the next. A connection that is
+made again (with the driver's character set, which MySQL may not restore), so
+nothing one request did reaches the next. A connection that is
 closed, broken, or still has result rows or result sets owed (a truncated result)
 is closed instead of reused.
 """
@@ -39,9 +40,11 @@ def timeout_setting(connection: Any, timeout_ms: int) -> str:
 
 
 async def set_session(connection: Any, timeout_ms: int) -> None:
-    """Autocommit on, and the statement timeout, in one round trip."""
+    """The driver's character set, autocommit on, and the statement timeout, in one round trip."""
+    charset = connection.character_set_name()  # the driver's own (utf8mb4): what it decodes rows with
+    settings = f"SESSION autocommit = 1, SESSION {timeout_setting(connection, timeout_ms)}"
     async with connection.cursor() as cursor:
-        await cursor.execute(f"SET SESSION autocommit = 1, SESSION {timeout_setting(connection, timeout_ms)}")
+        await cursor.execute(f"SET NAMES {charset}, {settings}")
 
 
 def reusable(connection: Any) -> bool:
