@@ -12,6 +12,7 @@ Skips, naming MariaDB, when no server answers.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -324,3 +325,39 @@ def test_a_wrong_token_is_refused(http, gw):
     assert response.status_code == 401
     forged = gw.token("alice", ("analysts",))[:-4] + "AAAA"
     assert query(http, forged, "SELECT 1").status_code == 401
+
+
+# -- lifetime (last: revoking ends every lease of the database) -----------------------------------
+
+
+def test_admin_ends_a_running_query(http, gw):
+    """DELETE /v1/sessions/{id} ends a running MySQL query over HTTP; the caller learns why."""
+    token = gw.token("erin", ("engineers",))
+    admin = bearer(gw.token("root", ("sqlgate-admins",)))
+    results: list[httpx.Response] = []
+    runner = threading.Thread(target=lambda: results.append(query(http, token, "SELECT SLEEP(30)")))
+    runner.start()
+    sessions: list[dict[str, Any]] = []
+    for _ in range(400):
+        sessions = [s for s in http.get("/v1/sessions", headers=admin).json()["sessions"] if s["kind"] == "http"]
+        if sessions:
+            break
+        time.sleep(0.05)
+    assert sessions, "the running query never showed up as a session"
+    ended = http.delete(f"/v1/sessions/{sessions[0]['id']}", headers=admin, params={"reason": "too slow"})
+    assert ended.status_code == 200
+    runner.join(20)
+    [response] = results
+    assert response.status_code == 403, response.text
+    assert "too slow" in response.json()["detail"]
+    assert rows(http, token, "SELECT 1") == [[1]]
+
+
+def test_a_revoked_lease_closes_its_pool_and_the_next_request_logs_in_anew(http, gw):
+    token = gw.token("vera", ("engineers",))
+    [[first]] = rows(http, token, "SELECT CURRENT_USER()")
+    assert gw.call(gw.gateway.services.broker.revoke_for(database="shop", reason="test revocation")) >= 1
+    [[second]] = rows(http, token, "SELECT CURRENT_USER()")
+    assert second != first
+    login = first.split("@")[0]
+    assert root_sql(f"SELECT COUNT(*) FROM mysql.user WHERE User = '{login}'") == [(0,)]
