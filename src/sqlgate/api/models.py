@@ -15,12 +15,17 @@ class QueryRequest(_Body):
     """One SQL statement to run on a database, as the caller."""
 
     database: str = Field(min_length=1, max_length=63, description="Database alias from the gateway's settings.")
-    sql: str = Field(min_length=1, max_length=1_000_000, description="One SQL statement; `$1`, `$2`... for params.")
+    sql: str = Field(
+        min_length=1,
+        max_length=1_000_000,
+        description="One SQL statement; `$1`, `$2`... for params (`?` on MySQL).",
+    )
     params: list[Any] = Field(
         default_factory=list,
         max_length=10_000,
         description="Values for `$1`, `$2`... as JSON values (numbers, strings, booleans, null, arrays); "
-        "a parameter typed other than text/number/boolean takes a cast in the SQL, e.g. `$1::text::date`.",
+        "a parameter typed other than text/number/boolean takes a cast in the SQL, e.g. `$1::text::date`. "
+        "On a MySQL database they bind to `?` placeholders in order.",
     )
     role: str | None = Field(
         None,

@@ -35,8 +35,8 @@ _STREAM_DOC = (
 async def query(body: QueryRequest, request: Request, principal: CurrentPrincipal, api: ApiDep) -> Response:
     """Run one SQL statement with your identity: policy, guardrails, masking and audit as on the wire proxy.
 
-    Errors: 401 bad token, 403 policy or guardrail denial (`rule` names it), 400 SQL error (`sqlstate`),
-    504 statement timeout.
+    Errors: 401 bad token, 403 policy or guardrail denial (`rule` names it), 400 SQL error (`sqlstate`;
+    `error_code` too on MySQL), 504 statement timeout.
     """
     # Valid plain JSON requests are served by sqlgate.api.fastpath in these same steps; the rest come here.
     job = await api.engine.prepare(principal, statement_of(body))
