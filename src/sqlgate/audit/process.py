@@ -77,6 +77,22 @@ async def read_frame(reader: asyncio.StreamReader) -> Any:
         return None
 
 
+def take_frames(pending: bytearray) -> list[Any]:
+    """The whole messages at the start of ``pending``, removed from it (a partial one stays)."""
+    messages = []
+    start, end = 0, len(pending)
+    view = memoryview(pending)
+    while end - start >= 4:
+        size = int.from_bytes(view[start : start + 4], "big")
+        if end - start - 4 < size:
+            break
+        messages.append(marshal.loads(view[start + 4 : start + 4 + size]))  # noqa: S302 - our own child's pipe
+        start += 4 + size
+    view.release()
+    del pending[:start]
+    return messages
+
+
 class _PipeWriter(asyncio.Protocol):
     """The child's stdin as the loop writes it: ``drained`` runs whenever nothing waits in the gateway's buffer."""
 

@@ -9,7 +9,8 @@ contexts the gateway opened and closed among them), ``lost`` is counted into the
 next checkpoint, ``close`` (or the end of stdin, when the gateway died) closes
 the log: everything queued is written with a final checkpoint. Each committed
 batch is reported as ``("settled", statement records)``, which frees room in
-the gateway's queue.
+the gateway's queue. After a small read the child naps (2 ms, or
+``audit.commit_delay_ms`` if less) so a quiet gateway's records arrive in batches.
 
 SIGINT and SIGTERM, which a terminal or service manager sends to the whole
 process group, are ignored: the gateway decides when its audit log closes.
@@ -26,12 +27,15 @@ from functools import partial
 from typing import Any
 
 from sqlgate.audit.log import AuditLog
-from sqlgate.audit.process import CONTEXT, FORGET, frame, read_frame
+from sqlgate.audit.process import CONTEXT, FORGET, frame, read_frame, take_frames
 from sqlgate.config import Settings
 from sqlgate.errors import AuditError, SqlgateError
 from sqlgate.store import StateStore
 
 log = logging.getLogger("sqlgate.audit.log")
+READ_SIZE = 1 << 20
+SMALL_READ = 1 << 16  # a read smaller than this means a quiet gateway: nap before the next
+MAX_NAP_MS = 2  # at most; audit.commit_delay_ms 0 means no nap
 
 
 class Child:
@@ -76,14 +80,31 @@ class Child:
             return 1
         self.send("ready", audit.chain_id)
         try:
-            while (message := await read_frame(self.reader)) is not None and message[0] != "close":
-                self._handle(audit, message)
+            await self._relay(audit, min(settings.audit.commit_delay_ms, MAX_NAP_MS) / 1000)
         except AuditError as exc:  # the log's writer stopped: the gateway restarts us
             log.critical("audit writer process stopping: %s", exc)
             return 1
         finally:
             await audit.aclose()
         return 0
+
+    async def _relay(self, audit: AuditLog, nap: float) -> None:
+        """Hand every message to the log until ``close`` or the end of input.
+
+        After a small read the child waits ``nap`` seconds before it reads again, so a
+        quiet gateway's records come in batches rather than waking this process (and
+        taking a CPU from the relay) once per statement; the records wait in the pipe,
+        which outlives the gateway. Under load every read is large and there is no nap.
+        """
+        pending = bytearray()
+        while chunk := await self.reader.read(READ_SIZE):
+            pending += chunk
+            for message in take_frames(pending):
+                if message[0] == "close":
+                    return
+                self._handle(audit, message)
+            if nap and len(chunk) < SMALL_READ:
+                await asyncio.sleep(nap)
 
     def _handle(self, audit: AuditLog, message: tuple[Any, ...]) -> None:
         kind = message[0]
