@@ -166,3 +166,15 @@ async def test_services_run_the_log_in_a_writer_process_when_configured(tmp_path
     finally:
         await store.close()
     assert "lease.mint" in [record["type"] for record in chains]
+
+
+def test_whole_frames_are_taken_and_a_partial_one_waits_for_the_rest():
+    from sqlgate.audit.process import frame, take_frames  # noqa: PLC0415
+
+    stream = frame(("events", [(0, {"a": 1})])) + frame(("lost", 2)) + frame(("close",))
+    pending = bytearray(stream[:-3])
+    assert take_frames(pending) == [("events", [(0, {"a": 1})]), ("lost", 2)]
+    assert take_frames(pending) == []  # the last one is not whole yet
+    pending += stream[-3:]
+    assert take_frames(pending) == [("close",)]
+    assert pending == bytearray()
