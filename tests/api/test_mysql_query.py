@@ -127,9 +127,13 @@ def test_a_statement_the_servers_timeout_misses_is_killed(http, engineer, gw, mo
     sql = "SELECT COUNT(*) FROM big a, big b WHERE a.id + b.id < 0 /* backstop-marker */"  # the server never looks up
     response = query(http, gw.token("sam", ("engineers",)), sql, timeout_ms=100)
     assert response.status_code == 504, response.text
+    assert_ends_on_server("backstop-marker")
+
+
+def assert_ends_on_server(marker: str) -> None:
+    """The statement with ``marker`` in its text is no longer running on the server (soon)."""
     running = (
-        "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
-        " WHERE INFO LIKE '%backstop-marker%' AND ID <> CONNECTION_ID()"
+        f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%{marker}%' AND ID <> CONNECTION_ID()"
     )
     try:
         for _ in range(100):
@@ -345,7 +349,8 @@ def test_admin_ends_a_running_query(http, gw):
     token = gw.token("erin", ("engineers",))
     admin = bearer(gw.token("root", ("sqlgate-admins",)))
     results: list[httpx.Response] = []
-    runner = threading.Thread(target=lambda: results.append(query(http, token, "SELECT SLEEP(30)")))
+    sql = "SELECT COUNT(*) FROM big a, big b WHERE a.id + b.id < 0 /* admin-end-marker */"  # never looks up
+    runner = threading.Thread(target=lambda: results.append(query(http, token, sql)))
     runner.start()
     sessions: list[dict[str, Any]] = []
     for _ in range(400):
@@ -361,6 +366,7 @@ def test_admin_ends_a_running_query(http, gw):
     assert response.status_code == 403, response.text
     assert "too slow" in response.json()["detail"]
     assert rows(http, token, "SELECT 1") == [[1]]
+    assert_ends_on_server("admin-end-marker")
 
 
 def test_a_revoked_lease_closes_its_pool_and_the_next_request_logs_in_anew(http, gw):

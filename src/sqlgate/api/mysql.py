@@ -20,8 +20,8 @@ LOCAL INFILE`` (an HTTP client has no file to send). Then, here:
   with parameters (``?`` placeholders) as a server-side prepared statement;
 - the statement timeout is the server's (``max_statement_time`` on MariaDB,
   ``max_execution_time`` on MySQL, SELECT only), with the gateway's own a little
-  later as a backstop that kills the statement (KILL QUERY, as the same login) and
-  closes its connection;
+  later as a backstop that ends the statement on the server
+  (:meth:`sqlgate.api.mysqlpool.MysqlPool.end`);
 - values become JSON as on PostgreSQL: integers and floats as numbers, DECIMAL,
   dates, times and datetimes as text (ISO 8601; TIME as ``[-]HH:MM:SS[.ffffff]``),
   binary strings as ``\\x`` hex;
@@ -32,7 +32,6 @@ LOCAL INFILE`` (an HTTP client has no file to send). Then, here:
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -56,7 +55,7 @@ from sqlgate.api.mysqlpool import set_session
 from sqlgate.api.running import Authorized, Running
 from sqlgate.api.values import Converter, to_json
 from sqlgate.config import DatabaseConfig
-from sqlgate.errors import GuardrailViolation, SqlgateError, UpstreamError
+from sqlgate.errors import GuardrailViolation, UpstreamError
 from sqlgate.mywire.constants import BINARY_CHARSET, ColumnType
 from sqlgate.mywire.results import ColumnDefinition
 from sqlgate.policy.decide import Decision
@@ -64,7 +63,6 @@ from sqlgate.policy.decide import Decision
 if TYPE_CHECKING:
     from sqlgate.api.query import QueryEngine
 
-log = logging.getLogger(__name__)
 STREAM_CHUNK_ROWS = 2000
 BACKSTOP_SECONDS = 2.0
 """How long after the server's own timeout the gateway gives up on a statement and closes its connection."""
@@ -311,29 +309,6 @@ def failure(exc: Exception, job: Authorized, connection: Any) -> Exception:
     return QueryFailed(f"{message} (error {number})", code=sqlstate or "HY000", error_code=number)
 
 
-async def end_on_server(engine: QueryEngine, job: Authorized, connection: Any) -> None:
-    """After the backstop: KILL QUERY the statement on a new connection of the same login, close the old one.
-
-    MySQL's ``max_execution_time`` ends SELECT only, and a closed socket does not stop a
-    statement, so one the server's timeout missed is killed (best effort: a login may
-    kill its own threads).
-    """
-    if connection is None:
-        return
-    thread_id = connection.thread_id()
-    connection.close()
-    try:
-        async with asyncio.timeout(BACKSTOP_SECONDS * 2):
-            killer = await engine.services.broker.connect(job.lease)
-            try:
-                async with killer.cursor() as cursor:
-                    await cursor.execute(f"KILL QUERY {int(thread_id)}")
-            finally:
-                killer.close()
-    except (MysqlError, OSError, TimeoutError, SqlgateError) as exc:
-        log.warning("could not end a timed-out statement of %s on its server: %s", job.statement.database, exc)
-
-
 def _deadline(job: Authorized) -> float:
     return job.timeout_ms / 1000 + BACKSTOP_SECONDS
 
@@ -362,8 +337,8 @@ async def run(engine: QueryEngine, job: Authorized) -> dict[str, Any]:
             async with asyncio.timeout(_deadline(job)):
                 executed, converters_ = await _start(engine, job, running, limit + 1)
         except Exception as exc:
-            if isinstance(exc, TimeoutError):
-                await end_on_server(engine, job, running.connection)
+            if isinstance(exc, TimeoutError) and running.connection is not None:
+                await job.pool.end(running.connection)
             raise running.failure(failure(exc, job, running.connection)) from exc
         truncated = len(executed.rows) > limit
         if truncated and executed.cursor is not None:
@@ -401,8 +376,8 @@ async def stream(engine: QueryEngine, job: Authorized) -> AsyncIterator[bytes]:
                     yield b"".join(dumps_line(row_to_json(row, converters_)) for row in chunk)
                     chunk = await executed.more(STREAM_CHUNK_ROWS)
         except Exception as exc:
-            if isinstance(exc, TimeoutError):
-                await end_on_server(engine, job, running.connection)
+            if isinstance(exc, TimeoutError) and running.connection is not None:
+                await job.pool.end(running.connection)
             raise running.failure(failure(exc, job, running.connection)) from exc
         duration = (time.perf_counter() - started) * 1000
         running.done(rows=count, duration_ms=duration)

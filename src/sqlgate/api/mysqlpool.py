@@ -24,7 +24,7 @@ from typing import Any
 
 from asyncmy.errors import Error as MysqlError
 
-from sqlgate.errors import UpstreamError
+from sqlgate.errors import SqlgateError, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,26 @@ class MysqlPool:
             raise
         finally:
             self._slots.release()
+
+    async def end(self, connection: Any) -> None:
+        """End ``connection``'s statement on the server (KILL QUERY, as the same login) and close it.
+
+        A closed socket does not stop a statement, and MySQL's ``max_execution_time`` ends
+        SELECT only: a statement the gateway gives up on (its backstop timeout, an
+        administrator ending the session) is killed. Best effort: a login may kill its own threads.
+        """
+        thread_id = connection.thread_id()
+        connection.close()
+        try:
+            async with asyncio.timeout(_RESET_SECONDS):
+                killer = await self._connect()
+                try:
+                    async with killer.cursor() as cursor:
+                        await cursor.execute(f"KILL QUERY {int(thread_id)}")
+                finally:
+                    killer.close()
+        except (MysqlError, OSError, TimeoutError, SqlgateError) as exc:
+            log.warning("could not end a statement on its server (thread %s): %s", thread_id, exc)
 
     def terminate(self) -> None:
         """Close every connection now, idle or in use (the lease ended)."""

@@ -98,9 +98,13 @@ class Running:
 
     async def _end(self, reason: str) -> None:
         self.ended_by = reason
-        if self.connection is not None:
-            # asyncpg's terminate(); asyncmy's close() (both close the socket without a goodbye)
-            (getattr(self.connection, "terminate", None) or self.connection.close)()
+        if self.connection is None:
+            return
+        end = getattr(self.job.pool, "end", None)  # a MySQL pool kills the statement on the server too
+        if end is not None:
+            await end(self.connection)
+        else:
+            self.connection.terminate()
 
     def done(self, *, rows: int, duration_ms: float) -> None:
         """Audit the statement as run."""
