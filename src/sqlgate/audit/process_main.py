@@ -41,9 +41,12 @@ MAX_NAP_MS = 2  # at most; audit.commit_delay_ms 0 means no nap
 class Child:
     """The child's side of the pipe: messages in, the log's answers out."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.WriteTransport) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.WriteTransport, pipe: asyncio.ReadTransport | None = None
+    ) -> None:
         self.reader = reader
         self.writer = writer
+        self.pipe = pipe  # stdin's transport: not read while the child naps, so writes into it wake nobody
 
     def send(self, *message: Any) -> None:
         """One message to the gateway."""
@@ -104,7 +107,16 @@ class Child:
                     return
                 self._handle(audit, message)
             if nap and len(chunk) < SMALL_READ:
-                await asyncio.sleep(nap)
+                await self._nap(nap)
+
+    async def _nap(self, seconds: float) -> None:
+        if self.pipe is not None:
+            self.pipe.pause_reading()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            if self.pipe is not None:
+                self.pipe.resume_reading()
 
     def _handle(self, audit: AuditLog, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -141,10 +153,10 @@ async def main() -> int:
     """Connect stdin and stdout to the loop and serve."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**31)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    pipe, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     writer, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
     try:
-        return await Child(reader, writer).run()
+        return await Child(reader, writer, pipe).run()
     finally:
         for _ in range(100):  # let the last answers reach the gateway
             if not writer.get_write_buffer_size():
