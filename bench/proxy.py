@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlgate.embedded import BIN, EmbeddedPostgres
+from sqlgate.pgwire import framing
 
 PGBENCH = shutil.which("pgbench") or str(BIN / "pgbench")
 INLINE = "sqlgate inline"  # the same gateway with `audit.writer: inline`
@@ -419,7 +420,16 @@ RATIOS = (  # (numerator, denominator) shown side by side when both ran
 )
 
 
+def hot_path_build() -> str:
+    """Whether the gateways (this Python, this install) run the hot path compiled (hatch_build.py) or pure."""
+    module = Path(str(framing.__file__)).name
+    if module.endswith(".py"):
+        return f"pure Python ({module}: SQLGATE_NO_EXTENSIONS=1 or no Cython/C compiler at install)"
+    return f"compiled with Cython ({module})"
+
+
 def report(results, cases, names) -> None:  # noqa: ANN001
+    print(f"gateway hot path: {hot_path_build()}")
     print(f"{'case':24s}" + "".join(f"{n:>24s}" for n in names))
     for clients, mode, connect_each in cases:
         label = f"{clients} client(s) {mode}{' -C' if connect_each else ''}"
