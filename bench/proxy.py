@@ -83,6 +83,12 @@ def machine_busy_seconds() -> float:
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds spent so far by ``pid`` alone (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def process_tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds spent so far by ``pid`` and its live descendants (all threads), from /proc."""
     parents: dict[int, int] = {}
@@ -105,11 +111,12 @@ def process_tree_cpu_seconds(pid: int) -> float:
 
 def pgbench(
     target: Target, clients: int, seconds: int, mode: str, connect_each: bool
-) -> tuple[float, float, float, float]:
+) -> tuple[float, float, float, float, float]:
     """One pgbench run: TPS, latency and CPU per transaction.
 
     Returns (TPS, average latency in ms, machine CPU µs per transaction — pgbench, server and
-    proxy together — and the proxy's own CPU µs per transaction, NaN without a proxy).
+    proxy together — the proxy's own CPU µs per transaction, NaN without a proxy, and the part
+    of it its first process spent: for sqlgate, the gateway without its audit writer process).
     """
     argv = [
         PGBENCH,
@@ -136,15 +143,17 @@ def pgbench(
     env = {**os.environ, "PGPASSWORD": target.password, "PGSSLMODE": "disable"}
     busy = machine_busy_seconds()
     proxy = process_tree_cpu_seconds(target.pid) if target.pid else float("nan")
+    main = process_cpu_seconds(target.pid) if target.pid else float("nan")
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     busy = machine_busy_seconds() - busy
     proxy = process_tree_cpu_seconds(target.pid) - proxy if target.pid else float("nan")
+    main = process_cpu_seconds(target.pid) - main if target.pid else float("nan")
     if out.returncode != 0:
         raise RuntimeError(f"pgbench against {target.name} failed: {out.stderr.strip()[-500:]}")
     tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
     latency = float(re.search(r"latency average = ([\d.]+) ms", out.stdout).group(1))  # type: ignore[union-attr]
     transactions = max(1.0, tps * seconds)
-    return tps, latency, busy / transactions * 1e6, proxy / transactions * 1e6
+    return tps, latency, busy / transactions * 1e6, proxy / transactions * 1e6, main / transactions * 1e6
 
 
 @contextlib.contextmanager
@@ -396,7 +405,7 @@ def main() -> None:
                 (8, "prepared", False),
                 (8, "simple", True),
             ]
-            results: dict[tuple[int, str, bool, str], list[tuple[float, float, float, float]]] = {}
+            results: dict[tuple[int, str, bool, str], list[tuple[float, float, float, float, float]]] = {}
             for round_no in range(args.rounds):
                 for clients, mode, connect_each in cases:
                     for target in targets if round_no % 2 == 0 else reversed(targets):
@@ -438,6 +447,7 @@ def report(results, cases, names) -> None:  # noqa: ANN001
         lat = {n: statistics.median(r[1] for r in runs[n]) for n in names}
         cpu = {n: statistics.median(r[2] for r in runs[n]) for n in names}
         own = {n: statistics.median(r[3] for r in runs[n]) for n in names}
+        main = {n: statistics.median(r[4] for r in runs[n]) for n in names}
         print(f"{label:24s}" + "".join(f"{tps[n]:>14.0f} tps {lat[n]:>5.2f}ms" for n in names))
         ratios = [f"{a}/{b} {tps[a] / tps[b]:.2f}x" for a, b in RATIOS if a in tps and b in tps]
         print(f"{'':24s}TPS: " + ", ".join(ratios))
@@ -458,6 +468,9 @@ def report(results, cases, names) -> None:  # noqa: ANN001
                 gates = [n for n in ("sqlgate", INLINE, WORKERS2) if n in own]
                 versus = ", ".join(f"{n} {own[n] / own['bare relay']:.2f}x" for n in gates)
                 print(f"{'':24s}the gateway's own CPU / the bare relay's: {versus} (target <= 2x)")
+            gates = [n for n in ("sqlgate", INLINE) if n in own]
+            split = ", ".join(f"{n} {main[n]:.0f} + {own[n] - main[n]:.0f}" for n in gates)
+            print(f"{'':24s}of which (µs) the gateway process + its audit writer process: {split}")
             if not connect_each and "pgbouncer" in own:
                 print(f"{'':24s}{budget_line(own['pgbouncer'], cpu['pgbouncer'], own['sqlgate'])}")
 
