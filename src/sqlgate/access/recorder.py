@@ -48,6 +48,8 @@ class SessionRecorder:
         self._session: LiveSession | None = None
         self._principal: Record | None = None
         self._context: int | None = None
+        self._waiting = 0  # statements waiting for room in the audit queue
+        self._ended = False
 
     def started(self, session: LiveSession) -> None:
         """The session is logged in: its statements are recorded in its context from now on."""
@@ -56,8 +58,9 @@ class SessionRecorder:
         self._context = self.audit.open_context(self._fields())
 
     def ended(self) -> None:
-        """The session is over: its context closes (after the rows already handed over)."""
-        if self._context is not None:
+        """The session is over: its context closes after its rows are handed over (some may wait for room)."""
+        self._ended = True
+        if self._context is not None and not self._waiting:
             self.audit.close_context(self._context)
             self._context = None
 
@@ -106,6 +109,7 @@ class SessionRecorder:
             self._hand_over(row)
         except AuditQueueFull:
             self._pause_reading()
+            self._waiting += 1
             self._spawn(self._submit(row))
 
     def _hand_over(self, row: StatementRow) -> None:
@@ -116,10 +120,15 @@ class SessionRecorder:
 
     async def _submit(self, row: StatementRow) -> None:
         """Wait for room in the queue, hand the row over, read from the client again."""
-        if self._context is not None:
-            await self.audit.submit_statement(row)
-        else:
-            await self.audit.submit(expand(self._fields(), row))
+        try:
+            if self._context is not None:
+                await self.audit.submit_statement(row)
+            else:
+                await self.audit.submit(expand(self._fields(), row))
+        finally:
+            self._waiting -= 1
+            if self._ended and not self._waiting:
+                self.ended()
         self._resume_reading()
 
     def _fields(self) -> Record:
