@@ -85,11 +85,11 @@ def statement_data(  # noqa: PLR0913 - one statement record's fields, named
     }
     if tags is not None:
         data["tags"] = tags
-    outcome, reason = RESULT_OUTCOMES.get(result, "info"), error
-    if would_deny is not None and result != "refused":
-        outcome, reason = "would_deny", would_deny
-        data["error"] = error
-    return outcome, reason, data
+    outcome = statement_outcome(result, would_deny)
+    if outcome != "would_deny":
+        return outcome, error, data
+    data["error"] = error
+    return outcome, would_deny, data
 
 
 def statement_row(  # noqa: PLR0913 - the row's fields, named
