@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -183,3 +187,36 @@ def records(gateway: RunningGateway, kind: str, *, grep: str | None = None) -> l
     gateway.call(services.audit.flush())
     page = gateway.call(search(services.store, type=kind, grep=grep, limit=1000))
     return list(reversed(page.records))
+
+
+def sqlgate_connect_mysql(gateway: MysqlGateway, token: str, database: str, *args: str) -> list[str]:
+    """What mysql prints for `SELECT email FROM customers ORDER BY id` run by `sqlgate connect DATABASE ARGS`."""
+    if shutil.which("mysql") is None and shutil.which("mariadb") is None:
+        pytest.skip("needs the mysql CLI (Debian's mariadb-client)")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sqlgate",
+            "connect",
+            database,
+            *args,
+            "-c",
+            str(gateway.workdir / "sqlgate.yaml"),
+            "--port",
+            str(gateway.mysql_port),
+            "--",
+            "-N",
+            "-B",
+            "-e",
+            "SELECT email FROM customers ORDER BY id",
+        ],
+        env={**os.environ, "SQLGATE_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert token not in result.stdout + result.stderr
+    return [line for line in result.stdout.splitlines() if not line.startswith("WARNING:")]

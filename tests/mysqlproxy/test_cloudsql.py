@@ -17,11 +17,7 @@ the impersonated service account of the granted privilege level).
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -43,7 +39,7 @@ from tests.broker.cloudsql_standin import (
     service_account_file,
     token_with_email,
 )
-from tests.mysqlproxy.conftest import MysqlGateway, mariadb_or_skip, records, root_sql
+from tests.mysqlproxy.conftest import MysqlGateway, mariadb_or_skip, records, root_sql, sqlgate_connect_mysql
 
 TAG = secrets.token_hex(3)
 GATEWAY_TOKEN = f"ya29.gateway-{TAG}"
@@ -219,36 +215,8 @@ def test_pymysql_reaches_cloud_sql_for_mysql_through_the_gateway(cloud_gateway):
 
 def test_sqlgate_connect_with_client_mysql_reaches_a_cloud_sql_for_mysql_database(cloud_gateway):
     """`sqlgate connect cloud --client mysql`: the engine is the instance's, so the user names the client."""
-    if shutil.which("mysql") is None and shutil.which("mariadb") is None:
-        pytest.skip("needs the mysql CLI (Debian's mariadb-client)")
     token = token_with_email(cloud_gateway.settings, "alice", ALICE, ("analysts",))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sqlgate",
-            "connect",
-            "cloud",
-            "--client",
-            "mysql",
-            "-c",
-            str(cloud_gateway.workdir / "sqlgate.yaml"),
-            "--port",
-            str(cloud_gateway.mysql_port),
-            "--",
-            "-N",
-            "-B",
-            "-e",
-            "SELECT email FROM customers ORDER BY id",
-        ],
-        env={**os.environ, "SQLGATE_TOKEN": token},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stdout.splitlines() if not line.startswith("WARNING:")]
+    lines = sqlgate_connect_mysql(cloud_gateway, token, "cloud", "--client", "mysql")
     assert lines == ["a***@example.com", "b***@example.org"]
 
 
